@@ -1,0 +1,195 @@
+"""Compositor: one thread per active wall, on a clock at the wall's fps.
+
+Each tick copies the cells whose tile changed into a YUV420 canvas, draws a card for
+cells whose camera is down, encodes the canvas once, and hands the bytes to `deliver`.
+A dead camera never delays the wall: cells only ever read the latest tile, never wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ingest.cards import TINT_NEUTRAL, TINT_OFFLINE, TINT_STALLED, draw_card, since_text
+from ingest.encoders import EncodedFrame, JpegEncoder
+from ingest.layout import CellSpec, Rect, cell_rect
+from ingest.overlay import TextRenderer
+from ingest.stats import CameraState, RateMeter
+from ingest.tiles import Tile, TileStore, i420_planes, new_i420
+from ingest.worker import CameraWorker, TileRequest
+
+logger = logging.getLogger(__name__)
+
+KEEPALIVE_INTERVAL = 1.0  # seconds: the longest a wall goes without sending a frame
+
+
+@dataclass(frozen=True)
+class WallSpec:
+    id: str
+    name: str
+    width: int
+    height: int
+    fps: float
+    columns: int
+    rows: int
+    cells: tuple[CellSpec, ...]
+
+
+@dataclass
+class _Cell:
+    spec: CellSpec
+    rect: Rect
+    worker: CameraWorker | None
+    request: TileRequest | None = None
+    shown: object = None  # the tile or card key currently on the canvas
+
+
+def blit(canvas: np.ndarray, canvas_size: tuple[int, int], image: np.ndarray, rect: Rect) -> None:
+    """Copy an I420 image of rect's size into the canvas at rect (all edges even)."""
+    cy, cu, cv = i420_planes(canvas, *canvas_size)
+    iy, iu, iv = i420_planes(image, rect.width, rect.height)
+    cy[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width] = iy
+    half = (slice(rect.y // 2, (rect.y + rect.height) // 2), slice(rect.x // 2, (rect.x + rect.width) // 2))
+    cu[half] = iu
+    cv[half] = iv
+
+
+class Compositor:
+    """Composes and encodes one wall while started. `deliver` is called from its thread."""
+
+    def __init__(self, spec: WallSpec, workers: Mapping[str, CameraWorker], store: TileStore,
+                 deliver: Callable[[EncodedFrame], None], quality: int = 80) -> None:
+        self.spec = spec
+        self._workers = workers
+        self._store = store
+        self._deliver = deliver
+        self._encoder = JpegEncoder(quality)
+        self._text = TextRenderer()
+        self._cards: dict[tuple, np.ndarray] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.frames = 0
+        self.late_ticks = 0
+        self.output_rate = RateMeter()
+        self.compose_seconds = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        with self._lock:
+            if self.running:
+                return
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(self._stop,),
+                                            name=f"wall-{self.spec.id}", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop and join (blocking: from an executor or a thread, not the event loop)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        if thread is not None:
+            thread.join(timeout)
+
+    def _attach(self) -> list[_Cell]:
+        cells = []
+        for spec in self.spec.cells:
+            rect = cell_rect(spec, self.spec.columns, self.spec.rows, self.spec.width, self.spec.height)
+            worker = self._workers.get(spec.camera_id) if spec.camera_id else None
+            cell = _Cell(spec, rect, worker)
+            if worker is not None:
+                cell.request = worker.attach((rect.width, rect.height), self.spec.fps)
+            cells.append(cell)
+        return cells
+
+    def _run(self, stop: threading.Event) -> None:
+        width, height = self.spec.width, self.spec.height
+        canvas = new_i420(width, height)
+        cells = self._attach()
+        period = 1.0 / self.spec.fps
+        next_tick = time.monotonic()
+        last_sent = 0.0
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                changed = [self._update_cell(canvas, cell) for cell in cells]
+                # Nothing new (every camera down, or a camera slower than the wall): no
+                # encode, but at least one frame a second so viewers know the wall is alive.
+                if any(changed) or started - last_sent >= KEEPALIVE_INTERVAL:
+                    data = self._encoder.encode(canvas, width, height)
+                    self.frames += 1
+                    self._deliver(EncodedFrame(data, self.frames, time.time()))
+                    last_sent = started
+                    self.output_rate.add(started)
+                done = time.monotonic()
+                self.compose_seconds += done - started
+                next_tick += period
+                if next_tick < done:  # we are late: skip ticks rather than burst
+                    self.late_ticks += 1
+                    next_tick = done
+                stop.wait(next_tick - done)
+        except Exception:  # noqa: BLE001 - log, and let the owner see `running` is False
+            logger.exception("wall %s: compositor failed", self.spec.id)
+        finally:
+            for cell in cells:
+                if cell.worker is not None and cell.request is not None:
+                    cell.worker.detach(cell.request)
+
+    def _update_cell(self, canvas: np.ndarray, cell: _Cell) -> bool:
+        """Bring one cell up to date; True if its pixels changed."""
+        size = (self.spec.width, self.spec.height)
+        if cell.worker is None:
+            key = ("empty",) if cell.spec.camera_id is None else ("unknown", cell.spec.camera_id)
+            if cell.shown != key:
+                blit(canvas, size, self._card(cell, key), cell.rect)
+                cell.shown = key
+                return True
+            return False
+        status = cell.worker.status()
+        tile: Tile | None = None
+        if status.state == CameraState.LIVE:
+            tile = self._store.latest(cell.spec.camera_id, (cell.rect.width, cell.rect.height))
+        if tile is not None:
+            if cell.shown is not tile:
+                blit(canvas, size, tile.i420, cell.rect)
+                cell.shown = tile
+                return True
+            return False
+        key = (status.state.value, round(status.since), status.reason)
+        if cell.shown != key:
+            blit(canvas, size, self._card(cell, key), cell.rect)
+            cell.shown = key
+            return True
+        return False
+
+    def _card(self, cell: _Cell, key: tuple) -> np.ndarray:
+        cached = self._cards.get((key, cell.rect))
+        if cached is not None:
+            return cached
+        width, height = cell.rect.width, cell.rect.height
+        kind = key[0]
+        if kind == "empty":
+            card = draw_card(width, height, "", (), self._text)
+        elif kind == "unknown":
+            card = draw_card(width, height, "NO CAMERA", (str(key[1]),), self._text)
+        else:
+            camera = cell.worker.camera
+            title = {"stalled": "STALLED", "connecting": "CONNECTING", "live": "CONNECTING"}.get(kind, "NO SIGNAL")
+            tint = {"stalled": TINT_STALLED, "offline": TINT_OFFLINE}.get(kind, TINT_NEUTRAL)
+            lines = (f"{camera.name} - {camera.commune_name}", since_text(key[1]))
+            if key[2] and kind != "live":
+                lines += (str(key[2])[:60],)
+            card = draw_card(width, height, title, lines, self._text, tint)
+        if len(self._cards) > 64:
+            self._cards.clear()
+        self._cards[(key, cell.rect)] = card
+        return card

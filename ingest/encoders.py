@@ -1,0 +1,32 @@
+"""Encoders: a composed YUV420 canvas in, bytes out. JPEG straight from the planes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import simplejpeg
+
+from ingest.tiles import i420_planes
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    data: bytes
+    seq: int
+    wall_time: float  # when the canvas was composed (time.time())
+    keyframe: bool = True
+    content_type: str = "image/jpeg"
+
+
+class JpegEncoder:
+    """libjpeg-turbo (simplejpeg) from YUV420 planes: no colour conversion, no BGR copy."""
+
+    content_type = "image/jpeg"
+
+    def __init__(self, quality: int = 80) -> None:
+        self.quality = quality
+
+    def encode(self, canvas: np.ndarray, width: int, height: int) -> bytes:
+        y, u, v = i420_planes(canvas, width, height)
+        return simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=self.quality, fastdct=True)

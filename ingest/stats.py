@@ -1,0 +1,142 @@
+"""Per-camera health: state, reason, rates. Written by the worker, read by the API."""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+
+class CameraState(str, enum.Enum):
+    CONNECTING = "connecting"  # first connection not yet made
+    LIVE = "live"
+    STALLED = "stalled"        # connected, but no frame for stale_after seconds
+    OFFLINE = "offline"        # connection failed or ended; reconnecting with back-off
+
+
+class RateMeter:
+    """Events and bytes per second over a sliding window."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self._window = window
+        self._events: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, amount: int = 1) -> None:
+        self._events.append((now, amount))
+        self._trim(now)
+
+    def _trim(self, now: float) -> None:
+        while self._events and self._events[0][0] < now - self._window:
+            self._events.popleft()
+
+    def rates(self, now: float) -> tuple[float, float]:
+        """(events per second, amount per second)."""
+        self._trim(now)
+        if not self._events:
+            return 0.0, 0.0
+        span = max(now - self._events[0][0], 1.0)
+        return len(self._events) / span, sum(amount for _, amount in self._events) / span
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    """A consistent snapshot of a camera's health, safe to serialise (no secrets)."""
+
+    state: CameraState
+    reason: str | None
+    since: float  # wall time the state began
+    codec: str | None
+    width: int | None
+    height: int | None
+    input_fps: float
+    bitrate_bps: float
+    frame_age: float | None  # seconds since the last decoded frame
+    last_frame_wall: float | None
+    reconnects_last_hour: int
+    last_error: str | None
+    frames_total: int
+    full_decode: bool
+
+
+class CameraHealth:
+    """Mutable health record of one camera, guarded by a lock."""
+
+    def __init__(self, stale_after: float) -> None:
+        self._lock = threading.Lock()
+        self.stale_after = stale_after
+        self._state = CameraState.CONNECTING
+        self._reason: str | None = "starting"
+        self._since = time.time()
+        self._codec: str | None = None
+        self._size: tuple[int, int] | None = None
+        self._packets = RateMeter()
+        self._last_frame_mono: float | None = None
+        self._last_frame_wall: float | None = None
+        self._reconnects: deque[float] = deque()
+        self._last_error: str | None = None
+        self._frames_total = 0
+        self._full_decode = False
+
+    def set_state(self, state: CameraState, reason: str | None = None) -> None:
+        with self._lock:
+            if state != self._state:
+                self._since = time.time()
+            self._state = state
+            self._reason = reason
+            if state in (CameraState.OFFLINE, CameraState.STALLED) and reason:
+                self._last_error = reason
+
+    def connected(self, codec: str) -> None:
+        with self._lock:
+            self._codec = codec
+
+    def packet(self, now: float, size: int) -> None:
+        with self._lock:
+            self._packets.add(now, size)
+
+    def frame(self, now: float, wall: float, width: int, height: int, full_decode: bool) -> None:
+        with self._lock:
+            self._last_frame_mono = now
+            self._last_frame_wall = wall
+            self._size = (width, height)
+            self._frames_total += 1
+            self._full_decode = full_decode
+            if self._state != CameraState.LIVE:
+                self._since = wall
+                self._state = CameraState.LIVE
+                self._reason = None
+
+    def reconnected(self, now: float) -> None:
+        with self._lock:
+            self._reconnects.append(now)
+
+    def frame_age(self, now: float) -> float | None:
+        with self._lock:
+            return None if self._last_frame_mono is None else now - self._last_frame_mono
+
+    def status(self) -> CameraStatus:
+        now, wall = time.monotonic(), time.time()
+        with self._lock:
+            while self._reconnects and self._reconnects[0] < now - 3600:
+                self._reconnects.popleft()
+            age = None if self._last_frame_mono is None else now - self._last_frame_mono
+            state, reason, since = self._state, self._reason, self._since
+            # The watchdog, as seen by readers: a live camera silent too long is stalled,
+            # even while its worker is still blocked in a read that has not timed out yet.
+            if state == CameraState.LIVE and age is not None and age > self.stale_after:
+                state, reason = CameraState.STALLED, f"no frame for {age:.0f} s"
+                since = wall - age + self.stale_after
+            packets_per_second, bytes_per_second = self._packets.rates(now)
+            return CameraStatus(
+                state=state, reason=reason, since=since, codec=self._codec,
+                width=self._size[0] if self._size else None,
+                height=self._size[1] if self._size else None,
+                input_fps=round(packets_per_second, 2),
+                bitrate_bps=round(bytes_per_second * 8),
+                frame_age=None if age is None else round(age, 3),
+                last_frame_wall=self._last_frame_wall,
+                reconnects_last_hour=len(self._reconnects), last_error=self._last_error,
+                frames_total=self._frames_total, full_decode=self._full_decode,
+            )

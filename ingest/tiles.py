@@ -1,0 +1,81 @@
+"""Tiles (normalised YUV420 images) and the TileStore: the latest tile per camera and size.
+
+The TileStore is the seam between ingest and composition (DESIGN.md): one slot per
+(camera, tile size), holding the newest tile and a sequence number. No queues: a reader
+always gets the latest image, a slow reader simply skips the ones it missed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+Size = tuple[int, int]  # (width, height), both even
+
+BLACK_Y = 0  # tiles are full-range YUV (JFIF), what JPEG encoders expect
+NEUTRAL_CHROMA = 128
+
+
+def new_i420(width: int, height: int, luma: int = BLACK_Y) -> np.ndarray:
+    """A YUV420 planar buffer in OpenCV's I420 layout: shape (height * 3 / 2, width)."""
+    buffer = np.empty((height * 3 // 2, width), dtype=np.uint8)
+    buffer[:height] = luma
+    buffer[height:] = NEUTRAL_CHROMA
+    return buffer
+
+
+def i420_planes(buffer: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y, U and V planes of an I420 buffer (U and V each (h/2, w/2))."""
+    quarter = (height // 2) * (width // 2)
+    chroma = buffer[height:].reshape(-1)
+    y = buffer[:height]
+    u = chroma[:quarter].reshape(height // 2, width // 2)
+    v = chroma[quarter : 2 * quarter].reshape(height // 2, width // 2)
+    return y, u, v
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One normalised image. Immutable once published: readers never see it change."""
+
+    camera_id: str
+    size: Size
+    i420: np.ndarray
+    seq: int
+    captured_at: float  # time.monotonic() when the source frame was decoded
+    captured_wall: float = field(default=0.0)  # time.time() at the same instant
+
+    @property
+    def width(self) -> int:
+        return self.size[0]
+
+    @property
+    def height(self) -> int:
+        return self.size[1]
+
+    def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return i420_planes(self.i420, self.width, self.height)
+
+
+class TileStore:
+    """Latest tile per (camera id, size). Written by workers, read by compositors."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tiles: dict[tuple[str, Size], Tile] = {}
+
+    def publish(self, tile: Tile) -> None:
+        with self._lock:
+            self._tiles[(tile.camera_id, tile.size)] = tile
+
+    def latest(self, camera_id: str, size: Size) -> Tile | None:
+        with self._lock:
+            return self._tiles.get((camera_id, size))
+
+    def forget(self, camera_id: str) -> None:
+        """Drop every tile of a camera (it was removed or reconfigured)."""
+        with self._lock:
+            for key in [key for key in self._tiles if key[0] == camera_id]:
+                del self._tiles[key]

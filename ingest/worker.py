@@ -1,0 +1,217 @@
+"""One thread per camera: connect, read, decode, normalise, publish; reconnect forever.
+
+The thread runs a plain synchronous loop and knows nothing of asyncio (STYLE.md, after
+Home Assistant's stream worker). It talks to the rest of Vigie through the TileStore
+(tiles out), `CameraHealth` (status out) and `attach`/`detach` (demand in).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import av
+
+from ingest.backoff import STABLE_RESET_AFTER, backoff_delay
+from ingest.layout import letterbox
+from ingest.normalise import Label, Normaliser, Polygon
+from ingest.overlay import TextRenderer
+from ingest.redact import Redactor
+from ingest.sources import Packet, SourceError, SourceSpec, open_source
+from ingest.stats import CameraHealth, CameraState, CameraStatus
+from ingest.tiles import Size, Tile, TileStore
+
+logger = logging.getLogger(__name__)
+
+STILL_BOX: Size = (960, 540)     # stills are kept at most this big (memory per camera)
+STILL_INTERVAL = 1.0             # seconds between stills while decoding in full
+
+
+@dataclass(frozen=True)
+class CameraInfo:
+    id: str
+    name: str
+    commune_id: str
+    commune_name: str
+    stale_after: float = 5.0
+    masks: tuple[Polygon, ...] = ()
+
+
+class StalledError(Exception):
+    pass
+
+
+class TileRequest:
+    """A consumer's wish for tiles of one size at one rate; handed back to `detach`."""
+
+    def __init__(self, normaliser: Normaliser) -> None:
+        self.normaliser = normaliser
+
+    @property
+    def size(self) -> Size:
+        return self.normaliser.size
+
+
+class CameraWorker:
+    def __init__(self, camera: CameraInfo, spec: SourceSpec, store: TileStore,
+                 redactor: Redactor) -> None:
+        self.camera = camera
+        self._spec = spec
+        self.store = store
+        self._redactor = redactor
+        self.health = CameraHealth(camera.stale_after)
+        self._label = Label(camera.name, camera.commune_name)
+        self._text = TextRenderer()
+        self._requests: tuple[TileRequest, ...] = ()
+        self._requests_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
+        self._still: Tile | None = None
+        self._still_normaliser: Normaliser | None = None
+        self._last_still = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread (call from an executor, never on the event loop)."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def status(self) -> CameraStatus:
+        return self.health.status()
+
+    @property
+    def still(self) -> Tile | None:
+        """The latest full-frame still (no overlay), refreshed even when nobody watches."""
+        return self._still
+
+    # -- demand ------------------------------------------------------------------------------
+    def attach(self, size: Size, fps: float, overlay: bool = True) -> TileRequest:
+        """Ask for tiles of `size` at `fps`; until a fresh frame, a tile made from the still."""
+        normaliser = Normaliser(self.camera.id, size, fps, self._label, self.camera.masks,
+                                overlay=overlay, text=TextRenderer())
+        still = self._still
+        if still is not None:
+            frame = av.VideoFrame.from_ndarray(still.i420, format="yuvj420p")
+            tile = normaliser.normalise(frame, still.captured_at, still.captured_wall)
+            self.store.publish(tile)
+        request = TileRequest(normaliser)
+        # Ownership of the normaliser passes to the worker thread from here on.
+        with self._requests_lock:
+            self._requests = (*self._requests, request)
+        return request
+
+    def detach(self, request: TileRequest) -> None:
+        with self._requests_lock:
+            self._requests = tuple(r for r in self._requests if r is not request)
+
+    def _full_decode_wanted(self) -> bool:
+        return bool(self._requests)
+
+    # -- the thread --------------------------------------------------------------------------
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            live_since: float | None = None
+            try:
+                source = open_source(self._spec)
+            except SourceError as error:
+                reason = self._redactor.redact(error.reason)
+            except Exception as error:  # noqa: BLE001 - a bad camera never kills its thread
+                reason = self._redactor.redact(f"{type(error).__name__}: {error}")
+                logger.exception("camera %s: unexpected error while opening", self.camera.id)
+            else:
+                self.health.connected(source.codec)
+                logger.info("camera %s: connected (%s)", self.camera.id, source.codec)
+                try:
+                    live_since = self._read(source)
+                    reason = "stream ended"
+                except (SourceError, StalledError) as error:
+                    reason = self._redactor.redact(str(error))
+                except Exception as error:  # noqa: BLE001
+                    reason = self._redactor.redact(f"{type(error).__name__}: {error}")
+                    logger.exception("camera %s: unexpected error while reading", self.camera.id)
+                finally:
+                    try:
+                        source.close()
+                    except Exception:  # noqa: BLE001 - closing a broken stream may fail too
+                        pass
+            if self._stop.is_set():
+                break
+            if live_since is not None and time.monotonic() - live_since >= STABLE_RESET_AFTER:
+                failures = 0
+            failures += 1
+            delay = backoff_delay(failures)
+            stalled = self.health.status().state == CameraState.STALLED
+            self.health.set_state(CameraState.STALLED if stalled else CameraState.OFFLINE, reason)
+            logger.warning("camera %s: %s; reconnecting in %.0f s", self.camera.id, reason, delay)
+            self.health.reconnected(time.monotonic())
+            self._stop.wait(delay)
+        logger.info("camera %s: worker stopped", self.camera.id)
+
+    def _read(self, source) -> float | None:
+        """Read until the stream ends; returns when frames first arrived (monotonic)."""
+        opened = time.monotonic()
+        live_since: float | None = None
+        last_frame = opened
+        stale_after = self.camera.stale_after
+        for packet in source.packets(self._full_decode_wanted):
+            now = time.monotonic()
+            if self._stop.is_set():
+                break
+            self.health.packet(now, packet.size)
+            if packet.frame is None:
+                if now - last_frame > stale_after:
+                    # Packets but no pictures (garbage, or an idle decoder gone astray).
+                    raise StalledError(f"no decodable frame for {now - last_frame:.0f} s")
+                continue
+            last_frame = now
+            if live_since is None:
+                live_since = now
+            self._on_frame(packet, now, source.sample_aspect())
+        return live_since
+
+    def _on_frame(self, packet: Packet, now: float, sample_aspect: float) -> None:
+        frame = packet.frame
+        wall = time.time()
+        requests = self._requests
+        self.health.frame(now, wall, frame.width, frame.height, bool(requests))
+        for request in requests:
+            if request.normaliser.gate.admit(now):
+                self.store.publish(request.normaliser.normalise(frame, now, wall, sample_aspect))
+        if not requests or now - self._last_still >= STILL_INTERVAL:
+            self._last_still = now
+            self._still = self._make_still(frame, now, wall, sample_aspect)
+
+    def _make_still(self, frame: av.VideoFrame, now: float, wall: float,
+                    sample_aspect: float) -> Tile:
+        """A still at square pixels: its tiles need no aspect correction afterwards."""
+        fit = letterbox(frame.width, frame.height, *STILL_BOX, sample_aspect=sample_aspect)
+        size = (min(fit.width, frame.width // 2 * 2 or 2), min(fit.height, frame.height // 2 * 2 or 2))
+        if self._still_normaliser is None or self._still_normaliser.size != size:
+            self._still_normaliser = Normaliser(self.camera.id, size, 0, self._label,
+                                                self.camera.masks, overlay=False, text=self._text)
+        return self._still_normaliser.normalise(frame, now, wall, sample_aspect)
+
+
+def stop_workers(workers: Sequence[CameraWorker], timeout: float = 5.0) -> list[str]:
+    """Stop and join workers (blocking: run in an executor). Returns ids still running."""
+    for worker in workers:
+        worker.request_stop()
+    deadline = time.monotonic() + timeout
+    stuck = []
+    for worker in workers:
+        if not worker.join(max(0.0, deadline - time.monotonic())):
+            stuck.append(worker.camera.id)
+    return stuck
+
+
+

@@ -1,0 +1,103 @@
+"""The `vigie` command: serve, demo, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from aiohttp import web
+
+from ingest.redact import Redactor, install_log_redaction
+from server.app import create_app
+from server.config import ConfigError, VigieConfig, load_config
+
+logger = logging.getLogger("vigie")
+
+SHUTDOWN_TIMEOUT = 3.0  # seconds aiohttp waits for handlers; streams are closed before that
+
+
+def _setup_logging(level: str, redactor: Redactor) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    install_log_redaction(redactor)
+
+
+def _serve(config: VigieConfig, redactor: Redactor, banner: list[str]) -> int:
+    app = create_app(config, redactor)
+    host, port = config.server.host, config.server.port
+
+    def announce(_: str) -> None:
+        for line in banner:
+            print(line, flush=True)
+
+    web.run_app(app, host=host, port=port, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                print=announce, access_log=None, handle_signals=True)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    redactor = Redactor()
+    _setup_logging(args.log_level, redactor)
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    host, port = config.server.host, config.server.port
+    return _serve(config, redactor, [f"Vigie serving {args.config} on http://{host}:{port}/"])
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from server.demo import DEMO_WALL_ID, demo_config
+
+    redactor = Redactor()
+    _setup_logging(args.log_level, redactor)
+    config = demo_config(args.host, args.port)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
+    base = f"http://{shown}:{args.port}"
+    return _serve(config, redactor, [
+        "Vigie demo: 9 synthetic cameras in 3 communes.",
+        f"  Live 3x3 wall (MJPEG, any browser): {base}/walls/{DEMO_WALL_ID}/mjpeg",
+        f"  Snapshot:                           {base}/walls/{DEMO_WALL_ID}/snapshot.jpg",
+        f"  Cameras and health:                 {base}/api/cameras  {base}/metrics",
+        "Press Ctrl+C to stop.",
+    ])
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as error:
+        print(str(error), file=sys.stderr)
+        return 2
+    print(f"{args.file}: OK ({len(config.communes)} communes, {len(config.cameras)} cameras, "
+          f"{len(config.walls)} walls)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vigie", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run against the cameras of a config file")
+    serve.add_argument("--config", required=True, help="path of vigie.yaml")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=cmd_serve)
+    demo = commands.add_parser("demo", help="run with 9 built-in synthetic cameras")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--log-level", default="info")
+    demo.set_defaults(func=cmd_demo)
+    check = commands.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""JSON errors: every refusal is `{"error": "..."}` with a 4xx status."""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+
+def json_error(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=json.dumps({"error": message}),
+                        content_type="application/json")
+
+
+@web.middleware
+async def json_errors_middleware(request: web.Request, handler):
+    """Turn aiohttp's HTML/plain error pages into JSON; never leak a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        message = error.reason if error.text is None or error.text.startswith(str(error.status)) else error.text
+        return json_error(error.status, message)

@@ -1,0 +1,140 @@
+"""Health for admins and orchestrators: /healthz, /readyz, /api/status, /api/cameras, /metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ingest.stats import CameraState, CameraStatus
+from ingest.worker import CameraWorker
+from server.keys import CONFIG, RUNTIME, STARTED_AT
+from server.runtime import Runtime
+
+routes = web.RouteTableDef()
+
+
+
+def camera_json(worker: CameraWorker) -> dict[str, Any]:
+    status = worker.status()
+    camera = worker.camera
+    return {
+        "id": camera.id,
+        "name": camera.name,
+        "commune": camera.commune_id,
+        "commune_name": camera.commune_name,
+        "state": status.state.value,
+        "reason": status.reason,
+        "since": status.since,
+        "codec": status.codec,
+        "width": status.width,
+        "height": status.height,
+        "input_fps": status.input_fps,
+        "bitrate_bps": status.bitrate_bps,
+        "frame_age": status.frame_age,
+        "reconnects_last_hour": status.reconnects_last_hour,
+        "last_error": status.last_error,
+        "decoding": "full" if status.full_decode else "keyframes",
+    }
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    runtime = request.app.get(RUNTIME)
+    if runtime is None or not runtime.started:
+        return web.json_response({"status": "starting"}, status=503)
+    return web.json_response({"status": "ready", "config": request.app[CONFIG].source_path})
+
+
+@routes.get("/api/status")
+async def api_status(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    states: dict[str, int] = {state.value: 0 for state in CameraState}
+    for worker in runtime.workers.values():
+        states[worker.status().state.value] += 1
+    walls = []
+    for wall_id, spec in runtime.walls.items():
+        stream = runtime.wall_stream(wall_id)
+        walls.append({
+            "id": wall_id, "name": spec.name, "size": f"{spec.width}x{spec.height}",
+            "fps": spec.fps, "composing": stream.compositor.running,
+            "viewers": stream.hub.viewer_count,
+            "fps_delivered": round(stream.hub.rate.rates(time.monotonic())[0], 2),
+            "dropped_frames": stream.hub.dropped_now(),
+        })
+    return web.json_response({
+        "ready": runtime.started,
+        "uptime_seconds": round(time.monotonic() - request.app[STARTED_AT], 1),
+        "cameras": {"total": len(runtime.workers), **states},
+        "walls": walls,
+    })
+
+
+@routes.get("/api/cameras")
+async def api_cameras(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    return web.json_response([camera_json(worker) for worker in runtime.workers.values()])
+
+
+@routes.get("/api/cameras/{camera_id}")
+async def api_camera(request: web.Request) -> web.Response:
+    worker = request.app[RUNTIME].workers.get(request.match_info["camera_id"])
+    if worker is None:
+        raise web.HTTPNotFound(text="unknown camera")
+    return web.json_response(camera_json(worker))
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_metrics(runtime: Runtime) -> str:
+    """Prometheus text exposition, per camera (camera, commune labels) and per wall."""
+    now = time.monotonic()
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(f"{name}{{{labels}}} {value:g}" for labels, value in samples)
+
+    cameras: list[tuple[str, CameraStatus]] = []
+    for worker in runtime.workers.values():
+        labels = f'camera="{_label(worker.camera.id)}",commune="{_label(worker.camera.commune_id)}"'
+        cameras.append((labels, worker.status()))
+    family("vigie_camera_up", "gauge", "1 if the camera is live.",
+           [(labels, float(status.state == CameraState.LIVE)) for labels, status in cameras])
+    family("vigie_camera_state", "gauge", "Camera state (one series per state, 1 for the current one).",
+           [(f'{labels},state="{state.value}"', float(status.state == state))
+            for labels, status in cameras for state in CameraState])
+    family("vigie_camera_input_fps", "gauge", "Frames per second received from the camera.",
+           [(labels, status.input_fps) for labels, status in cameras])
+    family("vigie_camera_bitrate_bits_per_second", "gauge", "Bitrate received from the camera.",
+           [(labels, status.bitrate_bps) for labels, status in cameras])
+    family("vigie_camera_frame_age_seconds", "gauge", "Seconds since the last decoded frame (-1: never).",
+           [(labels, -1.0 if status.frame_age is None else status.frame_age) for labels, status in cameras])
+    family("vigie_camera_reconnects_last_hour", "gauge", "Reconnections in the last hour.",
+           [(labels, float(status.reconnects_last_hour)) for labels, status in cameras])
+    walls = [(f'wall="{_label(wall_id)}"', runtime.wall_stream(wall_id)) for wall_id in runtime.walls]
+    family("vigie_wall_fps_delivered", "gauge", "Frames per second sent by the wall's encoder.",
+           [(labels, stream.hub.rate.rates(now)[0]) for labels, stream in walls])
+    family("vigie_wall_viewers", "gauge", "Viewers connected to the wall.",
+           [(labels, float(stream.hub.viewer_count)) for labels, stream in walls])
+    family("vigie_wall_dropped_frames_total", "counter", "Frames dropped for slow viewers.",
+           [(labels, float(stream.hub.dropped_now())) for labels, stream in walls])
+    family("vigie_wall_slow_viewers_disconnected_total", "counter", "Viewers disconnected for being too slow.",
+           [(labels, float(stream.hub.disconnected_slow)) for labels, stream in walls])
+    return "\n".join(lines) + "\n"
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(text=render_metrics(request.app[RUNTIME]),
+                        content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
