@@ -122,9 +122,11 @@ class Compositor:
             while not stop.is_set():
                 started = time.monotonic()
                 changed = [self._update_cell(canvas, cell) for cell in cells]
-                # Nothing new (every camera down, or a camera slower than the wall): no
-                # encode, but at least one frame a second so viewers know the wall is alive.
-                if any(changed) or started - last_sent >= KEEPALIVE_INTERVAL:
+                # A wall with live pictures goes out at its rate. One showing only cards
+                # that did not change is not encoded again, but sent at least once a second
+                # so viewers know it is alive.
+                showing_video = any(isinstance(cell.shown, Tile) for cell in cells)
+                if showing_video or any(changed) or started - last_sent >= KEEPALIVE_INTERVAL:
                     data = self._encoder.encode(canvas, width, height)
                     self.frames += 1
                     self._deliver(EncodedFrame(data, self.frames, time.time()))

@@ -43,7 +43,7 @@ def now_stamp_ms() -> int:
 
 
 def _crc8(payload: bytes) -> int:
-    crc = 0
+    crc = 0xFF  # non-zero start: an all-black or all-white band is not a valid stamp
     for byte in payload:
         crc ^= byte
         for _ in range(8):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 from aiohttp import web
 
@@ -15,6 +16,9 @@ logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 BOUNDARY = "vigieframe"
+# Kernel send buffer per streaming viewer: a couple of frames. A bigger one (Linux grows it
+# to megabytes) hides a slow viewer behind seconds of stale frames instead of dropping.
+STREAM_SNDBUF = 256 * 1024
 SNAPSHOT_TIMEOUT = 10.0
 
 
@@ -27,6 +31,9 @@ async def _mjpeg(request: web.Request, stream: LiveStream) -> web.StreamResponse
         "Pragma": "no-cache",
         "X-Accel-Buffering": "no",  # tell a reverse proxy not to buffer the stream
     })
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
     try:
         await response.prepare(request)
         while (frame := await viewer.next_frame()) is not None:

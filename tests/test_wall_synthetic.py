@@ -1,0 +1,77 @@
+"""A wall of synthetic cameras, end to end through a real server process (no RTSP)."""
+
+import time
+
+from ingest.layout import CellSpec
+from tests.mjpeg import MjpegReader, cell_stamp, get_json, read_for
+
+CONFIG = """
+server: {listen: "127.0.0.1:{port}"}
+communes:
+  - {id: nord, name: Nord}
+  - {id: sud, name: Sud}
+cameras:
+  - {id: c1, name: Un, commune: nord, url: "synthetic://c1?width=640&height=360&fps=15&tag=11"}
+  - {id: c2, name: Deux, commune: nord, url: "synthetic://c2?width=640&height=480&fps=15&tag=12"}
+  - {id: c3, name: Trois, commune: sud, url: "synthetic://c3?width=640&height=360&fps=15&tag=13"}
+  - {id: c4, name: Quatre, commune: sud, url: "synthetic://c4?width=360&height=640&fps=15&tag=14"}
+walls:
+  - {id: w, name: Mur, size: 1280x720, fps: 10, layout: 2x2, cameras: [c1, c2, c3, c4]}
+"""
+SOURCES = {11: (640, 360), 12: (640, 480), 13: (640, 360), 14: (360, 640)}
+
+
+def test_each_cell_shows_its_own_camera_at_the_wall_rate(vigie):
+    server = vigie(CONFIG)
+    frames = read_for(server.base_url + "/walls/w/mjpeg", 4.0)
+    steady = [f for f in frames if f.received_wall >= frames[0].received_wall + 1.0]
+    span = steady[-1].received_wall - steady[0].received_wall
+    assert (len(steady) - 1) / span >= 8.5, f"{len(steady)} frames in {span:.1f} s"
+    last = steady[-1].gray()
+    assert last.shape == (720, 1280)
+    for index, tag in enumerate((11, 12, 13, 14)):
+        row, column = divmod(index, 2)
+        stamp = cell_stamp(last, CellSpec(None, row, column), (2, 2), SOURCES[tag])
+        assert stamp is not None and stamp.tag == tag, f"cell {index}: {stamp}"
+        assert stamp.age_ms() < 2000
+
+
+def test_single_camera_stream_snapshot_and_status(vigie):
+    server = vigie(CONFIG)
+    frames = read_for(server.base_url + "/cameras/c2/mjpeg", 2.0)
+    assert len(frames) >= 5
+    gray = frames[-1].gray()
+    # a 4:3 camera is letterboxed, never stretched: its stamp reads back at its own aspect
+    stamp = cell_stamp(gray, CellSpec(None, 0, 0), (1, 1), SOURCES[12])
+    assert stamp is not None and stamp.tag == 12
+    cameras = {camera["id"]: camera for camera in get_json(server.base_url + "/api/cameras")}
+    assert set(cameras) == {"c1", "c2", "c3", "c4"}
+    assert cameras["c2"]["state"] == "live" and cameras["c2"]["width"] == 640
+    assert cameras["c2"]["height"] == 480
+
+
+def test_slow_viewer_does_not_slow_another(vigie):
+    server = vigie(CONFIG)
+    url = server.base_url + "/walls/w/mjpeg"
+    slow = MjpegReader(url, read_delay=1.0).start()  # takes one frame a second
+    fast = MjpegReader(url).start()
+    time.sleep(5.0)
+    fast.stop()
+    slow.stop()
+    steady = [f for f in fast.frames if f.received_wall >= fast.frames[0].received_wall + 1.0]
+    rate = (len(steady) - 1) / (steady[-1].received_wall - steady[0].received_wall)
+    assert rate >= 8.5, f"fast viewer got {rate:.1f} fps next to a slow one"
+    assert len(slow.frames) <= 7
+    status = get_json(server.base_url + "/api/status")
+    assert status["walls"][0]["dropped_frames"] > 0
+
+
+def test_sigterm_closes_viewers_and_exits_zero(vigie):
+    server = vigie(CONFIG)
+    reader = MjpegReader(server.base_url + "/walls/w/mjpeg").start()
+    time.sleep(1.5)
+    code, seconds = server.terminate()
+    reader.stop()
+    assert code == 0, server.log()
+    assert seconds < 10
+    assert len(reader.frames) > 0
