@@ -45,9 +45,22 @@ class Packet:
 class SourceError(Exception):
     """A source failed; `reason` is short, human-readable and free of secrets."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, definitive: bool = False, timed_out: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        # The camera answered and said no (refused, 401, 404): it is not merely hung.
+        self.definitive = definitive
+        self.timed_out = timed_out
+
+
+_DEFINITIVE = (ConnectionRefusedError, av.error.HTTPUnauthorizedError, av.error.HTTPNotFoundError,
+               av.error.HTTPForbiddenError)
+
+
+def source_error(error: Exception) -> SourceError:
+    """A SourceError for an exception from PyAV/FFmpeg, URL and password left out."""
+    return SourceError(describe_av_error(error), definitive=isinstance(error, _DEFINITIVE),
+                       timed_out=isinstance(error, (TimeoutError, av.error.ExitError)))
 
 
 class Source(Protocol):
@@ -117,7 +130,7 @@ class PyAVSource:
             self._container = av.open(target, options=options,
                                       timeout=(spec.open_timeout, spec.read_timeout))
         except Exception as error:  # noqa: BLE001 - every failure becomes a redacted reason
-            raise SourceError(describe_av_error(error)) from None
+            raise source_error(error) from None
         if not self._container.streams.video:
             self._container.close()
             raise SourceError("no video track")
@@ -144,7 +157,7 @@ class PyAVSource:
             except av.error.EOFError:
                 pass
             except Exception as error:  # noqa: BLE001
-                raise SourceError(describe_av_error(error)) from None
+                raise source_error(error) from None
             if not self._is_file:
                 return  # a live stream ended: the worker treats it as a disconnect
             # A file loops forever, like a camera that never stops.
@@ -159,7 +172,7 @@ class PyAVSource:
         if not full:
             now = time.monotonic()
             self._resync = True
-            if not packet.is_keyframe or now - self._last_idle_decode < IDLE_STILL_INTERVAL:
+            if not packet.is_keyframe or now - self._last_idle_decode < IDLE_STILL_INTERVAL * 0.8:
                 return []
             self._last_idle_decode = now
         elif self._resync:

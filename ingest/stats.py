@@ -73,6 +73,7 @@ class CameraHealth:
         self._size: tuple[int, int] | None = None
         self._packets = RateMeter()
         self._last_frame_mono: float | None = None
+        self._last_packet_mono: float | None = None
         self._last_frame_wall: float | None = None
         self._reconnects: deque[float] = deque()
         self._last_error: str | None = None
@@ -95,6 +96,7 @@ class CameraHealth:
     def packet(self, now: float, size: int) -> None:
         with self._lock:
             self._packets.add(now, size)
+            self._last_packet_mono = now
 
     def frame(self, now: float, wall: float, width: int, height: int, full_decode: bool) -> None:
         with self._lock:
@@ -125,9 +127,11 @@ class CameraHealth:
             state, reason, since = self._state, self._reason, self._since
             # The watchdog, as seen by readers: a live camera silent too long is stalled,
             # even while its worker is still blocked in a read that has not timed out yet.
-            if state == CameraState.LIVE and age is not None and age > self.stale_after:
-                state, reason = CameraState.STALLED, f"no frame for {age:.0f} s"
-                since = wall - age + self.stale_after
+            # Silence is measured on packets: an unwatched camera decodes keyframes only.
+            silence = None if self._last_packet_mono is None else now - self._last_packet_mono
+            if state == CameraState.LIVE and silence is not None and silence > self.stale_after:
+                state, reason = CameraState.STALLED, f"no data for {silence:.0f} s"
+                since = wall - silence + self.stale_after
             packets_per_second, bytes_per_second = self._packets.rates(now)
             return CameraStatus(
                 state=state, reason=reason, since=since, codec=self._codec,

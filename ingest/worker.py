@@ -121,10 +121,11 @@ class CameraWorker:
         failures = 0
         while not self._stop.is_set():
             live_since: float | None = None
+            failure: SourceError | None = None
             try:
                 source = open_source(self._spec)
             except SourceError as error:
-                reason = self._redactor.redact(error.reason)
+                reason, failure = self._redactor.redact(error.reason), error
             except Exception as error:  # noqa: BLE001 - a bad camera never kills its thread
                 reason = self._redactor.redact(f"{type(error).__name__}: {error}")
                 logger.exception("camera %s: unexpected error while opening", self.camera.id)
@@ -134,8 +135,10 @@ class CameraWorker:
                 try:
                     live_since = self._read(source)
                     reason = "stream ended"
-                except (SourceError, StalledError) as error:
-                    reason = self._redactor.redact(str(error))
+                except SourceError as error:
+                    reason, failure = self._redactor.redact(error.reason), error
+                except StalledError as error:
+                    reason, failure = str(error), SourceError(str(error), timed_out=True)
                 except Exception as error:  # noqa: BLE001
                     reason = self._redactor.redact(f"{type(error).__name__}: {error}")
                     logger.exception("camera %s: unexpected error while reading", self.camera.id)
@@ -150,7 +153,12 @@ class CameraWorker:
                 failures = 0
             failures += 1
             delay = backoff_delay(failures)
-            stalled = self.health.status().state == CameraState.STALLED
+            # Silence from a camera that was live is a stall (hung camera, dead link); it
+            # stays one while reconnects fail, until the camera answers with a refusal.
+            previous = self.health.status().state
+            stalled = failure is not None and (
+                (previous == CameraState.LIVE and failure.timed_out)
+                or (previous == CameraState.STALLED and not failure.definitive))
             self.health.set_state(CameraState.STALLED if stalled else CameraState.OFFLINE, reason)
             logger.warning("camera %s: %s; reconnecting in %.0f s", self.camera.id, reason, delay)
             self.health.reconnected(time.monotonic())
@@ -161,16 +169,21 @@ class CameraWorker:
         """Read until the stream ends; returns when frames first arrived (monotonic)."""
         opened = time.monotonic()
         live_since: float | None = None
-        last_frame = opened
+        last_frame = last_packet = opened
         stale_after = self.camera.stale_after
         for packet in source.packets(self._full_decode_wanted):
             now = time.monotonic()
             if self._stop.is_set():
                 break
+            if now - last_packet > stale_after:
+                # Data after a long silence: readers already see a stall, and what a
+                # demuxer flushes after a timeout is often corrupt. Start afresh.
+                raise StalledError(f"no data for {now - last_packet:.0f} s")
+            last_packet = now
             self.health.packet(now, packet.size)
             if packet.frame is None:
-                if now - last_frame > stale_after:
-                    # Packets but no pictures (garbage, or an idle decoder gone astray).
+                if self._requests and now - last_frame > stale_after:
+                    # Packets but no pictures while decoding everything: garbage.
                     raise StalledError(f"no decodable frame for {now - last_frame:.0f} s")
                 continue
             last_frame = now

@@ -87,3 +87,29 @@ def vigie(tmp_path) -> Iterator:
     for server in started:
         if server.process.poll() is None:
             server.terminate()
+
+
+@pytest.fixture
+def simulators() -> Iterator:
+    """Factory fixture: `simulators(mounts)` starts a camera simulator; all stopped after.
+
+    A machine without GStreamer fails the test in CI (CI=true) and skips it elsewhere.
+    """
+    from tests.camsim import CameraSimulator, require_gstreamer
+
+    try:
+        require_gstreamer()
+    except RuntimeError as error:
+        if IN_CI:
+            pytest.fail(str(error))
+        pytest.skip(str(error))
+    started = []
+
+    def _start(mounts, port: int = 0):
+        simulator = CameraSimulator(mounts, port=port).start()
+        started.append(simulator)
+        return simulator
+
+    yield _start
+    for simulator in started:
+        simulator.stop()
