@@ -8,7 +8,8 @@ PORT   ?= 8080
 # ffmpeg (bench baseline) and docker-compose (validates docker-compose.yml offline).
 DEBIAN_PACKAGES := gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
-	gstreamer1.0-plugins-bad python3-gi python3-numpy ffmpeg docker-compose
+	gstreamer1.0-plugins-bad python3-gi python3-numpy ffmpeg docker-compose \
+	fonts-dejavu-core
 
 .PHONY: demo test bench install debian-deps clean
 

@@ -187,7 +187,7 @@ class Compositor:
             camera = cell.worker.camera
             title = {"stalled": "STALLED", "connecting": "CONNECTING", "live": "CONNECTING"}.get(kind, "NO SIGNAL")
             tint = {"stalled": TINT_STALLED, "offline": TINT_OFFLINE}.get(kind, TINT_NEUTRAL)
-            lines = (f"{camera.name} - {camera.commune_name}", since_text(key[1]))
+            lines = (f"{camera.name} – {camera.commune_name}", since_text(key[1]))
             if key[2] and kind != "live":
                 lines += (str(key[2])[:60],)
             card = draw_card(width, height, title, lines, self._text, tint)

@@ -16,7 +16,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, VideoReformatter
 
 from ingest.layout import Rect, letterbox
-from ingest.overlay import TextRenderer, text_scale_for
+from ingest.overlay import TextRenderer, text_size_for
 from ingest.tiles import BLACK_Y, NEUTRAL_CHROMA, Size, Tile, i420_planes, new_i420
 
 Polygon = Sequence[tuple[float, float]]  # points in normalised source coordinates (0..1)
@@ -60,6 +60,7 @@ class Normaliser:
         self._reformatter = VideoReformatter()
         self._seq = 0
         self._geometry: tuple[int, int, float, Rect] | None = None
+        self._label_fit: tuple[tuple[int, int], str] | None = None
 
     def _content_rect(self, frame: av.VideoFrame, sample_aspect: float) -> Rect:
         key = (frame.width, frame.height, sample_aspect)
@@ -109,17 +110,24 @@ class Normaliser:
 
     def _draw_overlay(self, luma: np.ndarray, wall_time: float) -> None:
         height, width = luma.shape
-        scale = text_scale_for(height)
+        pixels = text_size_for(height)
         margin = max(2, height // 60)
-        label = f"{self._label.camera_name} - {self._label.commune_name}"
         clock = time.strftime("%H:%M:%S", time.localtime(wall_time))
-        self._text.draw(luma, clock, width - margin, height - margin, scale, anchor="bottom-right")
-        clock_width = self._text.mask(clock, scale).width
-        # The label gets the room the clock leaves; long names are cut, never overlap the clock.
-        room = width - clock_width - 3 * margin
-        text = label
-        while text and self._text.mask(text, scale).width > room:
-            text = text[:-2]
-        if text:
-            self._text.draw(luma, text if text == label else text + ".", margin,
-                            height - margin, scale, anchor="bottom-left")
+        self._text.draw(luma, clock, width - margin, height - margin, pixels, anchor="bottom-right")
+        # The label gets the room the clock leaves (measured with the widest clock).
+        label = self._fitted_label(width - self._text.mask("00:00:00", pixels).width - 3 * margin, pixels)
+        if label:
+            self._text.draw(luma, label, margin, height - margin, pixels, anchor="bottom-left")
+
+    def _fitted_label(self, room: int, pixels: int) -> str:
+        """'Camera – Commune', cut with an ellipsis to fit `room` pixels (cached)."""
+        key = (room, pixels)
+        if self._label_fit is not None and self._label_fit[0] == key:
+            return self._label_fit[1]
+        full = f"{self._label.camera_name} – {self._label.commune_name}"
+        text = full
+        while text and self._text.mask(text if text == full else text + "…", pixels).width > room:
+            text = text[: max(0, len(text) - max(1, len(text) // 8))]
+        fitted = text if text == full else (text.rstrip() + "…" if text else "")
+        self._label_fit = (key, fitted)
+        return fitted

@@ -1,21 +1,41 @@
 """Text on luma planes: camera labels, clocks and cards, readable on any background.
 
-Text is drawn white with a black outline on the Y plane only (chroma stays neutral under
-it on cards; on live video the colour of the scene shows through, which is fine for
-white-on-black text). Rendered masks are cached: a label is drawn once, then stamped.
+Text is drawn white with a black outline on the Y plane only. Camera and commune names
+are French (accents, apostrophes, dashes), which OpenCV's Hershey fonts cannot draw, so
+glyphs come from FreeType through Pillow with DejaVu Sans (Debian's fonts-dejavu-core).
+Rendered masks are cached: a label is drawn once, then stamped with numpy.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
+logger = logging.getLogger(__name__)
+
 WHITE = 255
 BLACK = 0
+FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+)
+
+
+@lru_cache(maxsize=64)
+def _font(pixels: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    for candidate in FONT_CANDIDATES:
+        if Path(candidate).exists():
+            return ImageFont.truetype(candidate, pixels)
+    logger.warning("DejaVu fonts not found (Debian package fonts-dejavu-core): "
+                   "accented letters may not show on tiles")
+    return ImageFont.load_default(size=pixels)
 
 
 @dataclass(frozen=True)
@@ -36,34 +56,34 @@ class TextRenderer:
     """Renders and caches text masks (a few hundred entries at most)."""
 
     def __init__(self, capacity: int = 256) -> None:
-        self._cache: OrderedDict[tuple[str, float], TextMask] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int], TextMask] = OrderedDict()
         self._capacity = capacity
 
-    def mask(self, text: str, scale: float) -> TextMask:
-        key = (text, scale)
+    def mask(self, text: str, pixels: int) -> TextMask:
+        key = (text, pixels)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        thickness = max(1, round(scale * 2))
-        border = max(1, round(scale * 2))
-        (width, height), baseline = cv2.getTextSize(text, FONT, scale, thickness)
-        pad = border + thickness
-        canvas_fill = np.zeros((height + baseline + 2 * pad, width + 2 * pad), np.uint8)
-        cv2.putText(canvas_fill, text, (pad, pad + height), FONT, scale, 255, thickness, cv2.LINE_AA)
+        font = _font(pixels)
+        border = max(1, pixels // 10)
+        left, top, right, bottom = font.getbbox(text or " ")
+        width, height = max(1, right - left) + 2 * border, max(1, bottom - top) + 2 * border
+        image = Image.new("L", (width, height), 0)
+        ImageDraw.Draw(image).text((border - left, border - top), text, font=font, fill=255)
+        fill = np.asarray(image)
         # The outline is the fill grown by a few pixels: same glyphs, same advance.
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border + 1, 2 * border + 1))
-        canvas_outline = cv2.dilate(canvas_fill, kernel)
-        rendered = TextMask(outline=canvas_outline > 96, fill=canvas_fill > 128)
+        rendered = TextMask(outline=cv2.dilate(fill, kernel) > 96, fill=fill > 128)
         self._cache[key] = rendered
         if len(self._cache) > self._capacity:
             self._cache.popitem(last=False)
         return rendered
 
-    def draw(self, luma: np.ndarray, text: str, x: int, y: int, scale: float,
+    def draw(self, luma: np.ndarray, text: str, x: int, y: int, pixels: int,
              anchor: str = "top-left") -> None:
         """Stamp text on a luma plane; x, y is the anchor corner; clipped to the plane."""
-        rendered = self.mask(text, scale)
+        rendered = self.mask(text, pixels)
         if anchor.endswith("right"):
             x -= rendered.width
         if anchor.startswith("bottom"):
@@ -82,6 +102,6 @@ class TextRenderer:
         region[rendered.fill[crop]] = WHITE
 
 
-def text_scale_for(height: int) -> float:
-    """A font scale readable at wall distance for a tile of this height."""
-    return max(0.35, min(1.2, height / 600))
+def text_size_for(height: int) -> int:
+    """A font size in pixels readable at wall distance for a tile of this height."""
+    return max(11, min(44, height // 22))
