@@ -1,0 +1,79 @@
+"""The `vigie` command as a user runs it: check-config, demo, and the compose deployment."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from ingest.layout import CellSpec
+from tests.conftest import IN_CI, REPO, free_port
+from tests.mjpeg import ReceivedFrame, cell_stamp
+
+VIGIE = [sys.executable, "-m", "server.cli"]
+
+
+def run_vigie(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*VIGIE, *args], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("name", ["vigie.example.yaml", "vigie.compose.yaml"])
+def test_shipped_configs_are_valid(name):
+    result = run_vigie("check-config", name, env={"VIGIE_CAM_MAIRIE_PASSWORD": "x-example"})
+    assert result.returncode == 0, result.stderr
+    assert f"{name}: OK" in result.stdout
+
+
+def test_check_config_names_file_line_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("communes:\n  - {id: a, name: A}\ncameras:\n"
+                   "  - {id: c, name: C, commune: a, url: 'rtsp://h/x', stale_after: 0}\n")
+    result = run_vigie("check-config", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}:4: cameras[0].stale_after:" in result.stderr
+
+
+def test_demo_serves_nine_live_cameras_on_a_3x3_wall():
+    port = free_port()
+    process = subprocess.Popen([*VIGIE, "demo", "--port", str(port)], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        banner = process.stdout.readline() + process.stdout.readline()  # logs go to stderr
+        assert f"http://127.0.0.1:{port}/walls/demo/mjpeg" in banner
+        deadline = time.monotonic() + 20
+        tags: list = []
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/walls/demo/snapshot.jpg",
+                                            timeout=5) as response:
+                    gray = ReceivedFrame(time.time(), response.read()).gray()
+            except OSError:
+                time.sleep(0.3)
+                continue
+            assert gray.shape == (1080, 1920)
+            tags = [getattr(cell_stamp(gray, CellSpec(None, i // 3, i % 3), (3, 3), (640, 360)),
+                            "tag", None) for i in range(9)]
+            if tags == list(range(1, 10)):
+                break
+            time.sleep(0.3)
+        assert tags == list(range(1, 10))
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(10)
+    assert code == 0
+
+
+def test_compose_file_is_valid():
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        if IN_CI:
+            pytest.fail("docker-compose (Debian package docker-compose) is missing")
+        pytest.skip("docker-compose not installed")
+    result = subprocess.run([compose, "-f", "docker-compose.yml", "config", "-q"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
