@@ -49,18 +49,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from server.demo import DEMO_WALL_ID, demo_config
+    from server.demo import DEMO_WALL_ID, demo_config, demo_users
 
     redactor = Redactor()
     _setup_logging(args.log_level, redactor)
-    config = demo_config(args.host, args.port)
+    users = demo_users(args.password)
+    config = demo_config(args.host, args.port, users)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
     base = f"http://{shown}:{args.port}"
+    # The demo's passwords are printed on purpose (stdout, not the log): they are its keys.
+    accounts = [f"    {name:<22} {role:<9} {password}" for name, (role, password, _) in users.items()]
     return _serve(config, redactor, [
         "Vigie demo: 9 synthetic cameras in 3 communes.",
-        f"  Live 3x3 wall (MJPEG, any browser): {base}/walls/{DEMO_WALL_ID}/mjpeg",
-        f"  Snapshot:                           {base}/walls/{DEMO_WALL_ID}/snapshot.jpg",
-        f"  Cameras and health:                 {base}/api/cameras  {base}/metrics",
+        f"  Live 3x3 wall (MJPEG, any browser, after login): {base}/walls/{DEMO_WALL_ID}/mjpeg",
+        f"  Log in:                                          {base}/login",
+        "  Users (name, role, password):",
+        *accounts,
         "Press Ctrl+C to stop.",
     ])
 
@@ -76,6 +80,36 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    """Read a password (prompt, or one line on standard input) and print its argon2 hash."""
+    import getpass
+
+    from server.secrets import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        print("a password needs at least 8 characters", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
+def cmd_make_token(args: argparse.Namespace) -> int:
+    """Print a new random token (give it to the kiosk or scraper) and the hash for the config."""
+    from server.secrets import hash_token, new_token
+
+    token = new_token()
+    print(f"token:      {token}")
+    print(f"token_hash: {hash_token(token)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vigie", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,11 +120,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run with 9 built-in synthetic cameras")
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--password", help="one password for every demo user (default: random)")
     demo.add_argument("--log-level", default="info")
     demo.set_defaults(func=cmd_demo)
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
+    hasher = commands.add_parser("hash-password", help="print the argon2 hash of a password")
+    hasher.set_defaults(func=cmd_hash_password)
+    token = commands.add_parser("make-token", help="make a kiosk or metrics token and its hash")
+    token.set_defaults(func=cmd_make_token)
     return parser
 
 

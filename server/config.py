@@ -24,15 +24,32 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from server.config_models import Camera, Cell, Commune, ServerConfig, VigieConfig, Wall
+from server.config_models import (
+    AuditConfig,
+    Camera,
+    Cell,
+    Commune,
+    Kiosk,
+    MetricsConfig,
+    ServerConfig,
+    SessionConfig,
+    User,
+    VigieConfig,
+    Wall,
+)
 from server.config_types import PROBLEMS_ERROR, Loc, format_path
 
 __all__ = [
+    "AuditConfig",
     "Camera",
     "Cell",
     "Commune",
     "ConfigError",
+    "Kiosk",
+    "MetricsConfig",
     "ServerConfig",
+    "SessionConfig",
+    "User",
     "VigieConfig",
     "Wall",
     "load_config",
@@ -49,6 +66,7 @@ _REASONS = {  # clearer words for pydantic's most common errors (none of them qu
     "string_type": "expected text (quote the value: YAML reads 0x3 or 2024-01-01 as other types)",
     "model_type": "expected a mapping of keys and values",
     "list_type": "expected a list",
+    "tuple_type": "expected a list",
 }
 
 
@@ -87,7 +105,8 @@ def parse_config(
 ) -> VigieConfig:
     """Validate configuration text; `filename` is only used in messages and `source_path`.
 
-    `base_dir` (default: the current folder) anchors relative `password_file` paths.
+    `base_dir` (default: the current folder) anchors relative `password_file` paths and
+    the audit journal's `path` (see `AuditConfig.resolved_path()`).
     """
     data, lines = _read_yaml(text, filename)
     if data is None:

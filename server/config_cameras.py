@@ -1,17 +1,81 @@
-"""Communes and cameras, with the camera password resolved from the environment or a file."""
+"""Communes and cameras, with the camera password resolved from the environment or a file,
+and the privacy masks drawn over each camera's picture."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, PrivateAttr, SecretStr, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    model_validator,
+)
 
 from server.config_types import EnvName, Identifier, Loc, Name, Section, StreamUrl, problems_error
 
 PASSWORD_FILE_MAX_BYTES = 64 * 1024
+MAX_MASKS = 64  # privacy masks per camera
+MAX_MASK_POINTS = 256  # points per mask
+_MIN_MASK_AREA = 1e-12  # in normalised units: below it the points are on one line
+_EDGES = {"x": ("width", "left", "right"), "y": ("height", "top", "bottom")}
+
+
+def _check_point(value: object) -> tuple[float, float]:
+    """A mask point: `[x, y]`, both numbers from 0 to 1 (fractions of width and height)."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError("a point is a pair [x, y] of numbers from 0 to 1")
+    point: list[float] = []
+    for axis, coordinate in zip(("x", "y"), value, strict=True):
+        if isinstance(coordinate, bool) or not isinstance(coordinate, int | float):
+            raise ValueError(f"{axis} must be a number from 0 to 1")
+        if not (math.isfinite(coordinate) and 0 <= coordinate <= 1):
+            side, first, last = _EDGES[axis]
+            raise ValueError(
+                f"{axis} must be from 0 to 1, a fraction of the picture's {side} "
+                f"(0: the {first} edge, 1: the {last} edge)"
+            )
+        point.append(float(coordinate))
+    return point[0], point[1]
+
+
+def _check_mask_shape(value: object) -> object:
+    """Catches a mask written without its outer list: `privacy_masks: [[x, y], ...]`."""
+    if isinstance(value, list | tuple) and value and all(
+        isinstance(item, int | float) and not isinstance(item, bool) for item in value
+    ):
+        raise ValueError(
+            "a mask is a list of points [x, y], and privacy_masks a list of masks: "
+            "[[[x, y], [x, y], [x, y]], ...]"
+        )
+    return value
+
+
+def _check_polygon(points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    if len(points) < 3:
+        raise ValueError("a mask is a polygon of at least 3 points [x, y]")
+    twice_area = sum(
+        x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1])
+    )
+    if abs(twice_area) < 2 * _MIN_MASK_AREA:
+        raise ValueError("the points of the mask are on one line, so it hides nothing")
+    return points
+
+
+MaskPoint = Annotated[tuple[float, float], BeforeValidator(_check_point)]
+Mask = Annotated[
+    tuple[MaskPoint, ...],
+    Field(max_length=MAX_MASK_POINTS),
+    BeforeValidator(_check_mask_shape),
+    AfterValidator(_check_polygon),
+]
 
 
 class Commune(Section):
@@ -57,6 +121,14 @@ class Camera(Section):
         strict=True,
         allow_inf_nan=False,
         description="Seconds allowed to open the stream before giving up.",
+    )
+
+    privacy_masks: tuple[Mask, ...] = Field(
+        (),
+        max_length=MAX_MASKS,
+        description="Polygons filled over the picture before anyone sees it: each a list of "
+        "at least 3 points [x, y], coordinates from 0 to 1 as fractions of the picture's "
+        "width and height, from the top left corner.",
     )
 
     _password: SecretStr | None = PrivateAttr(None)

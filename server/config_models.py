@@ -1,28 +1,43 @@
 """What a vigie.yaml may say: the root model and the sections it is made of.
 
 One module per noun: `config_types` (shared value types and problem reports),
-`config_cameras` (communes, cameras, secrets), `config_walls` (walls, cells). This module
+`config_cameras` (communes, cameras, secrets, privacy masks), `config_walls` (walls,
+cells), `config_users` (users, kiosks, metrics token, sessions, audit journal). This module
 holds the server section and the root, which checks ids and references across sections.
 Reading the YAML file and reporting errors by line is `server/config.py`.
 
-The cross-section checks (unique ids, known communes and cameras) run once every section
-is valid on its own, as pydantic runs a model's after-validator only then: a file with
-both kinds of mistake reports the reference errors after the others are fixed.
+The cross-section checks (unique ids and user names, known communes, cameras and walls,
+one token per kiosk) run once every section is valid on its own, as pydantic runs a
+model's after-validator only then: a file with both kinds of mistake reports the
+reference errors after the others are fixed.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Self
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from server.config_cameras import Camera, Commune
 from server.config_types import Loc, Section, problems_error, split_listen
+from server.config_users import AuditConfig, Kiosk, MetricsConfig, SessionConfig, User
 from server.config_walls import Cell, Wall
 
-__all__ = ["Camera", "Cell", "Commune", "ServerConfig", "VigieConfig", "Wall"]
+__all__ = [
+    "AuditConfig",
+    "Camera",
+    "Cell",
+    "Commune",
+    "Kiosk",
+    "MetricsConfig",
+    "ServerConfig",
+    "SessionConfig",
+    "User",
+    "VigieConfig",
+    "Wall",
+]
 
 
 class ServerConfig(Section):
@@ -55,18 +70,41 @@ class VigieConfig(Section):
     )
     cameras: list[Camera] = Field(default_factory=list, max_length=100_000, description="Cameras.")
     walls: list[Wall] = Field(default_factory=list, max_length=1_000, description="Video walls.")
+    users: list[User] = Field(
+        default_factory=list, max_length=10_000, description="People who log in with a password."
+    )
+    kiosks: list[Kiosk] = Field(
+        default_factory=list, max_length=1_000, description="Wall screens with a bearer token."
+    )
+    metrics: MetricsConfig = Field(
+        default_factory=MetricsConfig, description="Access to /metrics for Prometheus scrapers."
+    )
+    # Validated from {} rather than built, so the default path is resolved like a written one.
+    audit: AuditConfig = Field(
+        default_factory=dict,  # type: ignore[arg-type]
+        validate_default=True,
+        description="The audit journal.",
+    )
+    sessions: SessionConfig = Field(
+        default_factory=SessionConfig, description="Browser sessions."
+    )
 
     _source_path: str = PrivateAttr("")
     _communes_by_id: dict[str, Commune] = PrivateAttr(default_factory=dict)
     _cameras_by_id: dict[str, Camera] = PrivateAttr(default_factory=dict)
     _walls_by_id: dict[str, Wall] = PrivateAttr(default_factory=dict)
+    _users_by_name: dict[str, User] = PrivateAttr(default_factory=dict)
+    _kiosks_by_id: dict[str, Kiosk] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_references(self, info: ValidationInfo) -> Self:
         problems = [
-            *_duplicate_ids("communes", self.communes),
-            *_duplicate_ids("cameras", self.cameras),
-            *_duplicate_ids("walls", self.walls),
+            *_duplicates("communes", "id", (commune.id for commune in self.communes)),
+            *_duplicates("cameras", "id", (camera.id for camera in self.cameras)),
+            *_duplicates("walls", "id", (wall.id for wall in self.walls)),
+            *_duplicates("users", "name", (user.name for user in self.users)),
+            *_duplicates("kiosks", "id", (kiosk.id for kiosk in self.kiosks)),
+            *_shared_tokens(self.kiosks, self.metrics),
         ]
         commune_ids = {commune.id for commune in self.communes}
         for index, camera in enumerate(self.cameras):
@@ -80,12 +118,23 @@ class VigieConfig(Section):
                     problems.append(
                         (("walls", index, *loc), _unknown("camera", camera_id, camera_ids))
                     )
+        for index, user in enumerate(self.users):
+            for position, commune_id in enumerate(user.communes):
+                if commune_id not in commune_ids:
+                    reason = _unknown("commune", commune_id, commune_ids)
+                    problems.append((("users", index, "communes", position), reason))
+        wall_ids = {wall.id for wall in self.walls}
+        for index, kiosk in enumerate(self.kiosks):
+            if kiosk.wall not in wall_ids:
+                problems.append((("kiosks", index, "wall"), _unknown("wall", kiosk.wall, wall_ids)))
         if problems:
             raise problems_error(problems)
         self._source_path = (info.context or {}).get("source", "")
         self._communes_by_id = {commune.id: commune for commune in self.communes}
         self._cameras_by_id = {camera.id: camera for camera in self.cameras}
         self._walls_by_id = {wall.id: wall for wall in self.walls}
+        self._users_by_name = {user.name: user for user in self.users}
+        self._kiosks_by_id = {kiosk.id: kiosk for kiosk in self.kiosks}
         return self
 
     @property
@@ -102,17 +151,43 @@ class VigieConfig(Section):
     def wall(self, wall_id: str) -> Wall | None:
         return self._walls_by_id.get(wall_id)
 
+    def user(self, name: str) -> User | None:
+        """The user with this exact login name (names are lowercase in the file)."""
+        return self._users_by_name.get(name)
 
-def _duplicate_ids(key: str, items: Sequence[Commune | Camera | Wall]) -> Iterator[tuple[Loc, str]]:
+    def kiosk(self, kiosk_id: str) -> Kiosk | None:
+        return self._kiosks_by_id.get(kiosk_id)
+
+
+def _duplicates(key: str, field: str, values: Iterable[str]) -> Iterator[tuple[Loc, str]]:
     first: dict[str, int] = {}
-    for index, item in enumerate(items):
-        if item.id in first:
+    for index, value in enumerate(values):
+        if value in first:
             yield (
-                (key, index, "id"),
-                f"duplicate id {item.id!r}, already used by {key}[{first[item.id]}]",
+                (key, index, field),
+                f"duplicate {field} {value!r}, already used by {key}[{first[value]}]",
             )
         else:
-            first[item.id] = index
+            first[value] = index
+
+
+def _shared_tokens(kiosks: Iterable[Kiosk], metrics: MetricsConfig) -> Iterator[tuple[Loc, str]]:
+    """A token identifies one kiosk or the scraper: the same hash twice is ambiguous."""
+    first: dict[str, str] = {}
+    for index, kiosk in enumerate(kiosks):
+        if kiosk.token_hash in first:
+            yield (
+                ("kiosks", index, "token_hash"),
+                f"the same token as {first[kiosk.token_hash]}: run `vigie make-token` "
+                "for each kiosk",
+            )
+        else:
+            first[kiosk.token_hash] = f"kiosks[{index}]"
+    if metrics.token_hash is not None and metrics.token_hash in first:
+        yield (
+            ("metrics", "token_hash"),
+            f"the same token as {first[metrics.token_hash]}: give scrapers a token of their own",
+        )
 
 
 def _unknown(noun: str, wanted: str, known: set[str]) -> str:

@@ -1,8 +1,17 @@
-"""`vigie demo`: nine synthetic cameras in three communes and a 3x3 wall; no camera needed."""
+"""`vigie demo`: nine synthetic cameras in three communes and a 3x3 wall; no camera needed.
+
+Users: `admin`, `operator` and one police user per commune (`police-<commune id>`), each
+with a random password printed at start, or the one given with --password.
+"""
 
 from __future__ import annotations
 
+import secrets
+import tempfile
+from pathlib import Path
+
 from server.config import VigieConfig, parse_config
+from server.secrets import hash_password
 
 DEMO_COMMUNES = (
     ("st-martin", "Saint-Martin", ("Mairie", "Place de l'Eglise", "Ecole")),
@@ -12,7 +21,18 @@ DEMO_COMMUNES = (
 DEMO_WALL_ID = "demo"
 
 
-def demo_yaml(host: str, port: int) -> str:
+def demo_users(password: str | None) -> dict[str, tuple[str, str, list[str]]]:
+    """{name: (role, password, communes)}"""
+    def pick() -> str:
+        return password or secrets.token_urlsafe(9)
+    users = {"admin": ("admin", pick(), []), "operator": ("operator", pick(), [])}
+    for commune_id, _, _ in DEMO_COMMUNES:
+        users[f"police-{commune_id}"] = ("police", pick(), [commune_id])
+    return users
+
+
+def demo_yaml(host: str, port: int, users: dict[str, tuple[str, str, list[str]]],
+              audit_path: str = str(Path(tempfile.gettempdir()) / "vigie-demo-audit.sqlite")) -> str:
     lines = ["server:", f'  listen: "{host}:{port}"', "communes:"]
     lines += [f'  - {{id: {commune_id}, name: "{name}"}}' for commune_id, name, _ in DEMO_COMMUNES]
     lines.append("cameras:")
@@ -27,9 +47,14 @@ def demo_yaml(host: str, port: int) -> str:
                          f'url: "synthetic://{camera_id}?width=640&height=360&fps=15&tag={tag}"}}')
     lines += ["walls:", f"  - id: {DEMO_WALL_ID}", '    name: "Mur de demonstration"',
               "    size: 1920x1080", "    fps: 15", "    layout: 3x3",
-              f"    cameras: [{', '.join(camera_ids)}]"]
+              f"    cameras: [{', '.join(camera_ids)}]", "users:"]
+    for name, (role, password, communes) in users.items():
+        communes_yaml = f", communes: [{', '.join(communes)}]" if communes else ""
+        lines.append(f'  - {{name: {name}, role: {role}{communes_yaml}, '
+                     f'password_hash: "{hash_password(password)}"}}')
+    lines += ["audit:", f"  path: {audit_path}"]
     return "\n".join(lines) + "\n"
 
 
-def demo_config(host: str, port: int) -> VigieConfig:
-    return parse_config(demo_yaml(host, port), "<vigie demo>")
+def demo_config(host: str, port: int, users: dict[str, tuple[str, str, list[str]]]) -> VigieConfig:
+    return parse_config(demo_yaml(host, port, users), "<vigie demo>")

@@ -9,8 +9,10 @@ from aiohttp import web
 
 from ingest.stats import CameraState, CameraStatus
 from ingest.worker import CameraWorker
+from server.auth import principal_of
 from server.keys import CONFIG, RUNTIME, STARTED_AT
-from server.runtime import Runtime
+from server.runtime import COMMUNE_WALL_PREFIX, Runtime
+from server.scope import can_read_metrics, can_view_camera, can_view_wall, visible_cameras
 
 routes = web.RouteTableDef()
 
@@ -52,8 +54,21 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "config": request.app[CONFIG].source_path})
 
 
+def _require(allowed: bool) -> None:
+    if not allowed:
+        raise web.HTTPForbidden(text="not allowed for your role")
+
+
+def _visible_workers(request: web.Request) -> list[CameraWorker]:
+    runtime = request.app[RUNTIME]
+    principal = principal_of(request)
+    return [runtime.workers[camera_id]
+            for camera_id in visible_cameras(principal, runtime.camera_communes)]
+
+
 @routes.get("/api/status")
 async def api_status(request: web.Request) -> web.Response:
+    _require(principal_of(request).sees_everything)
     runtime = request.app[RUNTIME]
     states: dict[str, int] = {state.value: 0 for state in CameraState}
     for worker in runtime.workers.values():
@@ -78,16 +93,48 @@ async def api_status(request: web.Request) -> web.Response:
 
 @routes.get("/api/cameras")
 async def api_cameras(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    return web.json_response([camera_json(worker) for worker in runtime.workers.values()])
+    return web.json_response([camera_json(worker) for worker in _visible_workers(request)])
 
 
 @routes.get("/api/cameras/{camera_id}")
 async def api_camera(request: web.Request) -> web.Response:
-    worker = request.app[RUNTIME].workers.get(request.match_info["camera_id"])
-    if worker is None:
+    runtime = request.app[RUNTIME]
+    camera_id = request.match_info["camera_id"]
+    # A foreign camera answers exactly like an unknown one: no existence oracle.
+    if not can_view_camera(principal_of(request), runtime.camera_communes.get(camera_id)):
         raise web.HTTPNotFound(text="unknown camera")
-    return web.json_response(camera_json(worker))
+    return web.json_response(camera_json(runtime.workers[camera_id]))
+
+
+def wall_json(runtime: Runtime, wall_id: str) -> dict[str, Any]:
+    spec = runtime.walls[wall_id]
+    return {
+        "id": wall_id, "name": spec.name, "size": f"{spec.width}x{spec.height}", "fps": spec.fps,
+        "layout": f"{spec.columns}x{spec.rows}", "automatic": wall_id.startswith(COMMUNE_WALL_PREFIX),
+        "cells": [{"camera": cell.camera_id, "row": cell.row, "column": cell.column,
+                   "rows": cell.rows, "columns": cell.columns} for cell in spec.cells],
+    }
+
+
+def _wall_visible(request: web.Request, wall_id: str) -> bool:
+    runtime = request.app[RUNTIME]
+    communes = [runtime.camera_communes.get(c) for c in runtime.wall_cameras(wall_id)]
+    return wall_id in runtime.walls and can_view_wall(principal_of(request), wall_id, communes)
+
+
+@routes.get("/api/walls")
+async def api_walls(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    return web.json_response([wall_json(runtime, wall_id) for wall_id in runtime.walls
+                              if _wall_visible(request, wall_id)])
+
+
+@routes.get("/api/walls/{wall_id}")
+async def api_wall(request: web.Request) -> web.Response:
+    wall_id = request.match_info["wall_id"]
+    if not _wall_visible(request, wall_id):
+        raise web.HTTPNotFound(text="unknown wall")
+    return web.json_response(wall_json(request.app[RUNTIME], wall_id))
 
 
 def _label(value: str) -> str:
@@ -135,6 +182,7 @@ def render_metrics(runtime: Runtime) -> str:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    _require(can_read_metrics(principal_of(request)))
     return web.Response(text=render_metrics(request.app[RUNTIME]),
                         content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})

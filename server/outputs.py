@@ -1,29 +1,117 @@
-"""Stream outputs: MJPEG over HTTP (works in any <img>) and JPEG snapshots."""
+"""Stream outputs: MJPEG over HTTP (works in any <img>) and JPEG snapshots.
+
+Every route checks the viewer's scope first; a camera or wall the viewer may not see
+answers exactly like one that does not exist (404), so ids cannot be probed. Every view
+is journaled from open to close, every snapshot once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import socket
+from dataclasses import dataclass
 
 from aiohttp import web
 
+from server.auth import principal_of
 from server.errors import json_error
-from server.keys import RUNTIME
+from server.keys import JOURNAL, RUNTIME
+from server.login import audit_client
+from server.runtime import Runtime, grid_for
+from server.scope import can_view_camera, can_view_wall
 from server.streams import LiveStream
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 BOUNDARY = "vigieframe"
+SNAPSHOT_TIMEOUT = 10.0
 # Kernel send buffer per streaming viewer: a couple of frames. A bigger one (Linux grows it
 # to megabytes) hides a slow viewer behind seconds of stale frames instead of dropping.
 STREAM_SNDBUF = 256 * 1024
-SNAPSHOT_TIMEOUT = 10.0
+MOSAIC_MAX_CAMERAS = 16
+MOSAIC_SIZES = {"640x360": (640, 360), "1280x720": (1280, 720), "1920x1080": (1920, 1080)}
 
 
-async def _mjpeg(request: web.Request, stream: LiveStream) -> web.StreamResponse:
-    viewer = stream.hub.add()
+@dataclass(frozen=True)
+class Target:
+    """What a request asks to see, once authorised."""
+
+    kind: str  # wall | camera | mosaic
+    id: str
+    stream: LiveStream
+    cameras: tuple[str, ...]
+    communes: tuple[str, ...]
+
+
+def _communes(runtime: Runtime, camera_ids: list[str]) -> tuple[str, ...]:
+    return tuple(sorted({runtime.camera_communes[c] for c in camera_ids if c in runtime.camera_communes}))
+
+
+def wall_target(request: web.Request) -> Target:
+    runtime = request.app[RUNTIME]
+    wall_id = request.match_info["wall_id"]
+    cameras = runtime.wall_cameras(wall_id)
+    communes = [runtime.camera_communes.get(camera_id) for camera_id in cameras]
+    if wall_id not in runtime.walls or not can_view_wall(principal_of(request), wall_id, communes):
+        raise web.HTTPNotFound(text="unknown wall")
+    return Target("wall", wall_id, runtime.wall_stream(wall_id), tuple(cameras),
+                  _communes(runtime, cameras))
+
+
+def camera_target(request: web.Request) -> Target:
+    runtime = request.app[RUNTIME]
+    camera_id = request.match_info["camera_id"]
+    if not can_view_camera(principal_of(request), runtime.camera_communes.get(camera_id)):
+        raise web.HTTPNotFound(text="unknown camera")
+    return Target("camera", camera_id, runtime.camera_stream(camera_id), (camera_id,),
+                  _communes(runtime, [camera_id]))
+
+
+def mosaic_target(request: web.Request) -> Target:
+    """`?cameras=a,b,c&layout=2x2&size=1280x720&fps=15`: cameras the viewer may see."""
+    runtime = request.app[RUNTIME]
+    principal = principal_of(request)
+    query = request.rel_url.query
+    camera_ids = tuple(part for part in query.get("cameras", "").split(",") if part)
+    if not camera_ids or len(camera_ids) > MOSAIC_MAX_CAMERAS:
+        raise web.HTTPBadRequest(text=f"cameras: give 1 to {MOSAIC_MAX_CAMERAS} camera ids")
+    for camera_id in camera_ids:
+        if not can_view_camera(principal, runtime.camera_communes.get(camera_id)):
+            raise web.HTTPNotFound(text="unknown camera")
+    layout = query.get("layout")
+    if layout:
+        try:
+            columns, rows = (int(part) for part in layout.lower().split("x"))
+        except ValueError:
+            raise web.HTTPBadRequest(text="layout must be COLUMNSxROWS, e.g. 2x2") from None
+        if not (1 <= columns <= 4 and 1 <= rows <= 4 and columns * rows >= len(camera_ids)):
+            raise web.HTTPBadRequest(text="layout must be 1x1 to 4x4 and hold every camera")
+    else:
+        columns, rows = grid_for(len(camera_ids))
+    size = MOSAIC_SIZES.get(query.get("size", "1280x720"))
+    if size is None:
+        raise web.HTTPBadRequest(text=f"size must be one of {', '.join(MOSAIC_SIZES)}")
+    try:
+        fps = float(query.get("fps", "15"))
+    except ValueError:
+        raise web.HTTPBadRequest(text="fps must be a number") from None
+    if not 1 <= fps <= 25:
+        raise web.HTTPBadRequest(text="fps must be between 1 and 25")
+    stream = runtime.mosaic_stream(camera_ids, columns, rows, size, fps)
+    if stream is None:
+        raise web.HTTPTooManyRequests(text="too many ad-hoc mosaics at once; try again later")
+    return Target("mosaic", ",".join(camera_ids), stream, camera_ids,
+                  _communes(runtime, list(camera_ids)))
+
+
+async def _mjpeg(request: web.Request, target: Target) -> web.StreamResponse:
+    journal = request.app[JOURNAL]
+    view_id = await journal.async_view_opened(
+        audit_client(request), target_kind=target.kind, target_id=target.id,
+        cameras=target.cameras, communes=target.communes, output="mjpeg")
+    viewer = target.stream.hub.add()
     viewer.task = asyncio.current_task()
     response = web.StreamResponse(headers={
         "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
@@ -34,6 +122,7 @@ async def _mjpeg(request: web.Request, stream: LiveStream) -> web.StreamResponse
     sock = request.transport.get_extra_info("socket") if request.transport else None
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
+    reason = "closed"
     try:
         await response.prepare(request)
         while (frame := await viewer.next_frame()) is not None:
@@ -41,21 +130,25 @@ async def _mjpeg(request: web.Request, stream: LiveStream) -> web.StreamResponse
                       f"Content-Length: {len(frame.data)}\r\n"
                       f"X-Frame-Time: {frame.wall_time:.3f}\r\n\r\n").encode()
             await response.write(header + frame.data + b"\r\n")
+        reason = viewer.close_reason or "closed"
     except ConnectionResetError:
-        pass  # the viewer left
+        reason = "client left"
     except asyncio.CancelledError:
         # Too slow (the hub gave up on it) or the server is stopping: do not wait for a
         # stalled socket to drain, drop the connection.
+        reason = viewer.close_reason or "cancelled"
         if request.transport is not None:
             request.transport.abort()
         raise
     finally:
         viewer.close("left")
+        # Shielded: the record of the view's end must be written even when cancelled.
+        await asyncio.shield(journal.async_view_closed(view_id, reason))
     return response
 
 
-async def _snapshot(stream: LiveStream) -> web.Response:
-    viewer = stream.hub.add()  # a snapshot is a viewer for one frame: it starts the wall
+async def _snapshot(request: web.Request, target: Target) -> web.Response:
+    viewer = target.stream.hub.add()  # a snapshot is a viewer for one frame: it starts the wall
     try:
         frame = await asyncio.wait_for(viewer.next_frame(), SNAPSHOT_TIMEOUT)
     except TimeoutError:
@@ -64,39 +157,38 @@ async def _snapshot(stream: LiveStream) -> web.Response:
         viewer.close("snapshot")
     if frame is None:
         return json_error(503, "no frame available yet")
+    await request.app[JOURNAL].async_event(
+        "snapshot", audit_client(request), target=f"{target.kind}:{target.id}",
+        cameras=target.cameras, communes=target.communes)
     return web.Response(body=frame.data, content_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})
 
 
-def _wall_stream(request: web.Request) -> LiveStream:
-    stream = request.app[RUNTIME].wall_stream(request.match_info["wall_id"])
-    if stream is None:
-        raise web.HTTPNotFound(text="unknown wall")
-    return stream
-
-
-def _camera_stream(request: web.Request) -> LiveStream:
-    stream = request.app[RUNTIME].camera_stream(request.match_info["camera_id"])
-    if stream is None:
-        raise web.HTTPNotFound(text="unknown camera")
-    return stream
-
-
 @routes.get("/walls/{wall_id}/mjpeg")
 async def wall_mjpeg(request: web.Request) -> web.StreamResponse:
-    return await _mjpeg(request, _wall_stream(request))
+    return await _mjpeg(request, wall_target(request))
 
 
 @routes.get("/walls/{wall_id}/snapshot.jpg")
 async def wall_snapshot(request: web.Request) -> web.Response:
-    return await _snapshot(_wall_stream(request))
+    return await _snapshot(request, wall_target(request))
 
 
 @routes.get("/cameras/{camera_id}/mjpeg")
 async def camera_mjpeg(request: web.Request) -> web.StreamResponse:
-    return await _mjpeg(request, _camera_stream(request))
+    return await _mjpeg(request, camera_target(request))
 
 
 @routes.get("/cameras/{camera_id}/snapshot.jpg")
 async def camera_snapshot(request: web.Request) -> web.Response:
-    return await _snapshot(_camera_stream(request))
+    return await _snapshot(request, camera_target(request))
+
+
+@routes.get("/mosaic/mjpeg")
+async def mosaic_mjpeg(request: web.Request) -> web.StreamResponse:
+    return await _mjpeg(request, mosaic_target(request))
+
+
+@routes.get("/mosaic/snapshot.jpg")
+async def mosaic_snapshot(request: web.Request) -> web.Response:
+    return await _snapshot(request, mosaic_target(request))

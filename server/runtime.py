@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import math
 from collections.abc import Iterable
 
 from ingest.compositor import Compositor, WallSpec
-from ingest.layout import CellSpec
+from ingest.layout import CellSpec, grid_cells
 from ingest.redact import Redactor
 from ingest.sources import SourceSpec
 from ingest.tiles import TileStore
@@ -17,6 +19,10 @@ from server.streams import LiveStream
 
 logger = logging.getLogger(__name__)
 
+COMMUNE_WALL_PREFIX = "commune-"
+COMMUNE_WALL_SIZE = (1920, 1080)
+COMMUNE_WALL_FPS = 15.0
+MAX_MOSAICS = 64  # ad-hoc mosaics composed at once
 CAMERA_VIEW_DEFAULT = (1280, 720)
 CAMERA_VIEW_MAX = (1920, 1080)
 CAMERA_VIEW_FPS = 15.0
@@ -29,10 +35,31 @@ def wall_spec(wall: Wall) -> WallSpec:
                     wall.columns, wall.rows, cells)
 
 
+def grid_for(count: int) -> tuple[int, int]:
+    """The most square grid (columns, rows) holding `count` cells, wider than tall."""
+    columns = max(1, math.ceil(math.sqrt(count)))
+    return columns, max(1, math.ceil(count / columns))
+
+
+def commune_walls(config: VigieConfig) -> dict[str, WallSpec]:
+    """One automatic wall per commune with cameras: all of its cameras, in config order."""
+    walls = {}
+    for commune in config.communes:
+        camera_ids = [camera.id for camera in config.cameras if camera.commune == commune.id]
+        if not camera_ids:
+            continue
+        columns, rows = grid_for(len(camera_ids))
+        wall_id = COMMUNE_WALL_PREFIX + commune.id
+        walls[wall_id] = WallSpec(wall_id, commune.name, *COMMUNE_WALL_SIZE, COMMUNE_WALL_FPS,
+                                  columns, rows, tuple(grid_cells(columns, rows, camera_ids)))
+    return walls
+
+
 def camera_info(config: VigieConfig, camera: Camera) -> CameraInfo:
     commune = config.commune(camera.commune)
     return CameraInfo(camera.id, camera.name, camera.commune,
-                      commune.name if commune else camera.commune, camera.stale_after)
+                      commune.name if commune else camera.commune, camera.stale_after,
+                      masks=tuple(camera.privacy_masks))
 
 
 def source_spec(camera: Camera, url: str) -> SourceSpec:
@@ -49,8 +76,15 @@ class Runtime:
         self.workers: dict[str, CameraWorker] = {}
         self._main_workers: dict[str, CameraWorker] = {}
         self.walls: dict[str, WallSpec] = {wall.id: wall_spec(wall) for wall in config.walls}
+        for wall_id, spec in commune_walls(config).items():
+            if wall_id in self.walls:
+                logger.warning("wall %s is defined in the config: no automatic commune wall", wall_id)
+            else:
+                self.walls[wall_id] = spec
+        self.camera_communes: dict[str, str] = {camera.id: camera.commune for camera in config.cameras}
         self._wall_streams: dict[str, LiveStream] = {}
         self._camera_streams: dict[str, LiveStream] = {}
+        self._mosaic_streams: dict[tuple, LiveStream] = {}
         self.started = False
         redactor.add(secret for camera in config.cameras if (secret := camera.password()))
 
@@ -108,9 +142,33 @@ class Runtime:
             self._camera_streams[camera_id] = stream
         return stream
 
+    def wall_cameras(self, wall_id: str) -> list[str]:
+        spec = self.walls.get(wall_id)
+        return [] if spec is None else [c.camera_id for c in spec.cells if c.camera_id]
+
+    def mosaic_stream(self, camera_ids: tuple[str, ...], columns: int, rows: int,
+                      size: tuple[int, int], fps: float) -> LiveStream | None:
+        """An ad-hoc mosaic; identical requests share one compositor. None when too many."""
+        key = (camera_ids, columns, rows, size, fps)
+        stream = self._mosaic_streams.get(key)
+        if stream is not None:
+            return stream
+        if len(self._mosaic_streams) >= MAX_MOSAICS:
+            return None
+        name = "mosaic-" + hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+        spec = WallSpec(name, "mosaic", *size, fps, columns, rows,
+                        tuple(grid_cells(columns, rows, list(camera_ids))))
+        loop = asyncio.get_running_loop()
+        stream = LiveStream(f"mosaic/{name}", lambda deliver: Compositor(
+            spec, self.workers, self.store, deliver), loop,
+            on_stopped=lambda: self._mosaic_streams.pop(key, None))
+        self._mosaic_streams[key] = stream
+        return stream
+
     def streams(self) -> Iterable[LiveStream]:
-        yield from self._wall_streams.values()
-        yield from self._camera_streams.values()
+        yield from list(self._wall_streams.values())
+        yield from list(self._camera_streams.values())
+        yield from list(self._mosaic_streams.values())
 
     async def async_stop(self) -> list[str]:
         """Close viewers, stop compositors, join worker threads. Returns stuck thread names."""

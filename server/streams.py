@@ -24,8 +24,10 @@ LINGER_SECONDS = 5.0  # keep composing this long after the last viewer (reloads,
 class LiveStream:
     def __init__(self, name: str, make_compositor: Callable[[DeliverFn], Compositor],
                  loop: asyncio.AbstractEventLoop,
-                 linger: float = LINGER_SECONDS, stall_timeout: float = 10.0) -> None:
+                 linger: float = LINGER_SECONDS, stall_timeout: float = 10.0,
+                 on_stopped: Callable[[], object] | None = None) -> None:
         self.name = name
+        self._on_stopped = on_stopped
         self._loop = loop
         self._linger = linger
         self._stop_handle: asyncio.TimerHandle | None = None
@@ -55,6 +57,8 @@ class LiveStream:
         if self.hub.viewer_count == 0 and self.compositor.running:
             logger.info("stream %s: no viewer, stopping", self.name)
             self._loop.run_in_executor(None, self.compositor.stop)
+            if self._on_stopped is not None:
+                self._on_stopped()
 
     async def async_close(self) -> None:
         if self._stop_handle is not None:

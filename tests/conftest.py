@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -10,7 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -25,14 +26,54 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+TEST_PASSWORDS = {"admin": "admin-Pw-7c1e", "operator": "operator-Pw-52ab"}
+
+
+@functools.cache
+def password_hash(password: str) -> str:
+    from server.secrets import hash_password
+
+    return hash_password(password)
+
+
+def users_yaml(police: dict[str, list[str]] | None = None) -> str:
+    """A `users:` section: admin, operator, and police users {name: [communes]}.
+
+    Police passwords are `<name>-Pw`."""
+    lines = ["users:"]
+    for name, password in TEST_PASSWORDS.items():
+        lines.append(f'  - {{name: {name}, role: {name}, password_hash: "{password_hash(password)}"}}')
+    for name, communes in (police or {}).items():
+        lines.append(f'  - {{name: {name}, role: police, communes: [{", ".join(communes)}], '
+                     f'password_hash: "{password_hash(name + "-Pw")}"}}')
+    return "\n".join(lines) + "\n"
+
+
 @dataclass
 class VigieProcess:
     process: subprocess.Popen
     base_url: str
     log_path: Path
+    headers: dict[str, str] = field(default_factory=dict)  # the admin's session
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def get_json(self, path: str, headers: dict[str, str] | None = None):
+        from tests.mjpeg import get_json
+
+        return get_json(self.base_url + path, headers=self.headers if headers is None else headers)
+
+    def read_mjpeg(self, path: str, seconds: float, headers: dict[str, str] | None = None):
+        from tests.mjpeg import read_for
+
+        return read_for(self.base_url + path, seconds, self.headers if headers is None else headers)
+
+    def reader(self, path: str, read_delay: float = 0.0, headers: dict[str, str] | None = None):
+        from tests.mjpeg import MjpegReader
+
+        return MjpegReader(self.base_url + path, read_delay,
+                           self.headers if headers is None else headers).start()
 
     def terminate(self, timeout: float = 10.0) -> tuple[int, float]:
         """SIGTERM; returns (exit code, seconds it took)."""
@@ -49,10 +90,17 @@ class VigieProcess:
 
 def start_vigie(config_text: str, tmp_path: Path, env: dict[str, str] | None = None,
                 ready_timeout: float = 20.0) -> VigieProcess:
+    """Start `vigie serve` on a free port ({port} in the text); log in as admin.
+
+    A config without a `users:` section gets the standard admin and operator."""
     port = free_port()
-    config_path = tmp_path / "vigie.yaml"
+    if "\nusers:" not in config_text:
+        config_text = config_text.rstrip("\n") + "\n" + users_yaml()
+    folder = tmp_path / f"vigie-{port}"  # its own folder: config, log, journal
+    folder.mkdir()
+    config_path = folder / "vigie.yaml"
     config_path.write_text(config_text.replace("{port}", str(port)))
-    log_path = tmp_path / "vigie.log"
+    log_path = folder / "vigie.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--config", str(config_path)],
         cwd=REPO, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
@@ -66,7 +114,11 @@ def start_vigie(config_text: str, tmp_path: Path, env: dict[str, str] | None = N
         try:
             with urllib.request.urlopen(base_url + "/readyz", timeout=1) as response:
                 if response.status == 200:
-                    return VigieProcess(process, base_url, log_path)
+                    server = VigieProcess(process, base_url, log_path)
+                    from tests.mjpeg import login
+
+                    server.headers = login(base_url, "admin", TEST_PASSWORDS["admin"])
+                    return server
         except OSError:
             time.sleep(0.1)
     process.kill()

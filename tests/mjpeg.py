@@ -31,8 +31,9 @@ class ReceivedFrame:
 class MjpegReader:
     """Reads a multipart MJPEG stream in a thread; keeps every frame with its arrival time."""
 
-    def __init__(self, url: str, read_delay: float = 0.0) -> None:
+    def __init__(self, url: str, read_delay: float = 0.0, headers: dict[str, str] | None = None) -> None:
         self.url = url
+        self.headers = headers or {}
         self.frames: list[ReceivedFrame] = []
         self.error: Exception | None = None
         self._read_delay = read_delay
@@ -58,7 +59,8 @@ class MjpegReader:
         parts = urlsplit(self.url)
         self._connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=15)
         try:
-            self._connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""))
+            self._connection.request("GET", parts.path + (f"?{parts.query}" if parts.query else ""),
+                                     headers=self.headers)
             response = self._connection.getresponse()
             if response.status != 200:
                 raise AssertionError(f"{self.url}: HTTP {response.status}")
@@ -91,8 +93,8 @@ class MjpegReader:
         return [frame for frame in self.frames if start <= frame.received_wall < end]
 
 
-def read_for(url: str, seconds: float) -> list[ReceivedFrame]:
-    reader = MjpegReader(url).start()
+def read_for(url: str, seconds: float, headers: dict[str, str] | None = None) -> list[ReceivedFrame]:
+    reader = MjpegReader(url, headers=headers).start()
     time.sleep(seconds)
     reader.stop()
     if reader.error:
@@ -111,9 +113,34 @@ def cell_stamp(gray: np.ndarray, cell: CellSpec, grid: tuple[int, int],
     return read_stamp(region)
 
 
-def get_json(url: str, timeout: float = 10.0):
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+def get_json(url: str, timeout: float = 10.0, headers: dict[str, str] | None = None):
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def fetch(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+         timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """Any request; returns (status, headers, body) without raising on 4xx/5xx or redirects."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        connection.request(method, parts.path + (f"?{parts.query}" if parts.query else ""),
+                           body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def login(base_url: str, user: str, password: str) -> dict[str, str]:
+    """Log in with JSON; returns the headers (Cookie) that carry the session."""
+    status, headers, body = fetch("POST", base_url + "/login",
+                                 json.dumps({"user": user, "password": password}).encode(),
+                                 {"Content-Type": "application/json"})
+    assert status == 200, f"login {user}: {status} {body[:200]!r}"
+    cookie = headers["set-cookie"].split(";", 1)[0]
+    return {"Cookie": cookie}
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):

@@ -6,13 +6,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 
 from ingest.layout import CellSpec
 from tests.conftest import IN_CI, REPO, free_port
-from tests.mjpeg import ReceivedFrame, cell_stamp
+from tests.mjpeg import ReceivedFrame, cell_stamp, fetch, login
 
 VIGIE = [sys.executable, "-m", "server.cli"]
 
@@ -40,21 +39,26 @@ def test_check_config_names_file_line_and_field(tmp_path):
 
 def test_demo_serves_nine_live_cameras_on_a_3x3_wall():
     port = free_port()
-    process = subprocess.Popen([*VIGIE, "demo", "--port", str(port)], cwd=REPO,
+    process = subprocess.Popen([*VIGIE, "demo", "--port", str(port), "--password", "demo-Pw-1"], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        banner = process.stdout.readline() + process.stdout.readline()  # logs go to stderr
+        banner = "".join(process.stdout.readline() for _ in range(9))  # logs go to stderr
         assert f"http://127.0.0.1:{port}/walls/demo/mjpeg" in banner
+        for user in ("admin", "operator", "police-st-martin", "police-les-granges", "police-val-d-orge"):
+            assert user in banner
+        headers = None
         deadline = time.monotonic() + 20
         tags: list = []
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/walls/demo/snapshot.jpg",
-                                            timeout=5) as response:
-                    gray = ReceivedFrame(time.time(), response.read()).gray()
+                headers = headers or login(f"http://127.0.0.1:{port}", "operator", "demo-Pw-1")
+                status, _, body = fetch("GET", f"http://127.0.0.1:{port}/walls/demo/snapshot.jpg",
+                                        headers=headers)
             except OSError:
                 time.sleep(0.3)
                 continue
+            assert status == 200, body[:200]
+            gray = ReceivedFrame(time.time(), body).gray()
             assert gray.shape == (1080, 1920)
             tags = [getattr(cell_stamp(gray, CellSpec(None, i // 3, i % 3), (3, 3), (640, 360)),
                             "tag", None) for i in range(9)]

@@ -5,7 +5,7 @@ import time
 
 from ingest.layout import CellSpec
 from tests.camsim import Mount
-from tests.mjpeg import MjpegReader, cell_stamp, get_json, read_for, wait_until
+from tests.mjpeg import cell_stamp, fetch, wait_until
 
 PASSWORD = "canary-Pw-41d9"  # planted to check it never leaks
 SOURCE = (640, 360)
@@ -54,16 +54,16 @@ def test_h264_h265_mjpeg_and_authenticated_camera_on_one_wall(simulators, vigie)
                + _camera("d", simulator.url("private"),
                          ", username: vigie, password_env: CAM_D_PASSWORD"))
     server = vigie(_config(cameras, ["a", "b", "c", "d"]), env={"CAM_D_PASSWORD": PASSWORD})
-    wait_until(lambda: all(c["state"] == "live" for c in get_json(server.base_url + "/api/cameras")),
+    wait_until(lambda: all(c["state"] == "live" for c in server.get_json("/api/cameras")),
                15, message="all cameras live")
-    frames = read_for(server.base_url + "/walls/w/mjpeg", 5.0)
+    frames = server.read_mjpeg("/walls/w/mjpeg", 5.0)
     assert _rate(frames, frames[0].received_wall + 2, frames[-1].received_wall + 1) >= 8.5
     last = frames[-1]
     assert _tags_by_cell(last.gray(), 4) == [21, 22, 23, 24]
     ages = [cell_stamp(frame.gray(), CellSpec(None, 0, 0), (2, 2), SOURCE).age_ms(
         int(frame.received_wall * 1000) % 2**32) for frame in frames[-10:]]
     assert max(ages) < 2000, ages  # loose: latency is measured by the bench, not here
-    codecs = {c["id"]: c["codec"] for c in get_json(server.base_url + "/api/cameras")}
+    codecs = {c["id"]: c["codec"] for c in server.get_json("/api/cameras")}
     assert codecs == {"a": "h264", "b": "hevc", "c": "mjpeg", "d": "h264"}
 
 
@@ -75,20 +75,20 @@ def test_outage_shows_card_keeps_wall_rate_and_recovers(simulators, vigie):
                + _camera("victim", victim.url("victim"), ", stale_after: 2")
                + _camera("frozen", frozen.url("frozen"), ", stale_after: 2"))
     server = vigie(_config(cameras, ["one", "two", "victim", "frozen"]))
-    api = server.base_url + "/api/cameras/"
-    wait_until(lambda: all(get_json(api + c)["state"] == "live" for c in ("one", "two", "victim", "frozen")),
+    api = "/api/cameras/"
+    wait_until(lambda: all(server.get_json(api + c)["state"] == "live" for c in ("one", "two", "victim", "frozen")),
                15, message="all cameras live")
-    reader = MjpegReader(server.base_url + "/walls/w/mjpeg").start()
+    reader = server.reader("/walls/w/mjpeg")
     try:
         time.sleep(2.0)
         # A camera that dies (process gone) and one that hangs (process stopped, socket open).
         outage_start = time.time()
         victim.stop()
         frozen.pause()
-        victim_state = wait_until(lambda: get_json(api + "victim")["state"] in ("offline", "stalled")
-                                  and get_json(api + "victim"), 3, message="victim reported down")
-        frozen_state = wait_until(lambda: get_json(api + "frozen")["state"] == "stalled"
-                                  and get_json(api + "frozen"), 3.0, message="frozen reported stalled")
+        victim_state = wait_until(lambda: server.get_json(api + "victim")["state"] in ("offline", "stalled")
+                                  and server.get_json(api + "victim"), 3, message="victim reported down")
+        frozen_state = wait_until(lambda: server.get_json(api + "frozen")["state"] == "stalled"
+                                  and server.get_json(api + "frozen"), 3.0, message="frozen reported stalled")
         assert time.time() - outage_start <= 2 + 1 + 0.5  # stale_after + 1 s (+ polling)
         assert victim_state["reason"] and frozen_state["reason"]
 
@@ -103,14 +103,14 @@ def test_outage_shows_card_keeps_wall_rate_and_recovers(simulators, vigie):
         recovery_start = time.monotonic()
         victim.restart()
         frozen.resume()
-        wait_until(lambda: get_json(api + "victim")["state"] == "live"
-                   and get_json(api + "frozen")["state"] == "live", 10, message="cameras live again")
+        wait_until(lambda: server.get_json(api + "victim")["state"] == "live"
+                   and server.get_json(api + "frozen")["state"] == "live", 10, message="cameras live again")
         wait_until(lambda: _tags_by_cell(reader.frames[-1].gray(), 4) == [31, 32, 33, 34], 3,
                    message="all four pictures back")
         assert time.monotonic() - recovery_start <= 10
     finally:
         reader.stop()
-    assert get_json(api + "victim")["reconnects_last_hour"] >= 1
+    assert server.get_json(api + "victim")["reconnects_last_hour"] >= 1
 
 
 def test_bad_cameras_say_why_and_leave_the_others_alone(simulators, vigie, tmp_path):
@@ -128,21 +128,20 @@ def test_bad_cameras_say_why_and_leave_the_others_alone(simulators, vigie, tmp_p
                + _camera("refused", f"rtsp://127.0.0.1:{closed_port}/x"))
     server = vigie(_config(cameras, ["good", "wrongpw", "nopath", "refused"]),
                    env={"WRONG_PASSWORD": PASSWORD})
-    api = server.base_url + "/api/cameras/"
-    reasons = wait_until(lambda: all(get_json(api + c)["state"] == "offline"
+    api = "/api/cameras/"
+    reasons = wait_until(lambda: all(server.get_json(api + c)["state"] == "offline"
                                      for c in ("wrongpw", "nopath", "refused"))
-                         and get_json(api + "good")["state"] == "live"
-                         and {c: get_json(api + c)["reason"] for c in ("wrongpw", "nopath", "refused")},
+                         and server.get_json(api + "good")["state"] == "live"
+                         and {c: server.get_json(api + c)["reason"] for c in ("wrongpw", "nopath", "refused")},
                          15, message="bad cameras offline, the good one live")
     assert "401" in reasons["wrongpw"] or "auth" in reasons["wrongpw"].lower()
     assert "404" in reasons["nopath"] or "not found" in reasons["nopath"].lower()
     assert "refused" in reasons["refused"].lower()
-    frames = read_for(server.base_url + "/walls/w/mjpeg", 2.5)
+    frames = server.read_mjpeg("/walls/w/mjpeg", 2.5)
     assert _tags_by_cell(frames[-1].gray(), 4) == [41, None, None, None]
     # The wrong password appears nowhere: API, metrics, logs.
-    everything = json.dumps(get_json(server.base_url + "/api/cameras"))
-    with __import__("urllib.request").request.urlopen(server.base_url + "/metrics") as response:
-        everything += response.read().decode()
+    everything = json.dumps(server.get_json("/api/cameras"))
+    everything += fetch("GET", server.base_url + "/metrics", headers=server.headers)[2].decode()
     code, _ = server.terminate()
     everything += server.log()
     assert code == 0

@@ -3,7 +3,7 @@
 import time
 
 from ingest.layout import CellSpec
-from tests.mjpeg import MjpegReader, cell_stamp, get_json, read_for
+from tests.mjpeg import cell_stamp
 
 CONFIG = """
 server: {listen: "127.0.0.1:{port}"}
@@ -23,7 +23,7 @@ SOURCES = {11: (640, 360), 12: (640, 480), 13: (640, 360), 14: (360, 640)}
 
 def test_each_cell_shows_its_own_camera_at_the_wall_rate(vigie):
     server = vigie(CONFIG)
-    frames = read_for(server.base_url + "/walls/w/mjpeg", 4.0)
+    frames = server.read_mjpeg("/walls/w/mjpeg", 4.0)
     steady = [f for f in frames if f.received_wall >= frames[0].received_wall + 1.0]
     span = steady[-1].received_wall - steady[0].received_wall
     assert (len(steady) - 1) / span >= 8.5, f"{len(steady)} frames in {span:.1f} s"
@@ -38,13 +38,13 @@ def test_each_cell_shows_its_own_camera_at_the_wall_rate(vigie):
 
 def test_single_camera_stream_snapshot_and_status(vigie):
     server = vigie(CONFIG)
-    frames = read_for(server.base_url + "/cameras/c2/mjpeg", 2.0)
+    frames = server.read_mjpeg("/cameras/c2/mjpeg", 2.0)
     assert len(frames) >= 5
     gray = frames[-1].gray()
     # a 4:3 camera is letterboxed, never stretched: its stamp reads back at its own aspect
     stamp = cell_stamp(gray, CellSpec(None, 0, 0), (1, 1), SOURCES[12])
     assert stamp is not None and stamp.tag == 12
-    cameras = {camera["id"]: camera for camera in get_json(server.base_url + "/api/cameras")}
+    cameras = {camera["id"]: camera for camera in server.get_json("/api/cameras")}
     assert set(cameras) == {"c1", "c2", "c3", "c4"}
     assert cameras["c2"]["state"] == "live" and cameras["c2"]["width"] == 640
     assert cameras["c2"]["height"] == 480
@@ -52,9 +52,8 @@ def test_single_camera_stream_snapshot_and_status(vigie):
 
 def test_slow_viewer_does_not_slow_another(vigie):
     server = vigie(CONFIG)
-    url = server.base_url + "/walls/w/mjpeg"
-    slow = MjpegReader(url, read_delay=1.0).start()  # takes one frame a second
-    fast = MjpegReader(url).start()
+    slow = server.reader("/walls/w/mjpeg", read_delay=1.0)  # takes one frame a second
+    fast = server.reader("/walls/w/mjpeg")
     time.sleep(5.0)
     fast.stop()
     slow.stop()
@@ -62,13 +61,13 @@ def test_slow_viewer_does_not_slow_another(vigie):
     rate = (len(steady) - 1) / (steady[-1].received_wall - steady[0].received_wall)
     assert rate >= 8.5, f"fast viewer got {rate:.1f} fps next to a slow one"
     assert len(slow.frames) <= 7
-    status = get_json(server.base_url + "/api/status")
+    status = server.get_json("/api/status")
     assert status["walls"][0]["dropped_frames"] > 0
 
 
 def test_sigterm_closes_viewers_and_exits_zero(vigie):
     server = vigie(CONFIG)
-    reader = MjpegReader(server.base_url + "/walls/w/mjpeg").start()
+    reader = server.reader("/walls/w/mjpeg")
     time.sleep(1.5)
     code, seconds = server.terminate()
     reader.stop()

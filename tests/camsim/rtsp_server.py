@@ -137,6 +137,27 @@ class Feeder:
     def stop(self) -> None:
         self.stop_event.set()
 
+    def _running_time(self) -> int | None:
+        """The appsrc's running time now, or None when it is not settled in PLAYING.
+
+        This is what appsrc's do-timestamp computes, minus its race: a buffer pushed while
+        the pipeline goes to PLAYING (clock set, base time not yet) gets the absolute clock
+        time (tens of minutes) as PTS, and the TCP sink then waits for it: the stream stalls
+        for that client forever. Frames pushed while PAUSED would be stamped with the old
+        base time and held back for as long as the pause lasted.
+        """
+        _, current, pending = self.appsrc.get_state(0)
+        if current != Gst.State.PLAYING or pending != Gst.State.VOID_PENDING:
+            return None
+        clock = self.appsrc.get_clock()
+        if clock is None:
+            return None
+        base_time = self.appsrc.get_base_time()
+        now = clock.get_time()
+        if base_time == 0 or now < base_time:
+            return None
+        return now - base_time
+
     def _run(self) -> None:
         period = 1.0 / self.mount["fps"]
         duration = Gst.SECOND // self.mount["fps"]
@@ -146,17 +167,22 @@ class Feeder:
             delay = due - time.monotonic()
             if delay > 0 and self.stop_event.wait(delay):
                 break
-            buffer = Gst.Buffer.new_wrapped(self.maker.make(index))
+            due += period
+            # Far behind (SIGSTOP/SIGCONT, a loaded machine): do not burst to catch up.
+            if time.monotonic() - due > 2 * period:
+                due = time.monotonic()
+            data = self.maker.make(index)  # the stamp: the time the frame is made
+            running_time = self._running_time()
+            if running_time is None:
+                continue  # not playing (preparing, paused, stopping): the frame is dropped
+            buffer = Gst.Buffer.new_wrapped(data)
+            buffer.pts = buffer.dts = running_time
             buffer.duration = duration
             flow = self.appsrc.emit("push-buffer", buffer)
             if flow not in (Gst.FlowReturn.OK, Gst.FlowReturn.FLUSHING):
                 log(f"{self.mount['path']}: push-buffer returned {flow.value_nick}, feeder stops")
                 break
             index += 1
-            due += period
-            # Far behind (SIGSTOP/SIGCONT, a loaded machine): do not burst to catch up.
-            if time.monotonic() - due > 2 * period:
-                due = time.monotonic()
 
 
 # --------------------------------------------------------------------------- server
@@ -166,7 +192,8 @@ def launch_line(mount: dict) -> str:
     w, h, fps, gop = mount["width"], mount["height"], mount["fps"], mount["gop"]
     caps = f"video/x-raw,format=I420,width={w},height={h},framerate={fps}/1"
     source = (
-        f"appsrc name=src is-live=true format=time do-timestamp=true "
+        # do-timestamp=false: the feeder sets PTS itself (see Feeder._running_time).
+        f"appsrc name=src is-live=true format=time do-timestamp=false "
         f"max-buffers=2 leaky-type=downstream caps={caps}"
     )
     if mount["codec"] == "h264":

@@ -1,0 +1,75 @@
+"""Who may see what: pure permission rules, table-tested. The default is refuse.
+
+A principal is whoever made a request: a user (admin, operator, police), a kiosk bound to
+one wall, or a metrics scraper. Police see the cameras of their communes and nothing else;
+a wall is visible to them only if every camera on it is theirs.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+class Role(str, enum.Enum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    POLICE = "police"
+    KIOSK = "kiosk"
+    METRICS = "metrics"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+    communes: frozenset[str] = frozenset()  # police only
+    wall: str | None = None                 # kiosk only
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.role in (Role.ADMIN, Role.OPERATOR)
+
+
+def can_view_camera(principal: Principal, camera_commune: str | None) -> bool:
+    """`camera_commune` is None for an unknown camera: refused like a foreign one."""
+    if camera_commune is None:
+        return False
+    if principal.sees_everything:
+        return True
+    if principal.role == Role.POLICE:
+        return camera_commune in principal.communes
+    return False
+
+
+def can_view_wall(principal: Principal, wall_id: str, camera_communes: Iterable[str | None]) -> bool:
+    """A wall is visible if the principal may see it as a whole: police need every camera."""
+    if principal.sees_everything:
+        return True
+    if principal.role == Role.KIOSK:
+        return principal.wall == wall_id
+    if principal.role == Role.POLICE:
+        communes = list(camera_communes)
+        return bool(communes) and all(can_view_camera(principal, c) for c in communes)
+    return False
+
+
+def visible_cameras(principal: Principal, camera_communes: Mapping[str, str]) -> list[str]:
+    """Ids of the cameras a principal may list, in config order."""
+    return [camera_id for camera_id, commune in camera_communes.items()
+            if can_view_camera(principal, commune)]
+
+
+def can_read_metrics(principal: Principal) -> bool:
+    return principal.role in (Role.ADMIN, Role.METRICS)
+
+
+def can_administer(principal: Principal) -> bool:
+    """Read the journal, reload the config."""
+    return principal.role == Role.ADMIN
+
+
+def can_drive_walls(principal: Principal) -> bool:
+    """Change a wall's cells or layout, start a tour."""
+    return principal.role in (Role.ADMIN, Role.OPERATOR)
