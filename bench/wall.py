@@ -494,16 +494,16 @@ def report(s: Scenario, r: dict, argv: list[str]) -> str:
         ("fps delivered to the viewer", f"{r['fps_delivered']:.2f} (wall {FPS}, "
                                         f"{r['frames_received']} frames, "
                                         f"{fmt(r['mean_jpeg_kb'], 0)} KB each)"),
-        ("fresh pictures per cell (fps)", f"min {r['cell_fresh_fps_min']:.2f}, "
-                                          f"mean {r['cell_fresh_fps_mean']:.2f}"),
+        ("fresh pictures per cell (fps)", f"min {fmt(r['cell_fresh_fps_min'])}, "
+                                          f"mean {fmt(r['cell_fresh_fps_mean'])}"),
         ("decode floor fps per stream", f"min {r['floor_fps_min']:.2f}, "
                                         f"mean {r['floor_fps_mean']:.2f}"),
         ("", ""),
         ("Vigie start -> ready (and logged in)", fmt(r["vigie_ready_s"], 2, "s")),
         ("Vigie start -> first wall frame", fmt(r.get("first_frame_s"), 2, "s")),
         ("Vigie start -> full wall", fmt(r["full_wall_s"], 2, "s")),
-        ("Vigie RSS (end / peak in window)", f"{r['vigie_rss_mb']:.0f} MB / "
-                                             f"{r['vigie_rss_peak_window_mb']:.0f} MB"),
+        ("Vigie RSS (end / peak in window)", f"{fmt(r['vigie_rss_mb'], 0)} MB / "
+                                             f"{fmt(r['vigie_rss_peak_window_mb'], 0)} MB"),
         ("decode floor RSS", fmt(r["floor_rss_mb"], 0, "MB")),
         ("dropped frames (Vigie hub)", str(wall.get("dropped_frames", "n/a"))),
         ("camera reconnects (Vigie, whole run)", str(r.get("camera_reconnects", "n/a"))),

@@ -30,16 +30,28 @@ class Label:
 
 @dataclass
 class FrameGate:
-    """Lets through at most `fps` frames per second, evenly, without drifting."""
+    """Lets through at most `fps` frames per second, evenly, without drifting.
+
+    A camera no faster than the wall passes whole: with jitter, a same-rate camera would
+    otherwise lose the frames that arrive a little early.
+    """
 
     fps: float
     _next_due: float = field(default=0.0)
+    _last_arrival: float | None = field(default=None)
+    _mean_interval: float | None = field(default=None)
 
     def admit(self, now: float) -> bool:
         if self.fps <= 0:
             return True
         period = 1.0 / self.fps
-        if now + period * 0.25 < self._next_due:  # small tolerance for jittery arrivals
+        if self._last_arrival is not None:
+            interval = now - self._last_arrival
+            self._mean_interval = interval if self._mean_interval is None else (
+                0.9 * self._mean_interval + 0.1 * interval)
+        self._last_arrival = now
+        slower_than_wall = self._mean_interval is None or self._mean_interval >= period * 0.9
+        if not slower_than_wall and now + period * 0.25 < self._next_due:
             return False
         # Catch up without bursting after a gap; keep the cadence otherwise.
         self._next_due = max(self._next_due + period, now + period * 0.5)

@@ -83,8 +83,11 @@ async def api_status(request: web.Request) -> web.Response:
             "fps_delivered": round(stream.hub.rate.rates(time.monotonic())[0], 2),
             "dropped_frames": stream.hub.dropped_now(),
         })
+    mosaics = [{"id": stream.name, "composing": stream.compositor.running,
+                "viewers": stream.hub.viewer_count} for stream in runtime.mosaic_streams()]
     return web.json_response({
         "ready": runtime.started,
+        "mosaics": mosaics,
         "uptime_seconds": round(time.monotonic() - request.app[STARTED_AT], 1),
         "cameras": {"total": len(runtime.workers), **states},
         "walls": walls,

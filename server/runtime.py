@@ -165,6 +165,9 @@ class Runtime:
         self._mosaic_streams[key] = stream
         return stream
 
+    def mosaic_streams(self) -> list[LiveStream]:
+        return list(self._mosaic_streams.values())
+
     def streams(self) -> Iterable[LiveStream]:
         yield from list(self._wall_streams.values())
         yield from list(self._camera_streams.values())

@@ -153,3 +153,16 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = 
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message}; last: {last!r}")
+
+
+def first_frame(url: str, headers: dict[str, str] | None = None, timeout: float = 10.0) -> ReceivedFrame:
+    """The first frame of an MJPEG stream, then hang up."""
+    reader = MjpegReader(url, headers=headers).start()
+    try:
+        wait_until(lambda: reader.frames or reader.error, timeout, interval=0.05,
+                   message=f"a frame from {url}")
+    finally:
+        reader.stop()
+    if reader.error and not reader.frames:
+        raise reader.error
+    return reader.frames[0]

@@ -62,3 +62,12 @@ def test_frame_gate_passes_wall_rate_from_faster_camera():
 def test_frame_gate_passes_everything_from_slower_camera():
     gate = FrameGate(fps=15)
     assert all(gate.admit(i / 10) for i in range(100))
+
+
+def test_frame_gate_passes_a_jittery_camera_at_the_wall_rate():
+    import random
+
+    rng = random.Random(7)
+    gate = FrameGate(fps=15)
+    arrivals = [i / 15 + rng.uniform(-0.02, 0.02) for i in range(150)]
+    assert sum(gate.admit(t) for t in arrivals) == 150
