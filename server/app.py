@@ -18,6 +18,7 @@ from server.config import VigieConfig
 from server.errors import json_errors_middleware
 from server.keys import CONFIG, JOURNAL, REDACTOR, RUNTIME, STARTED_AT
 from server.runtime import Runtime
+from server.reload import setup_reload
 from server.static import add_static_routes
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None) -> web.App
     app.add_routes(outputs.routes)
     app.add_routes(journal_api.routes)
     add_static_routes(app)
+    setup_reload(app)
     app.cleanup_ctx.append(_journal_ctx)
     app.cleanup_ctx.append(_runtime_ctx)
     app.on_shutdown.append(_close_viewers)

@@ -10,7 +10,7 @@ from aiohttp import web
 from ingest.stats import CameraState, CameraStatus
 from ingest.worker import CameraWorker
 from server.auth import principal_of
-from server.keys import CONFIG, RUNTIME, STARTED_AT
+from server.keys import RUNTIME, STARTED_AT
 from server.runtime import COMMUNE_WALL_PREFIX, Runtime
 from server.scope import can_read_metrics, can_view_camera, can_view_wall, visible_cameras
 
@@ -51,7 +51,7 @@ async def readyz(request: web.Request) -> web.Response:
     runtime = request.app.get(RUNTIME)
     if runtime is None or not runtime.started:
         return web.json_response({"status": "starting"}, status=503)
-    return web.json_response({"status": "ready", "config": request.app[CONFIG].source_path})
+    return web.json_response({"status": "ready", "config": runtime.config.source_path or None})
 
 
 def _require(allowed: bool) -> None:

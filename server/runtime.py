@@ -7,6 +7,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ingest.compositor import Compositor, WallSpec
 from ingest.layout import CellSpec, grid_cells
@@ -55,6 +56,34 @@ def commune_walls(config: VigieConfig) -> dict[str, WallSpec]:
     return walls
 
 
+def all_walls(config: VigieConfig) -> dict[str, WallSpec]:
+    walls = {wall.id: wall_spec(wall) for wall in config.walls}
+    for wall_id, spec in commune_walls(config).items():
+        if wall_id in walls:
+            logger.warning("wall %s is defined in the config: no automatic commune wall", wall_id)
+        else:
+            walls[wall_id] = spec
+    return walls
+
+
+@dataclass(frozen=True)
+class ReloadSummary:
+    added: list[str]
+    removed: list[str]
+    restarted: list[str]
+    walls_changed: list[str]
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"cameras_added": self.added, "cameras_removed": self.removed,
+                "cameras_restarted": self.restarted, "walls_changed": self.walls_changed}
+
+
+def _camera_key(config: VigieConfig, camera: Camera) -> tuple:
+    """What makes a worker: the camera's settings (password included) and its labels."""
+    commune = config.commune(camera.commune)
+    return (camera, commune.name if commune else None)
+
+
 def camera_info(config: VigieConfig, camera: Camera) -> CameraInfo:
     commune = config.commune(camera.commune)
     return CameraInfo(camera.id, camera.name, camera.commune,
@@ -75,12 +104,7 @@ class Runtime:
         self.store = TileStore()
         self.workers: dict[str, CameraWorker] = {}
         self._main_workers: dict[str, CameraWorker] = {}
-        self.walls: dict[str, WallSpec] = {wall.id: wall_spec(wall) for wall in config.walls}
-        for wall_id, spec in commune_walls(config).items():
-            if wall_id in self.walls:
-                logger.warning("wall %s is defined in the config: no automatic commune wall", wall_id)
-            else:
-                self.walls[wall_id] = spec
+        self.walls: dict[str, WallSpec] = all_walls(config)
         self.camera_communes: dict[str, str] = {camera.id: camera.commune for camera in config.cameras}
         self._wall_streams: dict[str, LiveStream] = {}
         self._camera_streams: dict[str, LiveStream] = {}
@@ -88,14 +112,17 @@ class Runtime:
         self.started = False
         redactor.add(secret for camera in config.cameras if (secret := camera.password()))
 
+    def _start_worker(self, camera: Camera) -> None:
+        # Mosaics read the substream when there is one: smaller, cheaper to decode.
+        url = camera.substream_url or camera.url
+        worker = CameraWorker(camera_info(self.config, camera), source_spec(camera, url),
+                              self.store, self.redactor)
+        self.workers[camera.id] = worker
+        worker.start()
+
     def start(self) -> None:
         for camera in self.config.cameras:
-            # Mosaics read the substream when there is one: smaller, cheaper to decode.
-            url = camera.substream_url or camera.url
-            worker = CameraWorker(camera_info(self.config, camera), source_spec(camera, url),
-                                  self.store, self.redactor)
-            self.workers[camera.id] = worker
-            worker.start()
+            self._start_worker(camera)
         self.started = True
         logger.info("started %d camera workers, %d walls", len(self.workers), len(self.walls))
 
@@ -115,11 +142,12 @@ class Runtime:
 
     def wall_stream(self, wall_id: str) -> LiveStream | None:
         stream = self._wall_streams.get(wall_id)
-        spec = self.walls.get(wall_id)
-        if stream is None and spec is not None:
+        if stream is None and wall_id in self.walls:
             loop = asyncio.get_running_loop()
+            # The spec and workers are looked up when a compositor is built, so that a
+            # rebuild after a reload picks up the new layout and restarted cameras.
             stream = LiveStream(f"wall/{wall_id}", lambda deliver: Compositor(
-                spec, self.workers, self.store, deliver), loop)
+                self.walls[wall_id], self.workers, self.store, deliver), loop)
             self._wall_streams[wall_id] = stream
         return stream
 
@@ -135,10 +163,12 @@ class Runtime:
             fps = min(30.0, max(1.0, round(status.input_fps) or CAMERA_VIEW_FPS))
             spec = WallSpec(f"camera-{camera_id}", worker.camera.name, width, height, fps, 1, 1,
                             (CellSpec(camera_id, 0, 0),))
-            store = worker.store
             loop = asyncio.get_running_loop()
-            stream = LiveStream(f"camera/{camera_id}", lambda deliver: Compositor(
-                spec, {camera_id: worker}, store, deliver), loop)
+
+            def make(deliver) -> Compositor:
+                current = self._main_worker(camera_id)
+                return Compositor(spec, {camera_id: current}, current.store, deliver)
+            stream = LiveStream(f"camera/{camera_id}", make, loop)
             self._camera_streams[camera_id] = stream
         return stream
 
@@ -172,6 +202,56 @@ class Runtime:
         yield from list(self._wall_streams.values())
         yield from list(self._camera_streams.values())
         yield from list(self._mosaic_streams.values())
+
+    async def async_apply(self, new: VigieConfig) -> ReloadSummary:
+        """Move to a new config: restart only the cameras that changed; walls whose layout
+        or cameras changed get a new compositor while their viewers stay connected."""
+        old = self.config
+        old_keys = {c.id: _camera_key(old, c) for c in old.cameras}
+        new_keys = {c.id: _camera_key(new, c) for c in new.cameras}
+        removed = [cid for cid in old_keys if cid not in new_keys]
+        added = [cid for cid in new_keys if cid not in old_keys]
+        restarted = [cid for cid in new_keys if cid in old_keys and new_keys[cid] != old_keys[cid]]
+        stopping = [self.workers.pop(cid) for cid in removed + restarted]
+        stopping += [self._main_workers.pop(cid) for cid in removed + restarted if cid in self._main_workers]
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, stop_workers, stopping)
+        for cid in removed + restarted:
+            self.store.forget(cid)
+        self.redactor.add(secret for camera in new.cameras if (secret := camera.password()))
+        old_walls = self.walls
+        self.config = new
+        self.walls = all_walls(new)
+        self.camera_communes = {camera.id: camera.commune for camera in new.cameras}
+        for camera in new.cameras:
+            if camera.id in added or camera.id in restarted:
+                self._start_worker(camera)
+        touched = set(removed) | set(restarted)
+        walls_changed = sorted(w for w in set(old_walls) | set(self.walls)
+                               if old_walls.get(w) != self.walls.get(w))
+        rebuilds = []
+        for wall_id, stream in list(self._wall_streams.items()):
+            if wall_id not in self.walls:
+                del self._wall_streams[wall_id]
+                rebuilds.append(stream.async_close())
+            elif wall_id in walls_changed or touched & set(self.wall_cameras(wall_id)):
+                rebuilds.append(stream.async_rebuild())
+        for camera_id, stream in list(self._camera_streams.items()):
+            if camera_id in removed:
+                del self._camera_streams[camera_id]
+                rebuilds.append(stream.async_close())
+            elif camera_id in restarted:
+                rebuilds.append(stream.async_rebuild())
+        for key, stream in list(self._mosaic_streams.items()):
+            if set(removed) & set(key[0]):
+                del self._mosaic_streams[key]
+                rebuilds.append(stream.async_close())
+            elif touched & set(key[0]):
+                rebuilds.append(stream.async_rebuild())
+        await asyncio.gather(*rebuilds)
+        summary = ReloadSummary(added, removed, restarted, walls_changed)
+        logger.info("config reloaded: %s", summary.as_dict())
+        return summary
 
     async def async_stop(self) -> list[str]:
         """Close viewers, stop compositors, join worker threads. Returns stuck thread names."""

@@ -33,6 +33,7 @@ class LiveStream:
         self._stop_handle: asyncio.TimerHandle | None = None
         self.hub = Hub(name, on_demand=self._on_demand, stall_timeout=stall_timeout)
         # The compositor's thread hands frames over through the one door into the loop.
+        self._make_compositor = make_compositor
         self.compositor = make_compositor(self._deliver_threadsafe)
 
     def _deliver_threadsafe(self, frame: EncodedFrame) -> None:
@@ -59,6 +60,15 @@ class LiveStream:
             self._loop.run_in_executor(None, self.compositor.stop)
             if self._on_stopped is not None:
                 self._on_stopped()
+
+    async def async_rebuild(self) -> None:
+        """Swap in a compositor built afresh (new wall layout, restarted cameras); the
+        viewers stay connected to the hub and only see the picture change."""
+        old = self.compositor
+        self.compositor = self._make_compositor(self._deliver_threadsafe)
+        await self._loop.run_in_executor(None, old.stop)
+        if self.hub.viewer_count > 0:
+            self.compositor.start()
 
     async def async_close(self) -> None:
         if self._stop_handle is not None:

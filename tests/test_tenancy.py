@@ -432,6 +432,12 @@ def test_canary_secrets_appear_nowhere(vigie, tmp_path):
           {"Content-Type": "application/x-www-form-urlencoded"})
     wait_until(lambda: server.get_json("/api/cameras/locked")["reconnects_last_hour"] >= 2, 15,
                message="camera errors")
+    config_file = Path(server.log_path).parent / "vigie.yaml"
+    config_file.write_text(config_file.read_text().replace("stale_after: 2", "stale_after: 3"))
+    status, _, answer = fetch("POST", base + "/api/admin/reload", b"", server.headers)
+    assert status == 200 and json.loads(answer)["cameras_restarted"] == ["locked"], answer
+    wait_until(lambda: server.get_json("/api/cameras/locked")["reconnects_last_hour"] >= 1, 15,
+               message="camera errors after the reload")
     seen = []
     for path in ("/api/cameras", "/api/cameras/locked", "/api/status", "/api/walls", "/metrics", "/api/me",
                  "/api/audit", "/api/audit?format=csv", "/login", "/assets/login.js", "/walls/w/snapshot.jpg"):
