@@ -1,7 +1,8 @@
 """Compositor: one thread per active wall, on a clock at the wall's fps.
 
 Each tick copies the cells whose tile changed into a YUV420 canvas, draws a card for
-cells whose camera is down, encodes the canvas once, and hands the bytes to `deliver`.
+cells whose camera is down, encodes the canvas once per format that has viewers (JPEG,
+H.264 in fMP4), and hands the bytes to `deliver(format, frame)`.
 A dead camera never delays the wall: cells only ever read the latest tile, never wait.
 """
 
@@ -10,13 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from ingest.cards import TINT_NEUTRAL, TINT_OFFLINE, TINT_STALLED, draw_card, since_text
 from ingest.encoders import EncodedFrame, JpegEncoder
+from ingest.fmp4 import Fmp4Encoder
 from ingest.layout import CellSpec, Rect, cell_rect
 from ingest.overlay import TextRenderer
 from ingest.stats import CameraState, RateMeter
@@ -38,6 +40,9 @@ class WallSpec:
     columns: int
     rows: int
     cells: tuple[CellSpec, ...]
+    # Single-camera views tick fast and send a frame only when the picture changed, so
+    # their output follows the camera's own rate (which is not known in advance).
+    follow_source: bool = False
 
 
 @dataclass
@@ -63,11 +68,16 @@ class Compositor:
     """Composes and encodes one wall while started. `deliver` is called from its thread."""
 
     def __init__(self, spec: WallSpec, workers: Mapping[str, CameraWorker], store: TileStore,
-                 deliver: Callable[[EncodedFrame], None], quality: int = 80) -> None:
+                 deliver: Callable[[str, EncodedFrame], None],
+                 wanted_formats: Callable[[], Collection[str]] = lambda: ("jpeg",),
+                 quality: int = 80) -> None:
         self.spec = spec
         self._workers = workers
         self._store = store
         self._deliver = deliver
+        self._wanted_formats = wanted_formats
+        self._keyframe_requested = False
+        self._header_sent = False
         self._encoder = JpegEncoder(quality)
         self._text = TextRenderer()
         self._cards: dict[tuple, np.ndarray] = {}
@@ -78,6 +88,10 @@ class Compositor:
         self.late_ticks = 0
         self.output_rate = RateMeter()
         self.compose_seconds = 0.0
+
+    def request_keyframe(self) -> None:
+        """A new or lagging H.264 viewer needs a keyframe: make the next frame one."""
+        self._keyframe_requested = True
 
     @property
     def running(self) -> bool:
@@ -118,20 +132,30 @@ class Compositor:
         period = 1.0 / self.spec.fps
         next_tick = time.monotonic()
         last_sent = 0.0
+        h264: Fmp4Encoder | None = None
         try:
             while not stop.is_set():
                 started = time.monotonic()
                 changed = [self._update_cell(canvas, cell) for cell in cells]
+                formats = self._wanted_formats()
                 # A wall with live pictures goes out at its rate. One showing only cards
                 # that did not change is not encoded again, but sent at least once a second
                 # so viewers know it is alive.
-                showing_video = any(isinstance(cell.shown, Tile) for cell in cells)
+                showing_video = (not self.spec.follow_source
+                                 and any(isinstance(cell.shown, Tile) for cell in cells))
                 if showing_video or any(changed) or started - last_sent >= KEEPALIVE_INTERVAL:
-                    data = self._encoder.encode(canvas, width, height)
                     self.frames += 1
-                    self._deliver(EncodedFrame(data, self.frames, time.time()))
+                    now_wall = time.time()
+                    if "jpeg" in formats:
+                        data = self._encoder.encode(canvas, width, height)
+                        self._deliver("jpeg", EncodedFrame(data, self.frames, now_wall))
+                    if "fmp4" in formats:
+                        h264 = self._encode_h264(h264, canvas, now_wall)
                     last_sent = started
                     self.output_rate.add(started)
+                if "fmp4" not in formats and h264 is not None:
+                    h264.close()  # the next H.264 viewer gets a fresh encoder and init segment
+                    h264 = None
                 done = time.monotonic()
                 self.compose_seconds += done - started
                 next_tick += period
@@ -142,9 +166,27 @@ class Compositor:
         except Exception:  # noqa: BLE001 - log, and let the owner see `running` is False
             logger.exception("wall %s: compositor failed", self.spec.id)
         finally:
+            if h264 is not None:
+                h264.close()
             for cell in cells:
                 if cell.worker is not None and cell.request is not None:
                     cell.worker.detach(cell.request)
+
+    def _encode_h264(self, encoder: Fmp4Encoder | None, canvas: np.ndarray,
+                     now_wall: float) -> Fmp4Encoder:
+        if encoder is None:
+            encoder = Fmp4Encoder(self.spec.width, self.spec.height, self.spec.fps)
+            self._header_sent = False
+        force, self._keyframe_requested = self._keyframe_requested, False
+        fragments = encoder.encode(canvas, now_wall, self.frames, force_keyframe=force)
+        if fragments and not self._header_sent:
+            # The init segment goes first, once per encoder: viewers start (again) from it.
+            self._deliver("fmp4", EncodedFrame(encoder.init_segment or b"", 0, now_wall, True,
+                                               encoder.mime, header=True))
+            self._header_sent = True
+        for fragment in fragments:
+            self._deliver("fmp4", fragment)
+        return encoder
 
     def _update_cell(self, canvas: np.ndarray, cell: _Cell) -> bool:
         """Bring one cell up to date; True if its pixels changed."""

@@ -17,6 +17,7 @@ class EncodedFrame:
     wall_time: float  # when the canvas was composed (time.time())
     keyframe: bool = True
     content_type: str = "image/jpeg"
+    header: bool = False  # an fMP4 init segment, not a frame
 
 
 class JpegEncoder:

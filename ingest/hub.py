@@ -1,13 +1,19 @@
 """Fan-out of one encoded stream to many viewers, on the event loop.
 
-Each viewer has its own small buffer. When it is full the oldest frame is dropped for
-that viewer only, and counted (go2rtc's rule: one slow viewer never slows another). A
-viewer that has had frames waiting, untaken, for `stall_timeout` seconds is disconnected.
+Each viewer has its own small buffer; nobody ever waits for anybody (go2rtc's rule). When a
+viewer's buffer is full, what is dropped depends on the format:
+- JPEG frames stand alone: the oldest is dropped, the viewer gets the latest.
+- H.264 fragments depend on each other: the whole buffer is dropped and the viewer skips
+  to the next keyframe (the hub asks the encoder for one, so the gap stays short).
+Every drop is counted. A viewer that has had frames waiting, untaken, for `stall_timeout`
+seconds is disconnected. For fMP4 the hub also keeps the init segment ("header"), which
+every new viewer gets first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
 from collections import deque
 from collections.abc import Callable
@@ -16,11 +22,20 @@ from ingest.encoders import EncodedFrame
 from ingest.stats import RateMeter
 
 
+class DropPolicy(enum.Enum):
+    OLDEST = "oldest"             # independent frames (JPEG)
+    TO_KEYFRAME = "to_keyframe"   # dependent frames (H.264)
+
+
 class Viewer:
-    def __init__(self, hub: "Hub", buffer_frames: int) -> None:
+    def __init__(self, hub: "Hub", buffer_frames: int, policy: DropPolicy) -> None:
         self._hub = hub
-        self._pending: deque[EncodedFrame] = deque(maxlen=buffer_frames)
+        self._pending: deque[EncodedFrame] = deque()
+        self._messages: deque[dict] = deque(maxlen=16)  # control messages (wall changed, ...)
+        self._limit = buffer_frames
+        self._policy = policy
         self._ready = asyncio.Event()
+        self.needs_keyframe = policy is DropPolicy.TO_KEYFRAME
         self.closed = False
         self.close_reason: str | None = None
         self.delivered = 0
@@ -29,20 +44,60 @@ class Viewer:
         self.task: asyncio.Task | None = None  # the handler task, cancelled if stalled
 
     def offer(self, frame: EncodedFrame, now: float) -> None:
+        if frame.header:  # a (new) init segment: everything before it is void
+            self.dropped += len(self._pending)
+            self._pending.clear()
+            self.needs_keyframe = True
+        elif self.needs_keyframe:
+            if not frame.keyframe:
+                self.dropped += 1
+                return
+            self.needs_keyframe = False
+        elif len(self._pending) >= self._limit:
+            if self._policy is DropPolicy.OLDEST:
+                self._pending.popleft()
+                self.dropped += 1
+            else:
+                kept_header = [f for f in self._pending if f.header]
+                self.dropped += len(self._pending) - len(kept_header)
+                self._pending = deque(kept_header)
+                if not frame.keyframe:
+                    self.dropped += 1
+                    self.needs_keyframe = True
+                    self._hub.keyframe_wanted()
+                    return
         if not self._pending:
             self.pending_since = now
-        elif len(self._pending) == self._pending.maxlen:
-            self.dropped += 1  # deque(maxlen) discards the oldest
         self._pending.append(frame)
         self._ready.set()
 
-    async def next_frame(self) -> EncodedFrame | None:
-        """The oldest pending frame; None once the viewer is closed."""
-        while not self._pending:
+    def post(self, message: dict) -> None:
+        """A control message for this viewer, delivered before its next frame."""
+        self._messages.append(message)
+        self._ready.set()
+
+    async def next_item(self) -> EncodedFrame | dict | None:
+        """A control message if one waits, else the oldest frame; None once closed."""
+        while not self._pending and not self._messages:
             if self.closed:
                 return None
             self._ready.clear()
             await self._ready.wait()
+        if self._messages:
+            return self._messages.popleft()
+        return self._take()
+
+    async def next_frame(self) -> EncodedFrame | None:
+        """The oldest pending frame (control messages are skipped); None once closed."""
+        while not self._pending:
+            if self.closed:
+                return None
+            self._messages.clear()
+            self._ready.clear()
+            await self._ready.wait()
+        return self._take()
+
+    def _take(self) -> EncodedFrame:
         self.delivered += 1
         frame = self._pending.popleft()
         self.pending_since = time.monotonic() if self._pending else None
@@ -63,17 +118,22 @@ class Viewer:
 
 
 class Hub:
-    """Viewers of one stream. `on_demand(count)` is told whenever the viewer count changes."""
+    """Viewers of one encoded stream. `on_demand(count)` hears every change of viewer count;
+    `on_keyframe_wanted()` is called when a viewer needs a keyframe to (re)start."""
 
     def __init__(self, name: str, on_demand: Callable[[int], None] | None = None,
-                 buffer_frames: int = 2, stall_timeout: float = 10.0) -> None:
+                 buffer_frames: int = 2, stall_timeout: float = 10.0,
+                 policy: DropPolicy = DropPolicy.OLDEST,
+                 on_keyframe_wanted: Callable[[], None] | None = None) -> None:
         self.name = name
         self._viewers: set[Viewer] = set()
         self._on_demand = on_demand
+        self._on_keyframe_wanted = on_keyframe_wanted
         self._buffer_frames = buffer_frames
         self._stall_timeout = stall_timeout
+        self._policy = policy
+        self.header: EncodedFrame | None = None  # fMP4 init segment of the running encoder
         self.latest: EncodedFrame | None = None
-        self._latest_event = asyncio.Event()
         self.published = 0
         self.dropped_total = 0
         self.disconnected_slow = 0
@@ -84,8 +144,12 @@ class Hub:
         return len(self._viewers)
 
     def add(self) -> Viewer:
-        viewer = Viewer(self, self._buffer_frames)
+        viewer = Viewer(self, self._buffer_frames, self._policy)
         self._viewers.add(viewer)
+        if self.header is not None:
+            viewer.offer(self.header, time.monotonic())
+        if self._policy is DropPolicy.TO_KEYFRAME:
+            self.keyframe_wanted()
         if self._on_demand is not None:
             self._on_demand(len(self._viewers))
         return viewer
@@ -97,14 +161,19 @@ class Hub:
             if self._on_demand is not None:
                 self._on_demand(len(self._viewers))
 
+    def keyframe_wanted(self) -> None:
+        if self._on_keyframe_wanted is not None:
+            self._on_keyframe_wanted()
+
     def publish(self, frame: EncodedFrame) -> None:
         """Called on the event loop for every encoded frame; never waits for anyone."""
         now = time.monotonic()
-        self.latest = frame
-        self.published += 1
-        self.rate.add(now)
-        self._latest_event.set()
-        self._latest_event = asyncio.Event()
+        if frame.header:
+            self.header = frame
+        else:
+            self.latest = frame
+            self.published += 1
+            self.rate.add(now)
         for viewer in list(self._viewers):
             viewer.offer(frame, now)
             if viewer.stalled_for(now) > self._stall_timeout:
@@ -113,18 +182,9 @@ class Hub:
                 if viewer.task is not None:
                     viewer.task.cancel()
 
-    async def wait_frame(self, newer_than: int = 0, timeout: float = 10.0) -> EncodedFrame | None:
-        """The first frame with seq > newer_than (for snapshots)."""
-        deadline = time.monotonic() + timeout
-        while self.latest is None or self.latest.seq <= newer_than:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            try:
-                await asyncio.wait_for(self._latest_event.wait(), remaining)
-            except TimeoutError:
-                return None
-        return self.latest
+    def broadcast(self, message: dict) -> None:
+        for viewer in self._viewers:
+            viewer.post(message)
 
     def dropped_now(self) -> int:
         return self.dropped_total + sum(viewer.dropped for viewer in self._viewers)

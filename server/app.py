@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ingest.redact import Redactor
-from server import health, journal_api, login, outputs
+from server import health, journal_api, login, outputs, pages
 from server.audit import AuditJournal
 from server.auth import AUTH, Auth, auth_middleware
 from server.config import VigieConfig
@@ -20,6 +20,7 @@ from server.keys import CONFIG, JOURNAL, REDACTOR, RUNTIME, STARTED_AT
 from server.runtime import Runtime
 from server.reload import setup_reload
 from server.static import add_static_routes
+from server.walls_api import setup_walls_api
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ async def _close_viewers(app: web.Application) -> None:
     runtime = app.get(RUNTIME)
     if runtime is not None:
         for stream in runtime.streams():
-            stream.hub.close_all("shutdown")
+            stream.close_viewers("shutdown")
 
 
 def create_app(config: VigieConfig, redactor: Redactor | None = None) -> web.Application:
@@ -78,8 +79,10 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None) -> web.App
     app.add_routes(login.routes)
     app.add_routes(outputs.routes)
     app.add_routes(journal_api.routes)
+    app.add_routes(pages.routes)
     add_static_routes(app)
     setup_reload(app)
+    setup_walls_api(app)
     app.cleanup_ctx.append(_journal_ctx)
     app.cleanup_ctx.append(_runtime_ctx)
     app.on_shutdown.append(_close_viewers)

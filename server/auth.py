@@ -26,8 +26,8 @@ from server.sessions import LoginThrottle, SessionStore
 logger = logging.getLogger(__name__)
 
 COOKIE = "vigie_session"
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login", "/assets/login.css", "/assets/login.js",
-                          "/assets/vigie.svg", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login", "/kiosk", "/assets/login.css",
+                          "/assets/login.js", "/assets/vigie.svg", "/favicon.ico"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

@@ -79,12 +79,13 @@ async def api_status(request: web.Request) -> web.Response:
         walls.append({
             "id": wall_id, "name": spec.name, "size": f"{spec.width}x{spec.height}",
             "fps": spec.fps, "composing": stream.compositor.running,
-            "viewers": stream.hub.viewer_count,
-            "fps_delivered": round(stream.hub.rate.rates(time.monotonic())[0], 2),
-            "dropped_frames": stream.hub.dropped_now(),
+            "viewers": stream.viewer_count,
+            "viewers_by_format": {fmt: hub.viewer_count for fmt, hub in stream.hubs.items()},
+            "fps_delivered": round(stream.fps_delivered(), 2),
+            "dropped_frames": stream.dropped_frames(),
         })
     mosaics = [{"id": stream.name, "composing": stream.compositor.running,
-                "viewers": stream.hub.viewer_count} for stream in runtime.mosaic_streams()]
+                "viewers": stream.viewer_count} for stream in runtime.mosaic_streams()]
     return web.json_response({
         "ready": runtime.started,
         "mosaics": mosaics,
@@ -116,10 +117,11 @@ def wall_json(runtime: Runtime, wall_id: str) -> dict[str, Any]:
         "layout": f"{spec.columns}x{spec.rows}", "automatic": wall_id.startswith(COMMUNE_WALL_PREFIX),
         "cells": [{"camera": cell.camera_id, "row": cell.row, "column": cell.column,
                    "rows": cell.rows, "columns": cell.columns} for cell in spec.cells],
+        "tour": tour.as_json() if (tour := runtime.tours.get(wall_id)) else None,
     }
 
 
-def _wall_visible(request: web.Request, wall_id: str) -> bool:
+def wall_visible(request: web.Request, wall_id: str) -> bool:
     runtime = request.app[RUNTIME]
     communes = [runtime.camera_communes.get(c) for c in runtime.wall_cameras(wall_id)]
     return wall_id in runtime.walls and can_view_wall(principal_of(request), wall_id, communes)
@@ -129,13 +131,13 @@ def _wall_visible(request: web.Request, wall_id: str) -> bool:
 async def api_walls(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     return web.json_response([wall_json(runtime, wall_id) for wall_id in runtime.walls
-                              if _wall_visible(request, wall_id)])
+                              if wall_visible(request, wall_id)])
 
 
 @routes.get("/api/walls/{wall_id}")
 async def api_wall(request: web.Request) -> web.Response:
     wall_id = request.match_info["wall_id"]
-    if not _wall_visible(request, wall_id):
+    if not wall_visible(request, wall_id):
         raise web.HTTPNotFound(text="unknown wall")
     return web.json_response(wall_json(request.app[RUNTIME], wall_id))
 
@@ -173,13 +175,13 @@ def render_metrics(runtime: Runtime) -> str:
            [(labels, float(status.reconnects_last_hour)) for labels, status in cameras])
     walls = [(f'wall="{_label(wall_id)}"', runtime.wall_stream(wall_id)) for wall_id in runtime.walls]
     family("vigie_wall_fps_delivered", "gauge", "Frames per second sent by the wall's encoder.",
-           [(labels, stream.hub.rate.rates(now)[0]) for labels, stream in walls])
+           [(labels, stream.fps_delivered()) for labels, stream in walls])
     family("vigie_wall_viewers", "gauge", "Viewers connected to the wall.",
-           [(labels, float(stream.hub.viewer_count)) for labels, stream in walls])
+           [(labels, float(stream.viewer_count)) for labels, stream in walls])
     family("vigie_wall_dropped_frames_total", "counter", "Frames dropped for slow viewers.",
-           [(labels, float(stream.hub.dropped_now())) for labels, stream in walls])
+           [(labels, float(stream.dropped_frames())) for labels, stream in walls])
     family("vigie_wall_slow_viewers_disconnected_total", "counter", "Viewers disconnected for being too slow.",
-           [(labels, float(stream.hub.disconnected_slow)) for labels, stream in walls])
+           [(labels, float(stream.disconnected_slow())) for labels, stream in walls])
     return "\n".join(lines) + "\n"
 
 

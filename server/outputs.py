@@ -1,4 +1,5 @@
-"""Stream outputs: MJPEG over HTTP (works in any <img>) and JPEG snapshots.
+"""Stream outputs: MJPEG over HTTP (works in any <img>), JPEG snapshots, and WebSockets
+carrying H.264 in fragmented MP4 (for Media Source Extensions) or JPEG frames.
 
 Every route checks the viewer's scope first; a camera or wall the viewer may not see
 answers exactly like one that does not exist (404), so ids cannot be probed. Every view
@@ -8,13 +9,17 @@ is journaled from open to close, every snapshot once.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
+from ingest.encoders import EncodedFrame
 from server.auth import principal_of
+from server.health import camera_json, wall_json
 from server.errors import json_error
 from server.keys import JOURNAL, RUNTIME
 from server.login import audit_client
@@ -192,3 +197,95 @@ async def mosaic_mjpeg(request: web.Request) -> web.StreamResponse:
 @routes.get("/mosaic/snapshot.jpg")
 async def mosaic_snapshot(request: web.Request) -> web.Response:
     return await _snapshot(request, mosaic_target(request))
+
+
+WS_FORMATS = ("fmp4", "jpeg")
+WS_HEARTBEAT = 20.0  # seconds between pings; a dead peer is dropped after a missed pong
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_SLOW = 4008  # application code: the viewer could not keep up
+
+
+def _hello(request: web.Request, target: Target, fmt: str, first: EncodedFrame) -> dict[str, Any]:
+    runtime = request.app[RUNTIME]
+    return {
+        "type": "hello", "format": fmt,
+        "mime": first.content_type if fmt == "fmp4" else "image/jpeg",
+        "target": {"kind": target.kind, "id": target.id},
+        "wall": wall_json(runtime, target.id) if target.kind == "wall" else None,
+        "camera": camera_json(runtime.workers[target.id]) if target.kind == "camera" else None,
+    }
+
+
+async def _websocket(request: web.Request, target: Target) -> web.WebSocketResponse:
+    """One socket per view. Only this handler task receives (aiohttp's rule); a second task
+    sends frames and control messages, and is the one cancelled if the viewer stalls."""
+    fmt = request.rel_url.query.get("format", "fmp4")
+    if fmt not in WS_FORMATS:
+        raise web.HTTPBadRequest(text="format must be fmp4 or jpeg")
+    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=4096, compress=False)
+    await ws.prepare(request)
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
+    journal = request.app[JOURNAL]
+    view_id = await journal.async_view_opened(
+        audit_client(request), target_kind=target.kind, target_id=target.id,
+        cameras=target.cameras, communes=target.communes, output=f"ws-{fmt}")
+    viewer = target.stream.hubs[fmt].add()
+
+    async def send() -> None:
+        hello_sent = False
+        while (item := await viewer.next_item()) is not None:
+            if isinstance(item, dict):
+                if hello_sent:
+                    await ws.send_str(json.dumps(item))
+                continue
+            if not hello_sent:
+                await ws.send_str(json.dumps(_hello(request, target, fmt, item)))
+                hello_sent = True
+            await ws.send_bytes(item.data)
+
+    sender = asyncio.create_task(send())
+    viewer.task = sender
+    reason = "closed"
+    try:
+        receiver = asyncio.ensure_future(_drain(ws))
+        done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        if receiver in done:
+            reason = "client left"
+        else:
+            reason = viewer.close_reason or "closed"
+        receiver.cancel()
+    finally:
+        sender.cancel()
+        viewer.close("left")
+        code = CLOSE_TOO_SLOW if reason == "too slow" else CLOSE_GOING_AWAY
+        if not ws.closed:
+            try:
+                await asyncio.wait_for(ws.close(code=code, message=reason.encode()[:100]), 2)
+            except (TimeoutError, ConnectionResetError):
+                if request.transport is not None:
+                    request.transport.abort()
+        await asyncio.shield(journal.async_view_closed(view_id, reason))
+    return ws
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    """Read (and ignore) what the client sends, until it closes: pongs, close frames."""
+    async for _ in ws:
+        pass
+
+
+@routes.get("/walls/{wall_id}/ws")
+async def wall_ws(request: web.Request) -> web.WebSocketResponse:
+    return await _websocket(request, wall_target(request))
+
+
+@routes.get("/cameras/{camera_id}/ws")
+async def camera_ws(request: web.Request) -> web.WebSocketResponse:
+    return await _websocket(request, camera_target(request))
+
+
+@routes.get("/mosaic/ws")
+async def mosaic_ws(request: web.Request) -> web.WebSocketResponse:
+    return await _websocket(request, mosaic_target(request))

@@ -8,6 +8,7 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ingest.compositor import Compositor, WallSpec
 from ingest.layout import CellSpec, grid_cells
@@ -26,7 +27,7 @@ COMMUNE_WALL_FPS = 15.0
 MAX_MOSAICS = 64  # ad-hoc mosaics composed at once
 CAMERA_VIEW_DEFAULT = (1280, 720)
 CAMERA_VIEW_MAX = (1920, 1080)
-CAMERA_VIEW_FPS = 15.0
+CAMERA_VIEW_FPS = 25.0  # the most a single view sends; it follows the camera below that
 
 
 def wall_spec(wall: Wall) -> WallSpec:
@@ -109,6 +110,7 @@ class Runtime:
         self._wall_streams: dict[str, LiveStream] = {}
         self._camera_streams: dict[str, LiveStream] = {}
         self._mosaic_streams: dict[tuple, LiveStream] = {}
+        self.tours: dict[str, Any] = {}  # wall id -> running tour (server.walls_api.Tour)
         self.started = False
         redactor.add(secret for camera in config.cameras if (secret := camera.password()))
 
@@ -146,8 +148,8 @@ class Runtime:
             loop = asyncio.get_running_loop()
             # The spec and workers are looked up when a compositor is built, so that a
             # rebuild after a reload picks up the new layout and restarted cameras.
-            stream = LiveStream(f"wall/{wall_id}", lambda deliver: Compositor(
-                self.walls[wall_id], self.workers, self.store, deliver), loop)
+            stream = LiveStream(f"wall/{wall_id}", lambda deliver, wanted: Compositor(
+                self.walls[wall_id], self.workers, self.store, deliver, wanted), loop)
             self._wall_streams[wall_id] = stream
         return stream
 
@@ -160,14 +162,13 @@ class Runtime:
             if status.width and status.height:
                 scale = min(1.0, CAMERA_VIEW_MAX[0] / status.width, CAMERA_VIEW_MAX[1] / status.height)
                 width, height = int(status.width * scale) // 2 * 2, int(status.height * scale) // 2 * 2
-            fps = min(30.0, max(1.0, round(status.input_fps) or CAMERA_VIEW_FPS))
-            spec = WallSpec(f"camera-{camera_id}", worker.camera.name, width, height, fps, 1, 1,
-                            (CellSpec(camera_id, 0, 0),))
+            spec = WallSpec(f"camera-{camera_id}", worker.camera.name, width, height,
+                            CAMERA_VIEW_FPS, 1, 1, (CellSpec(camera_id, 0, 0),), follow_source=True)
             loop = asyncio.get_running_loop()
 
-            def make(deliver) -> Compositor:
+            def make(deliver, wanted) -> Compositor:
                 current = self._main_worker(camera_id)
-                return Compositor(spec, {camera_id: current}, current.store, deliver)
+                return Compositor(spec, {camera_id: current}, current.store, deliver, wanted)
             stream = LiveStream(f"camera/{camera_id}", make, loop)
             self._camera_streams[camera_id] = stream
         return stream
@@ -189,8 +190,8 @@ class Runtime:
         spec = WallSpec(name, "mosaic", *size, fps, columns, rows,
                         tuple(grid_cells(columns, rows, list(camera_ids))))
         loop = asyncio.get_running_loop()
-        stream = LiveStream(f"mosaic/{name}", lambda deliver: Compositor(
-            spec, self.workers, self.store, deliver), loop,
+        stream = LiveStream(f"mosaic/{name}", lambda deliver, wanted: Compositor(
+            spec, self.workers, self.store, deliver, wanted), loop,
             on_stopped=lambda: self._mosaic_streams.pop(key, None))
         self._mosaic_streams[key] = stream
         return stream

@@ -1,4 +1,5 @@
-"""Live streams: a compositor and its hub, started on the first viewer, stopped after the last.
+"""Live streams: a compositor and its hubs (one per output format), started on the first
+viewer of any format, stopped after the last.
 
 Lives on the event loop. The compositor thread hands frames back through exactly one door:
 `loop.call_soon_threadsafe` (STYLE.md). Stopping joins the thread in an executor.
@@ -8,42 +9,78 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from ingest.compositor import Compositor
 from ingest.encoders import EncodedFrame
-from ingest.hub import Hub
+from ingest.hub import DropPolicy, Hub
 
 logger = logging.getLogger(__name__)
 
-DeliverFn = Callable[[EncodedFrame], None]
+DeliverFn = Callable[[str, EncodedFrame], None]
+WantedFn = Callable[[], frozenset[str]]
+MakeCompositor = Callable[[DeliverFn, WantedFn], Compositor]
 
 LINGER_SECONDS = 5.0  # keep composing this long after the last viewer (reloads, page hops)
+FORMATS = ("jpeg", "fmp4")
+FMP4_BUFFER_FRAMES = 30  # about two seconds of fragments before a viewer skips to a keyframe
 
 
 class LiveStream:
-    def __init__(self, name: str, make_compositor: Callable[[DeliverFn], Compositor],
-                 loop: asyncio.AbstractEventLoop,
-                 linger: float = LINGER_SECONDS, stall_timeout: float = 10.0,
-                 on_stopped: Callable[[], object] | None = None) -> None:
+    def __init__(self, name: str, make_compositor: MakeCompositor,
+                 loop: asyncio.AbstractEventLoop, linger: float = LINGER_SECONDS,
+                 stall_timeout: float = 10.0, on_stopped: Callable[[], object] | None = None) -> None:
         self.name = name
-        self._on_stopped = on_stopped
         self._loop = loop
         self._linger = linger
+        self._on_stopped = on_stopped
         self._stop_handle: asyncio.TimerHandle | None = None
-        self.hub = Hub(name, on_demand=self._on_demand, stall_timeout=stall_timeout)
-        # The compositor's thread hands frames over through the one door into the loop.
+        self.hubs: dict[str, Hub] = {
+            "jpeg": Hub(f"{name}/jpeg", on_demand=self._on_demand, stall_timeout=stall_timeout),
+            "fmp4": Hub(f"{name}/fmp4", on_demand=self._on_demand, stall_timeout=stall_timeout,
+                        buffer_frames=FMP4_BUFFER_FRAMES, policy=DropPolicy.TO_KEYFRAME,
+                        on_keyframe_wanted=self._keyframe_wanted),
+        }
+        self._wanted: frozenset[str] = frozenset()
         self._make_compositor = make_compositor
-        self.compositor = make_compositor(self._deliver_threadsafe)
+        self.compositor = self._build()
 
-    def _deliver_threadsafe(self, frame: EncodedFrame) -> None:
+    @property
+    def hub(self) -> Hub:
+        """The JPEG hub: MJPEG and snapshots."""
+        return self.hubs["jpeg"]
+
+    def _build(self) -> Compositor:
+        # The compositor's thread hands frames over through the one door into the loop.
+        return self._make_compositor(self._deliver_threadsafe, lambda: self._wanted)
+
+    def _deliver_threadsafe(self, fmt: str, frame: EncodedFrame) -> None:
         try:
-            self._loop.call_soon_threadsafe(self.hub.publish, frame)
+            self._loop.call_soon_threadsafe(self.hubs[fmt].publish, frame)
         except RuntimeError:
             pass  # the loop is closing: the frame has nobody to go to
 
-    def _on_demand(self, viewers: int) -> None:
-        if viewers > 0:
+    def _keyframe_wanted(self) -> None:
+        self.compositor.request_keyframe()
+
+    @property
+    def viewer_count(self) -> int:
+        return sum(hub.viewer_count for hub in self.hubs.values())
+
+    def dropped_frames(self) -> int:
+        return sum(hub.dropped_now() for hub in self.hubs.values())
+
+    def disconnected_slow(self) -> int:
+        return sum(hub.disconnected_slow for hub in self.hubs.values())
+
+    def fps_delivered(self) -> float:
+        return self.compositor.output_rate.rates(time.monotonic())[0] if self.compositor.running else 0.0
+
+    def _on_demand(self, _: int) -> None:
+        # Read by the compositor thread each tick: encode only the formats someone watches.
+        self._wanted = frozenset(fmt for fmt, hub in self.hubs.items() if hub.viewer_count)
+        if self.viewer_count > 0:
             if self._stop_handle is not None:
                 self._stop_handle.cancel()
                 self._stop_handle = None
@@ -55,7 +92,7 @@ class LiveStream:
 
     def _stop_if_idle(self) -> None:
         self._stop_handle = None
-        if self.hub.viewer_count == 0 and self.compositor.running:
+        if self.viewer_count == 0 and self.compositor.running:
             logger.info("stream %s: no viewer, stopping", self.name)
             self._loop.run_in_executor(None, self.compositor.stop)
             if self._on_stopped is not None:
@@ -63,16 +100,25 @@ class LiveStream:
 
     async def async_rebuild(self) -> None:
         """Swap in a compositor built afresh (new wall layout, restarted cameras); the
-        viewers stay connected to the hub and only see the picture change."""
+        viewers stay connected to the hubs and only see the picture change."""
         old = self.compositor
-        self.compositor = self._make_compositor(self._deliver_threadsafe)
+        self.compositor = self._build()
         await self._loop.run_in_executor(None, old.stop)
-        if self.hub.viewer_count > 0:
+        if self.viewer_count > 0:
             self.compositor.start()
+
+    def broadcast(self, message: dict) -> None:
+        """A control message to every viewer that can take one (WebSocket viewers)."""
+        for hub in self.hubs.values():
+            hub.broadcast(message)
+
+    def close_viewers(self, reason: str = "shutdown") -> None:
+        for hub in self.hubs.values():
+            hub.close_all(reason)
 
     async def async_close(self) -> None:
         if self._stop_handle is not None:
             self._stop_handle.cancel()
             self._stop_handle = None
-        self.hub.close_all("shutdown")
+        self.close_viewers("shutdown")
         await self._loop.run_in_executor(None, self.compositor.stop)

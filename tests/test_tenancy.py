@@ -127,6 +127,9 @@ REQUESTS = st.one_of(
     st.sampled_from(CAMERA_IDS).map(lambda c: ("camera", f"/cameras/{c}/mjpeg", c)),
     st.sampled_from(WALL_IDS).map(lambda w: ("wall", f"/walls/{w}/snapshot.jpg", w)),
     st.sampled_from(WALL_IDS).map(lambda w: ("wall", f"/walls/{w}/mjpeg", w)),
+    # sockets: a plain GET is refused before any upgrade; 404 for what is not theirs
+    st.sampled_from(CAMERA_IDS).map(lambda c: ("socket", f"/cameras/{c}/ws", c)),
+    st.sampled_from(WALL_IDS).map(lambda w: ("socket", f"/walls/{w}/ws?format=jpeg", w)),
     st.tuples(st.lists(st.sampled_from(CAMERA_IDS[:6]), min_size=1, max_size=4),
               st.sampled_from(["", "2x2", "1x4", "4x1"]), st.sampled_from(["snapshot.jpg", "mjpeg"]))
     .map(lambda t: ("mosaic", f"/mosaic/{t[2]}?" + urlencode(
@@ -146,6 +149,8 @@ def test_police_never_receive_a_byte_of_a_foreign_camera(server, user, request):
     assert status < 500 or status == 503, (path, status, body[:200])
     if status != 200:
         assert json.loads(body)["error"]  # every refusal is JSON
+        if kind == "socket" and subject not in own and not str(subject).startswith("commune-"):
+            assert status == 404
         return
     if content_type.startswith("application/json"):
         strings = strings_in(json.loads(body))

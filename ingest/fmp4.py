@@ -1,0 +1,133 @@
+"""H.264 in fragmented MP4 for the browser's Media Source Extensions.
+
+PyAV's libx264 (ultrafast, zerolatency, baseline, no B-frames, short GOP) into FFmpeg's mp4
+muxer with `frag_every_frame`: one moof+mdat fragment per frame, so a viewer never waits
+for a whole GOP. The muxer writes fragment N when frame N+1 arrives: one frame of delay,
+the price of a muxer we do not have to write ourselves.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+from collections import deque
+from fractions import Fraction
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange
+
+from ingest.encoders import EncodedFrame
+
+MIME_TEMPLATE = 'video/mp4; codecs="{codec}"'
+
+
+class _Sink(io.RawIOBase):
+    """Collects what the muxer writes."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self.buffer += data
+        return len(data)
+
+
+def split_boxes(buffer: bytearray) -> list[tuple[bytes, bytes]]:
+    """Remove complete top-level boxes from the front of `buffer`: [(type, box bytes)]."""
+    boxes = []
+    while len(buffer) >= 8:
+        size, kind = struct.unpack(">I4s", buffer[:8])
+        if size == 1 and len(buffer) >= 16:
+            size = struct.unpack(">Q", buffer[8:16])[0]
+        if size < 8 or len(buffer) < size:
+            break
+        boxes.append((bytes(kind), bytes(buffer[:size])))
+        del buffer[:size]
+    return boxes
+
+
+def avc_codec_string(extradata: bytes | None) -> str:
+    """'avc1.PPCCLL' from the SPS (Annex B or avcC extradata); baseline 3.1 if unknown."""
+    if extradata:
+        if extradata[0] == 1 and len(extradata) >= 4:  # avcC record
+            return "avc1." + extradata[1:4].hex().upper()
+        index = extradata.find(b"\x00\x00\x01")
+        while index != -1 and index + 6 < len(extradata):
+            nal = extradata[index + 3]
+            if nal & 0x1F == 7:
+                return "avc1." + extradata[index + 4 : index + 7].hex().upper()
+            index = extradata.find(b"\x00\x00\x01", index + 3)
+    return "avc1.42E01F"
+
+
+class Fmp4Encoder:
+    content_type = "video/mp4"
+
+    def __init__(self, width: int, height: int, fps: float, gop_seconds: float = 1.0,
+                 crf: int = 26) -> None:
+        self.width, self.height = width, height
+        self._sink = _Sink()
+        self._container = av.open(self._sink, mode="w", format="mp4", options={
+            "movflags": "empty_moov+default_base_moof+frag_every_frame+skip_trailer"})
+        rate = Fraction(fps).limit_denominator(1000)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width, self._stream.height = width, height
+        self._stream.pix_fmt = "yuv420p"
+        context = self._stream.codec_context
+        context.color_range = ColorRange.JPEG  # our canvas is full range: say so in the VUI
+        gop = max(1, round(fps * gop_seconds))
+        context.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
+                           "g": str(gop), "keyint_min": str(gop), "bf": "0", "crf": str(crf),
+                           "sc_threshold": "0"}
+        self._fps = float(rate)
+        self._pts = 0
+        self._started: float | None = None
+        self._pending: deque[tuple[bool, float]] = deque()  # frames muxed, fragment not out yet
+        self.init_segment: bytes | None = None
+        self.codec: str | None = None
+
+    @property
+    def mime(self) -> str:
+        return MIME_TEMPLATE.format(codec=self.codec or "avc1.42E01F")
+
+    def encode(self, canvas: np.ndarray, wall_time: float, seq: int,
+               force_keyframe: bool = False) -> list[EncodedFrame]:
+        """Encode one canvas; returns the fragments that became complete (usually one)."""
+        frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
+        frame.color_range = ColorRange.JPEG
+        # Timestamps follow the clock, not the frame count: a tick skipped (nothing changed
+        # on the wall) leaves a gap instead of making the browser play ahead of real time.
+        now = time.monotonic()
+        if self._started is None:
+            self._started = now
+        frame.pts = max(self._pts, round((now - self._started) * self._fps))
+        self._pts = frame.pts + 1
+        if force_keyframe:
+            frame.pict_type = av.video.frame.PictureType.I
+        out: list[EncodedFrame] = []
+        for packet in self._stream.encode(frame):
+            self._pending.append((bool(packet.is_keyframe), wall_time))
+            self._container.mux(packet)
+        for kind, box in split_boxes(self._sink.buffer):
+            if kind in (b"ftyp", b"moov"):
+                self.init_segment = (self.init_segment or b"") + box
+                if kind == b"moov":
+                    self.codec = avc_codec_string(self._stream.codec_context.extradata)
+            elif kind == b"moof":
+                self._moof = box
+            elif kind == b"mdat" and self._pending:
+                keyframe, frame_time = self._pending.popleft()
+                out.append(EncodedFrame(self._moof + box, seq, frame_time, keyframe,
+                                        self.content_type))
+        return out
+
+    def close(self) -> None:
+        try:
+            self._container.close()
+        except Exception:  # noqa: BLE001 - closing after a failed encode may fail too
+            pass
