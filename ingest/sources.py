@@ -36,10 +36,13 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class Packet:
-    """What a source yields: the size of a received packet, and a frame if one was decoded."""
+    """What a source yields: the size of a received packet, a frame if one was decoded, and
+    for PyAV sources the compressed packet and its stream (remuxing without decoding)."""
 
     size: int
     frame: av.VideoFrame | None = None
+    raw: av.Packet | None = None
+    stream: av.video.stream.VideoStream | None = None
 
 
 class SourceError(Exception):
@@ -149,11 +152,13 @@ class PyAVSource:
                         continue
                     frames = self._decode(packet, full_decode())
                     if not frames:
-                        yield Packet(packet.size)
-                    for frame in frames:
+                        yield Packet(packet.size, None, packet, self._stream)
+                    for index, frame in enumerate(frames):
                         if self._is_file:
                             first_pts = self._pace(frame, start_wall, first_pts)
-                        yield Packet(packet.size, frame)
+                        # The compressed packet goes with its first frame only.
+                        yield Packet(packet.size if index == 0 else 0, frame,
+                                     packet if index == 0 else None, self._stream)
             except av.error.EOFError:
                 pass
             except Exception as error:  # noqa: BLE001

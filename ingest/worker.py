@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import av
@@ -44,6 +44,9 @@ class StalledError(Exception):
     pass
 
 
+PacketTap = Callable[[av.Packet, "av.video.stream.VideoStream"], None]
+
+
 class TileRequest:
     """A consumer's wish for tiles of one size at one rate; handed back to `detach`."""
 
@@ -66,6 +69,7 @@ class CameraWorker:
         self._label = Label(camera.name, camera.commune_name)
         self._text = TextRenderer()
         self._requests: tuple[TileRequest, ...] = ()
+        self._taps: tuple[PacketTap, ...] = ()
         self._requests_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
@@ -112,6 +116,16 @@ class CameraWorker:
     def detach(self, request: TileRequest) -> None:
         with self._requests_lock:
             self._requests = tuple(r for r in self._requests if r is not request)
+
+    def add_tap(self, tap: "PacketTap") -> None:
+        """Have `tap(packet, stream)` called, in this worker's thread, for every compressed
+        packet (remuxing to the browser without decoding)."""
+        with self._requests_lock:
+            self._taps = (*self._taps, tap)
+
+    def remove_tap(self, tap: "PacketTap") -> None:
+        with self._requests_lock:
+            self._taps = tuple(t for t in self._taps if t is not tap)
 
     def _full_decode_wanted(self) -> bool:
         return bool(self._requests)
@@ -181,6 +195,8 @@ class CameraWorker:
                 raise StalledError(f"no data for {now - last_packet:.0f} s")
             last_packet = now
             self.health.packet(now, packet.size)
+            if packet.raw is not None and self._taps:
+                self._feed_taps(packet)
             if packet.frame is None:
                 if self._requests and now - last_frame > stale_after:
                     # Packets but no pictures while decoding everything: garbage.
@@ -191,6 +207,14 @@ class CameraWorker:
                 live_since = now
             self._on_frame(packet, now, source.sample_aspect())
         return live_since
+
+    def _feed_taps(self, packet: Packet) -> None:
+        for tap in self._taps:
+            try:
+                tap(packet.raw, packet.stream)
+            except Exception:  # noqa: BLE001 - a broken remux must not stop the camera
+                logger.exception("camera %s: packet tap failed; removing it", self.camera.id)
+                self.remove_tap(tap)
 
     def _on_frame(self, packet: Packet, now: float, sample_aspect: float) -> None:
         frame = packet.frame

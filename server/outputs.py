@@ -25,7 +25,7 @@ from server.keys import JOURNAL, RUNTIME
 from server.login import audit_client
 from server.runtime import Runtime, grid_for
 from server.scope import can_view_camera, can_view_wall
-from server.streams import LiveStream
+from server.streams import LiveStream, RemuxStream
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -45,7 +45,7 @@ class Target:
 
     kind: str  # wall | camera | mosaic
     id: str
-    stream: LiveStream
+    stream: LiveStream | RemuxStream
     cameras: tuple[str, ...]
     communes: tuple[str, ...]
 
@@ -211,6 +211,8 @@ def _hello(request: web.Request, target: Target, fmt: str, first: EncodedFrame) 
         "type": "hello", "format": fmt,
         "mime": first.content_type if fmt == "fmp4" else "image/jpeg",
         "target": {"kind": target.kind, "id": target.id},
+        # "camera": the camera's own stream copied as it is; "composed": decoded and encoded here
+        "source": "camera" if isinstance(target.stream, RemuxStream) else "composed",
         "wall": wall_json(runtime, target.id) if target.kind == "wall" else None,
         "camera": camera_json(runtime.workers[target.id]) if target.kind == "camera" else None,
     }
@@ -283,7 +285,13 @@ async def wall_ws(request: web.Request) -> web.WebSocketResponse:
 
 @routes.get("/cameras/{camera_id}/ws")
 async def camera_ws(request: web.Request) -> web.WebSocketResponse:
-    return await _websocket(request, camera_target(request))
+    target = camera_target(request)
+    if request.rel_url.query.get("format", "fmp4") == "fmp4":
+        # An H.264 camera without masks goes out as it came in: no decode, no re-encode.
+        remux = request.app[RUNTIME].camera_remux_stream(target.id)
+        if remux is not None:
+            target = Target("camera", target.id, remux, target.cameras, target.communes)
+    return await _websocket(request, target)
 
 
 @routes.get("/mosaic/ws")

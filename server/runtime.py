@@ -17,7 +17,7 @@ from ingest.sources import SourceSpec
 from ingest.tiles import TileStore
 from ingest.worker import CameraInfo, CameraWorker, stop_workers
 from server.config import Camera, VigieConfig, Wall
-from server.streams import LiveStream
+from server.streams import LiveStream, RemuxStream
 
 logger = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ class Runtime:
         self._wall_streams: dict[str, LiveStream] = {}
         self._camera_streams: dict[str, LiveStream] = {}
         self._mosaic_streams: dict[tuple, LiveStream] = {}
+        self._remux_streams: dict[str, RemuxStream] = {}
         self.tours: dict[str, Any] = {}  # wall id -> running tour (server.walls_api.Tour)
         self.started = False
         redactor.add(secret for camera in config.cameras if (secret := camera.password()))
@@ -173,6 +174,21 @@ class Runtime:
             self._camera_streams[camera_id] = stream
         return stream
 
+    def camera_remux_stream(self, camera_id: str) -> RemuxStream | None:
+        """The camera's own H.264 without decoding, if it may be sent as it is: H.264, no
+        privacy mask (masked pixels are only ever sent re-encoded). Else None."""
+        camera = self.config.camera(camera_id)
+        if camera is None or camera.privacy_masks or not camera.url.startswith(("rtsp", "file")):
+            return None
+        worker = self._main_worker(camera_id)
+        if worker.status().codec != "h264":
+            return None
+        stream = self._remux_streams.get(camera_id)
+        if stream is None or stream.worker is not worker:
+            stream = RemuxStream(f"remux/{camera_id}", worker, asyncio.get_running_loop())
+            self._remux_streams[camera_id] = stream
+        return stream
+
     def wall_cameras(self, wall_id: str) -> list[str]:
         spec = self.walls.get(wall_id)
         return [] if spec is None else [c.camera_id for c in spec.cells if c.camera_id]
@@ -203,6 +219,7 @@ class Runtime:
         yield from list(self._wall_streams.values())
         yield from list(self._camera_streams.values())
         yield from list(self._mosaic_streams.values())
+        yield from list(self._remux_streams.values())
 
     async def async_apply(self, new: VigieConfig) -> ReloadSummary:
         """Move to a new config: restart only the cameras that changed; walls whose layout
@@ -243,6 +260,8 @@ class Runtime:
                 rebuilds.append(stream.async_close())
             elif camera_id in restarted:
                 rebuilds.append(stream.async_rebuild())
+        for camera_id in touched & set(self._remux_streams):
+            rebuilds.append(self._remux_streams.pop(camera_id).async_close())
         for key, stream in list(self._mosaic_streams.items()):
             if set(removed) & set(key[0]):
                 del self._mosaic_streams[key]

@@ -122,3 +122,49 @@ class LiveStream:
             self._stop_handle = None
         self.close_viewers("shutdown")
         await self._loop.run_in_executor(None, self.compositor.stop)
+
+
+class RemuxStream:
+    """A camera's own H.264 to fMP4 viewers, no decoding: a packet tap on its worker while
+    someone watches. Quacks like LiveStream for the outputs."""
+
+    def __init__(self, name: str, worker, loop: asyncio.AbstractEventLoop,
+                 stall_timeout: float = 10.0) -> None:
+        from ingest.remux import Remuxer
+
+        self.name = name
+        self.worker = worker
+        self._loop = loop
+        hub = Hub(f"{name}/fmp4", on_demand=self._on_demand, stall_timeout=stall_timeout,
+                  buffer_frames=FMP4_BUFFER_FRAMES, policy=DropPolicy.TO_KEYFRAME)
+        self.hubs: dict[str, Hub] = {"fmp4": hub}
+        self._remuxer: Remuxer | None = None
+        self._make_remuxer = lambda: Remuxer(self._deliver_threadsafe)
+
+    def _deliver_threadsafe(self, frame: EncodedFrame) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self.hubs["fmp4"].publish, frame)
+        except RuntimeError:
+            pass
+
+    def _on_demand(self, viewers: int) -> None:
+        if viewers and self._remuxer is None:
+            self.hubs["fmp4"].header = None  # a new remuxer sends its own
+            self._remuxer = self._make_remuxer()
+            self.worker.add_tap(self._remuxer)
+        elif not viewers and self._remuxer is not None:
+            self.worker.remove_tap(self._remuxer)
+            self._remuxer = None  # its container is closed with the worker's next reset
+
+    @property
+    def viewer_count(self) -> int:
+        return self.hubs["fmp4"].viewer_count
+
+    def broadcast(self, message: dict) -> None:
+        self.hubs["fmp4"].broadcast(message)
+
+    def close_viewers(self, reason: str = "shutdown") -> None:
+        self.hubs["fmp4"].close_all(reason)
+
+    async def async_close(self) -> None:
+        self.close_viewers("shutdown")

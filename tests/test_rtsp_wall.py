@@ -146,3 +146,44 @@ def test_bad_cameras_say_why_and_leave_the_others_alone(simulators, vigie, tmp_p
     everything += server.log()
     assert code == 0
     assert PASSWORD not in everything
+
+
+def test_single_h264_camera_is_remuxed_and_others_transcoded(simulators, vigie):
+    import asyncio
+    import io
+
+    import aiohttp
+    import av
+
+    simulator = simulators([Mount("plain", codec="h264", tag=51), Mount("hevc", codec="h265", tag=52)])
+    cameras = (_camera("plain", simulator.url("plain"))
+               + _camera("masked", simulator.url("plain"), ", privacy_masks: [[[0, 0.5], [0.3, 0.5], [0.3, 1]]]")
+               + _camera("hevc", simulator.url("hevc")))
+    server = vigie(_config(cameras, ["plain", "masked", "hevc"]))
+    wait_until(lambda: all(c["state"] == "live" for c in server.get_json("/api/cameras")), 15,
+               message="cameras live")
+
+    async def watch(camera_id: str):
+        async with aiohttp.ClientSession(headers=server.headers) as session:
+            url = server.base_url.replace("http", "ws") + f"/cameras/{camera_id}/ws"
+            async with session.ws_connect(url) as ws:
+                hello, segments = None, []
+                deadline = asyncio.get_running_loop().time() + 4
+                while asyncio.get_running_loop().time() < deadline:
+                    message = await ws.receive(timeout=4)
+                    if message.type == aiohttp.WSMsgType.TEXT:
+                        hello = json.loads(message.data)
+                    else:
+                        segments.append(message.data)
+                return hello, segments
+
+    for camera_id, source, tag in (("plain", "camera", 51), ("masked", "composed", 51), ("hevc", "composed", 52)):
+        hello, segments = asyncio.run(watch(camera_id))
+        assert hello["source"] == source, camera_id
+        assert hello["mime"].startswith('video/mp4; codecs="avc1.')
+        container = av.open(io.BytesIO(b"".join(segments)), format="mp4")
+        frames = [frame.to_ndarray(format="gray") for frame in container.decode(video=0)]
+        assert len(frames) >= 20, (camera_id, len(frames))  # 15 fps for about 4 s
+        assert frames[-1].shape == (360, 640)
+        stamp = cell_stamp(frames[-1], CellSpec(None, 0, 0), (1, 1), SOURCE)
+        assert stamp is not None and stamp.tag == tag, camera_id
