@@ -61,8 +61,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     accounts = [f"    {name:<22} {role:<9} {password}" for name, (role, password, _) in users.items()]
     return _serve(config, redactor, [
         "Vigie demo: 9 synthetic cameras in 3 communes.",
+        f"  Viewer (log in with a user below):               {base}/",
         f"  Live 3x3 wall (MJPEG, any browser, after login): {base}/walls/{DEMO_WALL_ID}/mjpeg",
-        f"  Log in:                                          {base}/login",
         "  Users (name, role, password):",
         *accounts,
         "Press Ctrl+C to stop.",
