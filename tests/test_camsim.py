@@ -7,9 +7,13 @@ when CI=true, where they fail: CI must not silently lose its cameras.
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import av
 import av.error
@@ -18,6 +22,7 @@ import pytest
 from ingest.stamp import Stamp, read_stamp
 from tests.camsim import CameraSimulator, Mount, require_gstreamer
 
+ROOT = Path(__file__).resolve().parent.parent
 OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32"}
 MAX_AGE_MS = 2000  # loose: this is not a latency test
 
@@ -259,3 +264,30 @@ def test_start_failure_reports_the_server_error(gstreamer):
 def test_bad_mount_is_reported(gstreamer):
     with pytest.raises(RuntimeError, match="multiples of 8"):
         CameraSimulator([Mount("cam", codec="mjpeg", width=642, height=360)]).start()
+
+
+def test_server_exits_when_its_parent_dies(gstreamer):
+    """A test run killed with SIGKILL must not leave camera servers behind."""
+    script = (
+        "import os, signal, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from tests.camsim import CameraSimulator, Mount\n"
+        "sim = CameraSimulator([Mount('cam')]).start()\n"
+        "print(sim.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    parent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=30)
+    server = int(parent.stdout.split()[0])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{server}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    break  # exited, waiting for init to reap it
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(server, signal.SIGKILL)
+        pytest.fail("the camera server outlived its parent")

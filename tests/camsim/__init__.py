@@ -63,6 +63,7 @@ class CameraSimulator:
         """Spawn the server, wait for `READY <port>`, remember the port (reused by restart)."""
         if self.running:
             return self
+        self.stop()  # reap a server that died on its own
         config = {"host": self.host, "port": self._port,
                   "mounts": [asdict(mount) for mount in self.mounts]}
         env = {k: v for k, v in os.environ.items()
@@ -164,7 +165,7 @@ class CameraSimulator:
             if mount.username is None or mount.password is None:
                 raise ValueError(f"mount {path!r} has no credentials")
             userinfo = f"{quote(mount.username, safe='')}:{quote(mount.password, safe='')}@"
-        return f"rtsp://{userinfo}{self.host}:{self.port}/{path}"
+        return f"rtsp://{userinfo}{self.host}:{self.port}/{quote(path, safe='/')}"
 
     def stderr_tail(self, lines: int = 40) -> str:
         return "\n".join(list(self._stderr)[-lines:])

@@ -18,10 +18,12 @@ import argparse
 import json
 import math
 import os
+import re
 import signal
 import sys
 import threading
 import time
+import traceback
 
 import gi
 
@@ -44,8 +46,11 @@ PATTERN_PERIOD = 64  # pixels; the diagonal stripes repeat with this period
 
 
 def log(message: str) -> None:
-    sys.stderr.write(f"camsim {time.monotonic():.3f}: {message}\n")
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(f"camsim {time.monotonic():.3f}: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # the parent (reading our stderr) is gone: never let logging stop an exit
 
 
 # --------------------------------------------------------------------------- config
@@ -64,8 +69,9 @@ def parse_mount(raw: dict) -> dict:
         "password": raw.get("password"),
         "auth": raw.get("auth", "basic"),
     }
-    if not mount["path"]:
-        raise ValueError("mount path must not be empty")
+    if not mount["path"] or not re.fullmatch(r"[A-Za-z0-9._~/-]+", mount["path"]):
+        # The server matches the raw request path: a %-encoded character never matches.
+        raise ValueError(f"mount path {mount['path']!r}: use only A-Z a-z 0-9 . _ ~ / -")
     if mount["codec"] not in CODECS:
         raise ValueError(f"mount {mount['path']}: codec must be one of {CODECS}")
     if mount["auth"] not in AUTH_METHODS:
@@ -268,24 +274,25 @@ class Simulator:
                 auth.add_digest(user, password, token)
         return auth
 
-    @staticmethod
-    def _role(mount: dict) -> str:
-        return f"camsim-{mount['auth']}-{mount['path']}"
+    def _role(self, mount: dict) -> str:
+        # A Gst.Structure name: the mount's index, not its path (which may hold any character).
+        return f"camsim-mount-{self.mounts.index(mount)}"
 
     def _permissions(self, mount: dict) -> GstRtspServer.RTSPPermissions:
+        # Every role may ACCESS (see) every mount: without access the server answers 404,
+        # not a 401 challenge, and FFmpeg never retries with credentials (FIELD-NOTES).
+        # CONSTRUCT (play) is what credentials grant: anyone on an open mount; on a protected
+        # mount, only the roles holding its credentials (same user, password and method:
+        # the server keeps one token per credential, so mounts sharing them share roles).
         permissions = GstRtspServer.RTSPPermissions()
-        if mount["username"] is None:
-            roles = [(ROLE_ANONYMOUS, True)]
-        else:
-            # Anonymous may ACCESS (see) the mount but not CONSTRUCT it: the server then
-            # answers 401 with a challenge, not 404, and FFmpeg retries with credentials.
-            roles = [(ROLE_ANONYMOUS, False)]
-            # Every role holding these credentials (same user+password+method) may construct.
-            for other in self.mounts:
-                if (other["username"], other["password"], other["auth"]) == (
-                    mount["username"], mount["password"], mount["auth"]
-                ):
-                    roles.append((self._role(other), True))
+        protected = mount["username"] is not None
+        roles = [(ROLE_ANONYMOUS, not protected)]
+        for other in self.mounts:
+            if other["username"] is None:
+                continue
+            same = (other["username"], other["password"], other["auth"]) == (
+                mount["username"], mount["password"], mount["auth"])
+            roles.append((self._role(other), same or not protected))
         for role, construct in roles:
             structure = Gst.Structure.new_from_string(
                 f"{role}, media.factory.access=(boolean)true, "
@@ -352,8 +359,8 @@ class Simulator:
         return 0
 
     def _quit(self, signum: int) -> bool:
-        log(f"signal {signum}, exiting")
         self.loop.quit()
+        log(f"signal {signum}, exiting")
         return GLib.SOURCE_REMOVE
 
     def _on_stdin(self, fd: int, condition: GLib.IOCondition) -> bool:
@@ -365,8 +372,8 @@ class Simulator:
                 data = b""
         if data:
             return GLib.SOURCE_CONTINUE
-        log("stdin closed (parent gone), exiting")
         self.loop.quit()
+        log("stdin closed (parent gone), exiting")
         return GLib.SOURCE_REMOVE
 
 
@@ -410,15 +417,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     Gst.init(None)
     try:
-        simulator = Simulator(json.loads(args.config))
-    except (ValueError, KeyError, TypeError) as error:
-        log(f"bad config: {error}")
-        return 2
-    code = simulator.run(args.exit_on_stdin_eof)
+        try:
+            simulator = Simulator(json.loads(args.config))
+        except (ValueError, KeyError, TypeError) as error:
+            log(f"bad config: {error}")
+            code = 2
+        else:
+            code = simulator.run(args.exit_on_stdin_eof)
+    except BaseException:  # noqa: BLE001 - report, then exit for real (see below)
+        traceback.print_exc()
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    # Skip interpreter teardown of live GStreamer pipelines (it can block); the kernel
-    # closes every client socket.
+    # Always leave through os._exit: a normal interpreter exit after Gst.init can hang
+    # (live pipelines, RTSP thread pools), and the parent would wait for a dead server.
+    # The kernel closes every client socket.
     os._exit(code)
 
 
