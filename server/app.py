@@ -17,6 +17,7 @@ from server.auth import AUTH, Auth, auth_middleware
 from server.config import VigieConfig
 from server.errors import json_errors_middleware
 from server.keys import CONFIG, JOURNAL, REDACTOR, RUNTIME, STARTED_AT
+from server.limits import VIEW_LIMITS, ViewLimits
 from server.runtime import Runtime
 from server.reload import setup_reload
 from server.static import add_static_routes
@@ -75,6 +76,7 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None) -> web.App
     app[REDACTOR] = redactor or Redactor()
     app[STARTED_AT] = time.monotonic()
     app[AUTH] = Auth(config)
+    app[VIEW_LIMITS] = ViewLimits(config.limits)
     app.add_routes(health.routes)
     app.add_routes(login.routes)
     app.add_routes(outputs.routes)

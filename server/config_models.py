@@ -22,7 +22,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 
 from server.config_cameras import Camera, Commune
 from server.config_types import Loc, Section, problems_error, split_listen
-from server.config_users import AuditConfig, Kiosk, MetricsConfig, SessionConfig, User
+from server.config_users import AuditConfig, Kiosk, LimitsConfig, MetricsConfig, SessionConfig, User
 from server.config_walls import Cell, Wall
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "Cell",
     "Commune",
     "Kiosk",
+    "LimitsConfig",
     "MetricsConfig",
     "ServerConfig",
     "SessionConfig",
@@ -87,6 +88,9 @@ class VigieConfig(Section):
     )
     sessions: SessionConfig = Field(
         default_factory=SessionConfig, description="Browser sessions."
+    )
+    limits: LimitsConfig = Field(
+        default_factory=LimitsConfig, description="Per-user, per-address and global limits."
     )
 
     _source_path: str = PrivateAttr("")

@@ -211,3 +211,16 @@ class SessionConfig(Section):
         description="Secure flag of the session cookie; auto: set when the request came over "
         "TLS or with X-Forwarded-Proto: https.",
     )
+
+
+class LimitsConfig(Section):
+    """Bounds that keep one user, one address or one script from taking the server down."""
+
+    viewers_per_user: int = Field(
+        32, ge=1, le=10_000, strict=True,
+        description="Live views (MJPEG, WebSocket) one user or token may hold open at once.")
+    viewers_per_address: int = Field(
+        64, ge=1, le=100_000, strict=True,
+        description="Live views one client address may hold open at once (a NAT'd police station counts once).")
+    mosaics: int = Field(
+        64, ge=1, le=1_000, strict=True, description="Ad-hoc mosaics composed at once.")

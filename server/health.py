@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from typing import Any
 
@@ -11,6 +13,7 @@ from ingest.stats import CameraState, CameraStatus
 from ingest.worker import CameraWorker
 from server.auth import principal_of
 from server.keys import RUNTIME, STARTED_AT
+from server.limits import VIEW_LIMITS
 from server.runtime import COMMUNE_WALL_PREFIX, Runtime
 from server.scope import can_read_metrics, can_view_camera, can_view_wall, visible_cameras
 
@@ -88,6 +91,9 @@ async def api_status(request: web.Request) -> web.Response:
                 "viewers": stream.viewer_count} for stream in runtime.mosaic_streams()]
     return web.json_response({
         "ready": runtime.started,
+        "open_views": request.app[VIEW_LIMITS].open_views,
+        "tasks": len(asyncio.all_tasks()),
+        "threads": threading.active_count(),
         "mosaics": mosaics,
         "uptime_seconds": round(time.monotonic() - request.app[STARTED_AT], 1),
         "cameras": {"total": len(runtime.workers), **states},

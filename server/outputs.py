@@ -18,10 +18,11 @@ from typing import Any
 from aiohttp import web
 
 from ingest.encoders import EncodedFrame
-from server.auth import principal_of
+from server.auth import client_address, principal_of
 from server.health import camera_json, wall_json
 from server.errors import json_error
 from server.keys import JOURNAL, RUNTIME
+from server.limits import VIEW_LIMITS
 from server.login import audit_client
 from server.runtime import Runtime, grid_for
 from server.scope import can_view_camera, can_view_wall
@@ -112,6 +113,11 @@ def mosaic_target(request: web.Request) -> Target:
 
 
 async def _mjpeg(request: web.Request, target: Target) -> web.StreamResponse:
+    with request.app[VIEW_LIMITS].hold(principal_of(request).name, client_address(request)):
+        return await _mjpeg_view(request, target)
+
+
+async def _mjpeg_view(request: web.Request, target: Target) -> web.StreamResponse:
     journal = request.app[JOURNAL]
     view_id = await journal.async_view_opened(
         audit_client(request), target_kind=target.kind, target_id=target.id,
@@ -219,11 +225,16 @@ def _hello(request: web.Request, target: Target, fmt: str, first: EncodedFrame) 
 
 
 async def _websocket(request: web.Request, target: Target) -> web.WebSocketResponse:
-    """One socket per view. Only this handler task receives (aiohttp's rule); a second task
-    sends frames and control messages, and is the one cancelled if the viewer stalls."""
     fmt = request.rel_url.query.get("format", "fmp4")
     if fmt not in WS_FORMATS:
         raise web.HTTPBadRequest(text="format must be fmp4 or jpeg")
+    with request.app[VIEW_LIMITS].hold(principal_of(request).name, client_address(request)):
+        return await _websocket_view(request, target, fmt)
+
+
+async def _websocket_view(request: web.Request, target: Target, fmt: str) -> web.WebSocketResponse:
+    """One socket per view. Only this handler task receives (aiohttp's rule); a second task
+    sends frames and control messages, and is the one cancelled if the viewer stalls."""
     ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=4096, compress=False)
     await ws.prepare(request)
     sock = request.transport.get_extra_info("socket") if request.transport else None

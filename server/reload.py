@@ -16,6 +16,7 @@ from server.audit import Client
 from server.auth import AUTH, principal_of
 from server.config import ConfigError, load_config
 from server.keys import JOURNAL, RUNTIME
+from server.limits import VIEW_LIMITS
 from server.login import audit_client
 from server.scope import can_administer
 
@@ -46,6 +47,7 @@ async def async_reload(app: web.Application, client: Client) -> dict:
             raise ReloadRefused(str(error)) from None
         summary = await runtime.async_apply(new)
         app[AUTH].reload(new)
+        app[VIEW_LIMITS].limits = new.limits
         detail = {"result": "applied", **{key: len(value) for key, value in summary.as_dict().items()}}
         await journal.async_event("config_reload", client, detail=detail)
         return summary.as_dict()

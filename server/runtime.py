@@ -24,7 +24,6 @@ logger = logging.getLogger(__name__)
 COMMUNE_WALL_PREFIX = "commune-"
 COMMUNE_WALL_SIZE = (1920, 1080)
 COMMUNE_WALL_FPS = 15.0
-MAX_MOSAICS = 64  # ad-hoc mosaics composed at once
 CAMERA_VIEW_DEFAULT = (1280, 720)
 CAMERA_VIEW_MAX = (1920, 1080)
 CAMERA_VIEW_FPS = 25.0  # the most a single view sends; it follows the camera below that
@@ -200,7 +199,7 @@ class Runtime:
         stream = self._mosaic_streams.get(key)
         if stream is not None:
             return stream
-        if len(self._mosaic_streams) >= MAX_MOSAICS:
+        if len(self._mosaic_streams) >= self.config.limits.mosaics:
             return None
         name = "mosaic-" + hashlib.sha256(repr(key).encode()).hexdigest()[:12]
         spec = WallSpec(name, "mosaic", *size, fps, columns, rows,

@@ -1,0 +1,43 @@
+"""Open live views per user and per address: one script or one screen gone wrong cannot
+take every stream slot."""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import contextmanager
+from collections.abc import Iterator
+
+from aiohttp import web
+
+from server.config_models import LimitsConfig
+
+
+class ViewLimits:
+    def __init__(self, limits: LimitsConfig) -> None:
+        self.limits = limits
+        self._by_user: Counter[str] = Counter()
+        self._by_address: Counter[str] = Counter()
+
+    @contextmanager
+    def hold(self, user: str, address: str) -> Iterator[None]:
+        """Count one open view for the block's duration; 429 when over a limit."""
+        if self._by_user[user] >= self.limits.viewers_per_user:
+            raise web.HTTPTooManyRequests(text="too many open views for this user")
+        if self._by_address[address] >= self.limits.viewers_per_address:
+            raise web.HTTPTooManyRequests(text="too many open views from this address")
+        self._by_user[user] += 1
+        self._by_address[address] += 1
+        try:
+            yield
+        finally:
+            for counter, key in ((self._by_user, user), (self._by_address, address)):
+                counter[key] -= 1
+                if counter[key] <= 0:
+                    del counter[key]
+
+    @property
+    def open_views(self) -> int:
+        return sum(self._by_address.values())
+
+
+VIEW_LIMITS = web.AppKey("view_limits", ViewLimits)
