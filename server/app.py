@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ingest.redact import Redactor
-from server import health, journal_api, login, outputs, pages
+from server import health, journal_api, login, openapi, outputs, pages
 from server.audit import AuditJournal
 from server.auth import AUTH, Auth, auth_middleware
 from server.config import VigieConfig
@@ -82,6 +82,7 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None) -> web.App
     app.add_routes(outputs.routes)
     app.add_routes(journal_api.routes)
     app.add_routes(pages.routes)
+    app.add_routes(openapi.routes)
     add_static_routes(app)
     setup_reload(app)
     setup_walls_api(app)

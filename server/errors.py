@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 
 from aiohttp import web
+
+logger = logging.getLogger(__name__)
 
 
 def json_error(status: int, message: str) -> web.Response:
@@ -22,3 +26,8 @@ async def json_errors_middleware(request: web.Request, handler):
             raise
         message = error.reason if error.text is None or error.text.startswith(str(error.status)) else error.text
         return json_error(error.status, message)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception:  # noqa: BLE001 - a bug: logged (redacted) and answered in JSON, no traceback out
+        logger.exception("unexpected error on %s %s", request.method, request.path)
+        return json_error(500, "internal error")

@@ -40,7 +40,10 @@ async def _credentials(request: web.Request) -> dict[str, Any]:
             raise web.HTTPBadRequest(text="body must be a JSON object")
         return body
     if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        return dict(await request.post())
+        try:
+            return dict(await request.post())
+        except (ValueError, AssertionError, UnicodeDecodeError):  # e.g. multipart without boundary
+            raise web.HTTPBadRequest(text="malformed form") from None
     raise web.HTTPUnsupportedMediaType(text="send JSON or an HTML form")
 
 
