@@ -7,6 +7,7 @@ import logging
 import sys
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ingest.redact import Redactor, install_log_redaction
 from server.app import create_app
@@ -17,9 +18,24 @@ logger = logging.getLogger("vigie")
 SHUTDOWN_TIMEOUT = 3.0  # seconds aiohttp waits for handlers; streams are closed before that
 
 
+class _MalformedRequestFilter(logging.Filter):
+    """aiohttp logs a full traceback at ERROR for every malformed HTTP request (already
+    answered 400): one line at WARNING is enough, and a flood of them cannot fill the disk
+    with tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], HttpProcessingError):
+            record.msg = "malformed HTTP request refused: %s"
+            record.args = (str(record.exc_info[1]).splitlines()[0][:200],)
+            record.exc_info = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def _setup_logging(level: str, redactor: Redactor) -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("aiohttp.server").addFilter(_MalformedRequestFilter())
     install_log_redaction(redactor)
 
 
