@@ -32,6 +32,9 @@ async def kiosk(request: web.Request) -> web.StreamResponse:
     """A wall screen opens /kiosk?token=T once: the token becomes a session, and the screen
     lands on its wall in kiosk mode (no chrome). The token is never echoed back."""
     auth = request.app[AUTH]
+    wait = auth.throttle.retry_after("kiosk", client_address(request))
+    if wait > 0:
+        raise web.HTTPTooManyRequests(text=f"too many failed attempts: retry in {int(wait) + 1} s")
     token = request.rel_url.query.get("token", "")
     principal = auth.directory.by_token(token) if token else None
     if principal is None or principal.wall is None:

@@ -28,7 +28,7 @@ def test_schemathesis_finds_no_server_error(vigie):
          "--header", f"Cookie: {server.headers['Cookie'].split(': ', 1)[-1]}",
          "--max-examples", "25", "--exclude-path", "/logout", "--request-timeout", "15",
          "--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all"],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=240, cwd=Path(server.log_path).parent,
         env={**os.environ, "SCHEMATHESIS_HOOKS": ""})
     report = result.stdout[-4000:] + result.stderr[-2000:]
     assert result.returncode == 0, report

@@ -147,3 +147,10 @@ def test_sigterm_closes_websockets_with_going_away(vigie):
 
     assert asyncio.run(watch()) == 1001
     assert server.process.wait(10) == 0
+    # The journal is consistent: every view has its end, written at shutdown.
+    import sqlite3
+    from pathlib import Path
+
+    journal = sqlite3.connect(Path(server.log_path).parent / "vigie-audit.sqlite")
+    views = journal.execute("select end_time, close_reason from journal where kind = 'view'").fetchall()
+    assert views and all(end is not None for end, _ in views), views
