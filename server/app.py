@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator
 
@@ -19,6 +20,7 @@ from server.errors import json_errors_middleware
 from server.keys import CONFIG, JOURNAL, REDACTOR, RUNTIME, STARTED_AT
 from server.limits import VIEW_LIMITS, ViewLimits
 from server.runtime import Runtime
+from server.sessions import SessionFile
 from server.reload import setup_reload
 from server.static import add_static_routes
 from server.walls_api import setup_walls_api
@@ -50,6 +52,42 @@ async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     purger.cancel()
     await journal.async_close()
+
+
+SESSION_SAVE_INTERVAL = 5.0  # seconds; a crash loses at most this much of logins and logouts
+
+
+async def _sessions_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sessions survive restarts: loaded at start, saved while running and at shutdown."""
+    auth = app[AUTH]
+    store = SessionFile(app[CONFIG].audit.resolved_path().with_name("vigie-sessions.sqlite"))
+    loop = asyncio.get_running_loop()
+    try:
+        rows = await loop.run_in_executor(None, store.load)
+        restored = auth.sessions.restore(rows, auth.directory.principal_named)
+        logger.info("sessions: %d restored", restored)
+    except sqlite3.Error as error:
+        logger.warning("sessions file unreadable (%s): everyone logs in again", error)
+
+    async def save() -> None:
+        await loop.run_in_executor(None, store.save, auth.sessions.snapshot())
+
+    async def save_forever() -> None:
+        while True:
+            await asyncio.sleep(SESSION_SAVE_INTERVAL)
+            if auth.sessions.changed:
+                try:
+                    await save()
+                except sqlite3.Error:
+                    logger.exception("sessions could not be saved")
+
+    saver = asyncio.create_task(save_forever())
+    yield
+    saver.cancel()
+    try:
+        await save()
+    except sqlite3.Error:
+        logger.exception("sessions could not be saved at shutdown")
 
 
 async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -87,6 +125,7 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None) -> web.App
     setup_reload(app)
     setup_walls_api(app)
     app.cleanup_ctx.append(_journal_ctx)
+    app.cleanup_ctx.append(_sessions_ctx)
     app.cleanup_ctx.append(_runtime_ctx)
     app.on_shutdown.append(_close_viewers)
     return app

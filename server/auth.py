@@ -56,6 +56,13 @@ class Directory:
     def by_token(self, token: str) -> Principal | None:
         return self.tokens.get("sha256:" + hashlib.sha256(token.encode()).hexdigest())
 
+    def principal_named(self, name: str) -> Principal | None:
+        """The current principal of a user or token name (restoring saved sessions)."""
+        account = self.accounts.get(name.lower())
+        if account is not None:
+            return account.principal
+        return next((p for p in self.tokens.values() if p.name == name), None)
+
     def still_valid(self, principal: Principal) -> bool:
         """After a reload: is this principal still defined, with the same rights?"""
         if principal.role in (Role.KIOSK, Role.METRICS):

@@ -15,7 +15,7 @@ from server.auth import principal_of
 from server.keys import RUNTIME, STARTED_AT
 from server.limits import VIEW_LIMITS
 from server.runtime import COMMUNE_WALL_PREFIX, Runtime
-from server.scope import can_read_metrics, can_view_camera, can_view_wall, visible_cameras
+from server.scope import Role, can_read_metrics, can_view_wall, visible_cameras
 
 routes = web.RouteTableDef()
 
@@ -62,11 +62,20 @@ def _require(allowed: bool) -> None:
         raise web.HTTPForbidden(text="not allowed for your role")
 
 
-def _visible_workers(request: web.Request) -> list[CameraWorker]:
+def _listed_camera_ids(request: web.Request) -> list[str]:
+    """Cameras whose status a principal may read: those it may watch, and for a kiosk the
+    cameras of its wall (names and states for its labels; it still cannot open them)."""
     runtime = request.app[RUNTIME]
     principal = principal_of(request)
-    return [runtime.workers[camera_id]
-            for camera_id in visible_cameras(principal, runtime.camera_communes)]
+    if principal.role == Role.KIOSK and principal.wall:
+        on_wall = set(runtime.wall_cameras(principal.wall))
+        return [camera_id for camera_id in runtime.camera_communes if camera_id in on_wall]
+    return visible_cameras(principal, runtime.camera_communes)
+
+
+def _visible_workers(request: web.Request) -> list[CameraWorker]:
+    runtime = request.app[RUNTIME]
+    return [runtime.workers[camera_id] for camera_id in _listed_camera_ids(request)]
 
 
 @routes.get("/api/status")
@@ -111,7 +120,7 @@ async def api_camera(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     camera_id = request.match_info["camera_id"]
     # A foreign camera answers exactly like an unknown one: no existence oracle.
-    if not can_view_camera(principal_of(request), runtime.camera_communes.get(camera_id)):
+    if camera_id not in _listed_camera_ids(request):
         raise web.HTTPNotFound(text="unknown camera")
     return web.json_response(camera_json(runtime.workers[camera_id]))
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ routes = web.RouteTableDef()
 
 BOUNDARY = "vigieframe"
 SNAPSHOT_TIMEOUT = 10.0
+SNAPSHOT_MAX_AGE = 1.0  # seconds: a frame this fresh is served as it is (`?max_age=` changes it)
 # Kernel send buffer per streaming viewer: a couple of frames. A bigger one (Linux grows it
 # to megabytes) hides a slow viewer behind seconds of stale frames instead of dropping.
 STREAM_SNDBUF = 256 * 1024
@@ -158,14 +160,29 @@ async def _mjpeg_view(request: web.Request, target: Target) -> web.StreamRespons
     return response
 
 
-async def _snapshot(request: web.Request, target: Target) -> web.Response:
-    viewer = target.stream.hub.add()  # a snapshot is a viewer for one frame: it starts the wall
+def _max_age(request: web.Request) -> float:
     try:
-        frame = await asyncio.wait_for(viewer.next_frame(), SNAPSHOT_TIMEOUT)
-    except TimeoutError:
-        frame = None
-    finally:
-        viewer.close("snapshot")
+        value = float(request.rel_url.query.get("max_age", SNAPSHOT_MAX_AGE))
+    except ValueError:
+        raise web.HTTPBadRequest(text="max_age must be a number of seconds") from None
+    if not 0 <= value <= 60:
+        raise web.HTTPBadRequest(text="max_age must be between 0 and 60 seconds")
+    return value
+
+
+async def _snapshot(request: web.Request, target: Target) -> web.Response:
+    max_age = _max_age(request)
+    latest = target.stream.hub.latest
+    if latest is not None and time.time() - latest.wall_time <= max_age:
+        frame = latest  # fresh enough: no need to start (or keep) the compositor
+    else:
+        viewer = target.stream.hub.add()  # a viewer for one frame: it starts the wall
+        try:
+            frame = await asyncio.wait_for(viewer.next_frame(), SNAPSHOT_TIMEOUT)
+        except TimeoutError:
+            frame = None
+        finally:
+            viewer.close("snapshot")
     if frame is None:
         return json_error(503, "no frame available yet")
     await request.app[JOURNAL].async_event(

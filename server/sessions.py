@@ -1,17 +1,21 @@
 """Browser sessions and login throttling: in memory, bounded, with idle expiry.
 
-Sessions do not survive a restart: people log in again, which is what a supervision centre
-expects after maintenance. Session tokens are random (256 bits) and kept only as SHA-256
-digests, so a memory dump does not hand out live cookies.
+Sessions survive a restart (a wall screen must come back by itself after maintenance):
+`SessionFile` keeps them in a small SQLite file beside the journal, written every few
+seconds and at shutdown. Session tokens are random (256 bits) and kept only as SHA-256
+digests, in memory and on disk, so neither a memory dump nor the file hands out cookies.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
+import sqlite3
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from server.scope import Principal
 
@@ -33,11 +37,13 @@ class SessionStore:
         self.idle_seconds = idle_seconds
         self._max = max_sessions
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self.changed = False  # since the last snapshot
 
     def create(self, principal: Principal, address: str) -> str:
         token = secrets.token_urlsafe(32)
-        now = time.monotonic()
+        now = time.time()
         self._sessions[_digest(token)] = Session(principal, now, now, address)
+        self.changed = True
         while len(self._sessions) > self._max:
             self._sessions.popitem(last=False)  # the least recently used goes first
         return token
@@ -47,22 +53,41 @@ class SessionStore:
         session = self._sessions.get(key)
         if session is None:
             return None
-        now = time.monotonic()
+        now = time.time()
         if now - session.last_seen > self.idle_seconds:
             del self._sessions[key]
+            self.changed = True
             return None
         session.last_seen = now
+        self.changed = True  # saved within seconds, so idle expiry survives a restart too
         self._sessions.move_to_end(key)
         return session
 
     def drop(self, token: str) -> None:
-        self._sessions.pop(_digest(token), None)
+        if self._sessions.pop(_digest(token), None) is not None:
+            self.changed = True
+
+    def snapshot(self) -> list[tuple[str, str, float, float, str]]:
+        """(digest, principal name, created, last seen, address) of live sessions."""
+        self.changed = False
+        return [(key, s.principal.name, s.created, s.last_seen, s.address)
+                for key, s in self._sessions.items()]
+
+    def restore(self, rows, principal_of) -> int:
+        """Bring back saved sessions whose principal still exists (`principal_of(name)`)."""
+        now = time.time()
+        for key, name, created, last_seen, address in rows:
+            principal = principal_of(name)
+            if principal is not None and now - last_seen <= self.idle_seconds:
+                self._sessions[key] = Session(principal, created, last_seen, address)
+        return len(self._sessions)
 
     def retain(self, still_valid) -> int:
         """Drop sessions whose principal is no longer valid (after a reload). Returns count."""
         stale = [key for key, session in self._sessions.items() if not still_valid(session.principal)]
         for key in stale:
             del self._sessions[key]
+        self.changed = self.changed or bool(stale)
         return len(stale)
 
     def __len__(self) -> int:
@@ -112,3 +137,37 @@ class LoginThrottle:
 
     def succeeded(self, user: str) -> None:
         self._failures.pop(f"user:{user.lower()}", None)
+
+
+class SessionFile:
+    """Sessions on disk (SQLite, mode 0600): digests, names and times only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists()
+        connection = sqlite3.connect(self.path)
+        if fresh:
+            os.chmod(self.path, 0o600)
+        connection.execute("create table if not exists sessions (digest text primary key, "
+                           "name text not null, created real, last_seen real, address text)")
+        return connection
+
+    def load(self) -> list[tuple[str, str, float, float, str]]:
+        connection = self._connect()
+        try:
+            return connection.execute("select digest, name, created, last_seen, address "
+                                      "from sessions").fetchall()
+        finally:
+            connection.close()
+
+    def save(self, rows: list[tuple[str, str, float, float, str]]) -> None:
+        connection = self._connect()
+        try:
+            with connection:
+                connection.execute("delete from sessions")
+                connection.executemany("insert into sessions values (?, ?, ?, ?, ?)", rows)
+        finally:
+            connection.close()

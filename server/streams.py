@@ -95,6 +95,7 @@ class LiveStream:
         if self.viewer_count == 0 and self.compositor.running:
             logger.info("stream %s: no viewer, stopping", self.name)
             self._loop.run_in_executor(None, self.compositor.stop)
+            self.hubs["fmp4"].header = None  # the next encoder brings its own init segment
             if self._on_stopped is not None:
                 self._on_stopped()
 

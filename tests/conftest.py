@@ -89,15 +89,15 @@ class VigieProcess:
 
 
 def start_vigie(config_text: str, tmp_path: Path, env: dict[str, str] | None = None,
-                ready_timeout: float = 20.0) -> VigieProcess:
+                ready_timeout: float = 20.0, port: int | None = None) -> VigieProcess:
     """Start `vigie serve` on a free port ({port} in the text); log in as admin.
 
     A config without a `users:` section gets the standard admin and operator."""
-    port = free_port()
+    port = port or free_port()
     if "\nusers:" not in config_text:
         config_text = config_text.rstrip("\n") + "\n" + users_yaml()
-    folder = tmp_path / f"vigie-{port}"  # its own folder: config, log, journal
-    folder.mkdir()
+    folder = tmp_path / f"vigie-{port}"  # its own folder: config, log, journal, sessions
+    folder.mkdir(exist_ok=True)  # a restart on the same port finds its journal and sessions
     config_path = folder / "vigie.yaml"
     config_path.write_text(config_text.replace("{port}", str(port)))
     log_path = folder / "vigie.log"

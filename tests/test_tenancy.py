@@ -281,9 +281,12 @@ def test_kiosk_token_opens_its_wall_and_nothing_else(server):
     bearer = {"Authorization": f"Bearer {KIOSK_TOKEN}"}
     status, content_type, jpeg = get_once(server.base_url + "/walls/centre/snapshot.jpg", bearer)
     assert status == 200 and content_type == "image/jpeg"
-    for path in ("/walls/nord-sud/snapshot.jpg", "/cameras/n1/snapshot.jpg", "/api/cameras/n1",
-                 "/walls/commune-nord/mjpeg"):
+    for path in ("/walls/nord-sud/snapshot.jpg", "/cameras/n1/snapshot.jpg", "/cameras/n1/mjpeg",
+                 "/walls/commune-nord/mjpeg", "/api/walls/nord-sud"):
         assert fetch("GET", server.base_url + path, headers=bearer)[0] == 404, path
+    # its labels: names and states of the cameras on its wall, and only those
+    assert [c["id"] for c in server.get_json("/api/cameras", headers=bearer)] == ["n1", "n2", "s1", "s2", "e1"]
+    assert server.get_json("/api/cameras/e1", headers=bearer)["state"] == "live"
     # a wall screen that cannot send headers trades its token for a session
     status, headers, _ = fetch("POST", server.base_url + "/login", json.dumps({"token": KIOSK_TOKEN}).encode(),
                                {"Content-Type": "application/json"})
