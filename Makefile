@@ -35,8 +35,14 @@ demo: install
 test: install debian-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# Issue 5's bench: scenarios A-D against the floor and ffmpeg xstack (~10 min, one table,
+# bench-results.json). bench-quick: every path once, small counts, asserts nothing (CI, < 3 min).
 bench: install debian-deps
 	$(PY) -m bench.wall $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: install debian-deps
+	$(PY) -m bench.wall --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,24 +1,36 @@
-"""The decode floor: PyAV decoding RTSP streams and nothing else, one thread per stream.
+"""The floor: PyAV decoding RTSP streams, plus ONE encode per wall of the output, nothing else.
 
-    python -m bench.decode_floor URL [URL ...]
+    python -m bench.decode_floor [--encode none|jpeg|h264] [--walls K] [--grid C] \
+        [--size WxH] [--fps F] URL [URL ...]
 
-Run by `bench.wall` as a separate process so its CPU time can be read from /proc. Protocol
-on stdin/stdout (one line each):
-  - prints `READY` once every stream has decoded at least one frame;
-  - on each stdin line, prints a JSON object {"frames": [...], "errors": [...]} with the
-    frames decoded so far per stream (the caller reads it at the start and end of a window);
+One thread per stream decodes (default slice threading, as Vigie). With --encode, one thread
+per wall ticks at the wall's fps: it copies each cell's latest decoded frame, cropped to the
+cell (no scaling: a memcpy of the planes, so the canvas holds real pictures), into a YUV420
+canvas and encodes it once: JPEG with simplejpeg from the planes (quality 80, as Vigie) or
+H.264 with PyAV's libx264 (ultrafast, zerolatency, baseline, 1 s GOP, CRF 26, as Vigie).
+Stream i belongs to wall i // (C*C), cell i % (C*C). Encoded bytes are thrown away.
+
+Run by the bench as a separate process so its CPU time can be read from /proc. Protocol on
+stdin/stdout (one line each):
+  - prints `READY` once every stream has decoded at least one frame (or failed);
+  - on each stdin line, prints a JSON object {"frames": [...], "errors": [...],
+    "encoded": [...], "encoded_bytes": [...]} (counts so far per stream / per wall);
   - exits when stdin closes (so it never outlives the bench).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
 import sys
 import threading
+import time
+from fractions import Fraction
 
 import av
+import numpy as np
 
 OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32"}
 
@@ -27,6 +39,7 @@ class Stream:
     def __init__(self, url: str) -> None:
         self.url = url
         self.frames = 0
+        self.latest: av.VideoFrame | None = None
         self.error: str | None = None
         self.first_frame = threading.Event()
 
@@ -34,7 +47,8 @@ class Stream:
         try:
             container = av.open(self.url, options=OPTIONS, timeout=(5, 5))
             try:
-                for _frame in container.decode(video=0):
+                for frame in container.decode(video=0):
+                    self.latest = frame  # the encoder thread only reads it (never reformats)
                     self.frames += 1
                     self.first_frame.set()
             finally:
@@ -45,22 +59,145 @@ class Stream:
         self.first_frame.set()  # never leave the caller waiting on a dead stream
 
 
-def main(urls: list[str]) -> None:
+def planes(frame: av.VideoFrame) -> list[np.ndarray]:
+    """The Y, U, V planes of a yuv420p frame as 2-D views (no copy; line padding included)."""
+    out = []
+    for plane in frame.planes[:3]:
+        out.append(np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size))
+    return out
+
+
+class WallEncoder:
+    def __init__(self, streams: list[Stream], kind: str, size: tuple[int, int], grid: int,
+                 fps: float) -> None:
+        self.streams, self.kind, self.fps = streams, kind, fps
+        self.width, self.height = size
+        self.grid = grid
+        self.encoded = 0
+        self.encoded_bytes = 0
+        self.error: str | None = None
+        self.canvas = np.zeros((self.height * 3 // 2, self.width), np.uint8)
+        self.canvas[self.height:] = 128
+        self.stop = threading.Event()
+
+    def _cell(self, index: int) -> tuple[int, int, int, int]:
+        row, column = divmod(index, self.grid)
+        x0 = int(column * self.width / self.grid) // 2 * 2
+        x1 = int((column + 1) * self.width / self.grid) // 2 * 2
+        y0 = int(row * self.height / self.grid) // 2 * 2
+        y1 = int((row + 1) * self.height / self.grid) // 2 * 2
+        return x0, y0, x1 - x0, y1 - y0
+
+    def _compose(self) -> None:
+        w, h = self.width, self.height
+        cy = self.canvas[:h]
+        chroma = self.canvas[h:].reshape(-1)
+        quarter = (h // 2) * (w // 2)
+        cu = chroma[:quarter].reshape(h // 2, w // 2)
+        cv = chroma[quarter:].reshape(h // 2, w // 2)
+        for index, stream in enumerate(self.streams):
+            frame = stream.latest
+            if frame is None or frame.format.name not in ("yuv420p", "yuvj420p"):
+                continue
+            x, y, cw, ch = self._cell(index)
+            fy, fu, fv = planes(frame)
+            cw, ch = min(cw, frame.width) // 2 * 2, min(ch, frame.height) // 2 * 2
+            cy[y : y + ch, x : x + cw] = fy[:ch, :cw]
+            cu[y // 2 : (y + ch) // 2, x // 2 : (x + cw) // 2] = fu[: ch // 2, : cw // 2]
+            cv[y // 2 : (y + ch) // 2, x // 2 : (x + cw) // 2] = fv[: ch // 2, : cw // 2]
+
+    def run(self) -> None:
+        try:
+            encode = self._jpeg() if self.kind == "jpeg" else self._h264()
+            period = 1.0 / self.fps
+            due = time.monotonic()
+            while not self.stop.is_set():
+                self._compose()
+                self.encoded_bytes += encode()
+                self.encoded += 1
+                due += period
+                now = time.monotonic()
+                if due < now:
+                    due = now  # late: skip ticks rather than burst (as Vigie's compositor)
+                self.stop.wait(due - now)
+        except Exception as error:  # noqa: BLE001
+            self.error = f"encoder: {type(error).__name__}: {error}"
+
+    def _jpeg(self):
+        import simplejpeg
+
+        w, h = self.width, self.height
+        y = self.canvas[:h]
+        chroma = self.canvas[h:].reshape(-1)
+        quarter = (h // 2) * (w // 2)
+        u = chroma[:quarter].reshape(h // 2, w // 2)
+        v = chroma[quarter:].reshape(h // 2, w // 2)
+
+        def encode() -> int:
+            return len(simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=80, fastdct=True))
+
+        return encode
+
+    def _h264(self):
+        from av.video.reformatter import ColorRange
+
+        codec = av.CodecContext.create("libx264", "w")
+        codec.width, codec.height, codec.pix_fmt = self.width, self.height, "yuv420p"
+        rate = Fraction(self.fps).limit_denominator(1000)
+        codec.time_base = 1 / rate
+        codec.framerate = rate
+        codec.color_range = ColorRange.JPEG
+        gop = str(max(1, round(self.fps)))
+        codec.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
+                         "g": gop, "keyint_min": gop, "bf": "0", "crf": "26",
+                         "sc_threshold": "0"}
+        pts = [0]
+
+        def encode() -> int:
+            frame = av.VideoFrame.from_ndarray(self.canvas, format="yuv420p")
+            frame.pts = pts[0]
+            pts[0] += 1
+            return sum(packet.size for packet in codec.encode(frame))
+
+        return encode
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.decode_floor")
+    parser.add_argument("--encode", choices=("none", "jpeg", "h264"), default="none")
+    parser.add_argument("--walls", type=int, default=1)
+    parser.add_argument("--grid", type=int, default=4)
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--fps", type=float, default=15.0)
+    parser.add_argument("urls", nargs="+")
+    args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bench stops us (stdin EOF / SIGTERM)
-    streams = [Stream(url) for url in urls]
+    streams = [Stream(url) for url in args.urls]
     for index, stream in enumerate(streams):
         threading.Thread(target=stream.run, name=f"decode-{index}", daemon=True).start()
     for stream in streams:
         stream.first_frame.wait()
+    encoders: list[WallEncoder] = []
+    if args.encode != "none":
+        size = tuple(int(part) for part in args.size.split("x"))
+        cells = args.grid * args.grid
+        for wall in range(args.walls):
+            encoder = WallEncoder(streams[wall * cells : (wall + 1) * cells], args.encode,
+                                  size, args.grid, args.fps)
+            encoders.append(encoder)
+            threading.Thread(target=encoder.run, name=f"encode-{wall}", daemon=True).start()
     print("READY", flush=True)
     for _line in sys.stdin:
         print(json.dumps({"frames": [s.frames for s in streams],
-                          "errors": [s.error for s in streams]}), flush=True)
+                          "errors": [s.error for s in streams],
+                          "encoded": [e.encoded for e in encoders],
+                          "encoded_bytes": [e.encoded_bytes for e in encoders],
+                          "encode_errors": [e.error for e in encoders]}), flush=True)
     sys.stdout.flush()
     os._exit(0)  # decode threads may sit in FFmpeg calls: do not wait for them
 
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.exit("usage: python -m bench.decode_floor URL [URL ...]")
+        sys.exit(__doc__.split("\n\n")[1])
     main(sys.argv[1:])

@@ -135,6 +135,91 @@ def top_functions(collapsed: Path, count: int = 12) -> dict[str, list[tuple[floa
     }
 
 
+def record_threads(pid: int, py_spy: str, seconds: float, output: Path) -> subprocess.Popen:
+    """Start `py-spy record --threads` (stacks rooted at `thread (TID): name`); wait on it."""
+    command = [py_spy, "record", "--format", "raw", "--nonblocking", "--threads", "--rate", "100",
+               "--duration", str(max(1, round(seconds))), "--output", str(output),
+               "--pid", str(pid)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+_THREAD = re.compile(r"^thread \((?:0x)?([0-9A-Fa-f]+)\)")
+
+
+def cpu_weighted(collapsed: Path, cpu_by_tid: dict[int, float], names: dict[int, str],
+                 count: int = 12) -> dict:
+    """Vigie's CPU (s/s) by Python function: each thread's measured CPU (from /proc) split
+    over that thread's busy py-spy samples. A thread's samples say where it was runnable;
+    its CPU says how much it ran. Threads with CPU but no Python stack (FFmpeg's decode
+    slice threads, x264's) are one line of their own."""
+    per_thread: dict[int, list[tuple[list[str], int]]] = collections.defaultdict(list)
+    for line in collapsed.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack or not samples.isdigit():
+            continue
+        frames = stack.split(";")
+        match = _THREAD.match(frames[0])
+        if not match:
+            continue
+        tid = int(match.group(1))
+        per_thread[tid].append(([_short(frame) for frame in frames[1:]], int(samples)))
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    unsampled = 0.0
+    for tid, cpu in cpu_by_tid.items():
+        stacks = per_thread.get(tid)
+        total = sum(n for _, n in stacks) if stacks else 0
+        if not total:
+            unsampled += cpu
+            continue
+        for frames, n in stacks:
+            share = cpu * n / total
+            own[frames[-1] if frames else "?"] += share
+            for function in {frame.rpartition(":")[0] + ")" if ":" in frame else frame
+                             for frame in frames}:
+                inclusive[function] += share
+    skip = ("Thread.", "_run_module", "_run_code", "<module>")
+    return {
+        "self": [(value, name) for name, value in own.most_common(count)],
+        "inclusive": [(value, name) for name, value in inclusive.most_common(count * 2)
+                      if not name.startswith(skip)][:count],
+        "threads_without_python_stack": unsampled,
+    }
+
+
+def find_perf() -> str | None:
+    return shutil.which("perf")
+
+
+def perf_record(pid: int, perf: str, seconds: float, output: Path) -> subprocess.Popen:
+    """Start `perf record` (CPU samples, every thread, native code included) on a process."""
+    command = [perf, "record", "-F", "499", "-q", "-o", str(output), "-p", str(pid), "--",
+               "sleep", str(max(1, round(seconds)))]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def perf_top(data: Path, perf: str, count: int = 12) -> dict:
+    """Shares of CPU samples by library (dso) and by symbol, from `perf report`."""
+    result = {}
+    for key, sort in (("dso", "dso"), ("symbols", "dso,sym")):
+        report = subprocess.run([perf, "report", "-i", str(data), "--stdio", "--sort", sort,
+                                 "--percent-limit", "0.5"], capture_output=True, text=True,
+                                timeout=120)
+        rows = []
+        for line in report.stdout.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#") or "%" not in line:
+                continue
+            share, _, rest = line.partition("%")
+            try:
+                value = float(share) / 100
+            except ValueError:
+                continue
+            rows.append((value, " ".join(rest.split())))
+        result[key] = rows[:count]
+    return result
+
+
 def _short(frame: str) -> str:
     """`func (path/to/file.py:12)` -> `func (file.py:12)`."""
     match = _LOCATION.search(frame)

@@ -1,17 +1,37 @@
-"""Wall bench: Vigie's CPU per second of wall output against the PyAV decode floor.
+"""Issue 5's bench: Vigie against the floor and ffmpeg's xstack, scenarios A-D, one table.
 
-    python -m bench.wall [--cameras N] [--seconds S] [--quick] [--json PATH]
+    python -m bench.wall [--quick] [--seconds S] [--warmup W] [--only A,B,...]
+                         [--profile S | --no-profile] [--nice N] [--json PATH]
 
-One run, on this machine, prints one table:
-  1. Vigie's CPU seconds per second (all threads, /proc/PID/stat) over a steady window while
-     ONE MJPEG viewer reads the wall;
-  2. the decode floor: PyAV decoding the same RTSP streams alone (`bench.decode_floor`, a
-     separate process, measured before Vigie so the two never share the cores), and the ratio;
-  3. glass-to-glass latency read from the stamps the simulator draws on every frame;
-  4. the time from Vigie's process start to a full wall (every cell showing its camera).
-Alongside: the simulator's own CPU (it shares the machine), fps delivered, Vigie's RSS.
+Rows (full run; `--quick` runs every path once with small counts and short windows):
+  A mjpeg   16 cameras H.264 640x360@15 -> one 4x4 wall 1920x1080@15, one MJPEG viewer
+  A fmp4    the same, one WebSocket fMP4 viewer (H.264)
+  B         64 cameras -> 4 walls of 4x4, 20 MJPEG viewers per wall; if even the floor
+            cannot keep 14 fps with 64 cameras here, also "B 32" (or "B 16"): the largest
+            count whose floor keeps up, run in full and labelled
+  C mjpeg   one wall (A's), 1, then 50, then 200 MJPEG viewers: the cost of each added one
+  C fmp4    the same with WebSocket fMP4 viewers
+  D         64 cameras connected, walls configured, nobody watching (idle cost)
 
+For each row, one after another, never two measured processes at once:
+  1. the floor (`bench.decode_floor`): PyAV decoding the same inputs + one encode per wall
+     (JPEG for MJPEG rows, H.264 for fMP4 rows; decode only for D);
+  2. Vigie (`vigie serve`, the admin session of tests/conftest.py), viewers in a separate
+     process (`bench.viewers`): CPU s/s of all threads from /proc, RSS, fps per viewer,
+     glass-to-glass latency from the stamps, start-to-full-wall;
+  3. ffmpeg xstack (`bench.xstack`) reading the same inputs, making the same walls in the
+     same output format: CPU, fps, latency, spread of the tiles' clocks in one frame.
+C reuses A's floor and xstack (same inputs, same wall, same output: one encode whatever
+the number of viewers).
+
+Cameras: a few live-stamped ones (tests/camsim, encoded per frame) give the latency;
+the others are looped pre-encoded clips (bench/feeder.py). Both report their CPU apart.
 Everything runs on 127.0.0.1; everything started here is stopped on exit, error or Ctrl+C.
+Targets of the issue are printed as PASS/FAIL beside the numbers, never asserted.
+`--nice -10` runs all of it (not only Vigie) at a higher priority on a shared machine.
+
+Modules: scenarios (rows, targets), cameras + clips + feeder (inputs), decode_floor, viewers,
+xstack, analyse (stamps), profile (py-spy, perf), report (the table), measure (/proc).
 """
 
 from __future__ import annotations
@@ -19,534 +39,577 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
-import platform
-import queue
-import shlex
+import pickle
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import av
-import numpy as np
 
-from bench.measure import (CpuWindow, fmt, memory_mb, percentile, process_started_wall, rate,
-                           table)
-from bench.profile import ThreadBreakdown, find_py_spy, record, top_functions
-from ingest.layout import CellSpec
-from tests.camsim import CameraSimulator, Mount, require_gstreamer
-from tests.conftest import REPO, VigieProcess, start_vigie
-from tests.mjpeg import MjpegReader, ReceivedFrame, cell_stamp, get_json
+from bench import analyse
+from bench.cameras import FPS, CameraRig
+from bench.children import LineChild, StuckStream, _raise_interrupt, deferred_signals
+from bench.measure import CpuWindow, memory_mb, process_started_wall
+from bench.profile import (ThreadBreakdown, cpu_weighted, find_perf, find_py_spy, perf_record,
+                           perf_top, record_threads, thread_cpu, thread_names, top_functions)
+from bench.report import command_line, cpu_model, report
+from bench.scenarios import KEEPS_UP_FPS, Row, diagonal, plan
+from bench.xstack import Xstack
+from tests.conftest import VigieProcess, start_vigie
 
-SOURCE = (640, 360)
-FPS = 15
-GOP = 15
-WALL_ID = "w"
-FIRST_TAG = 11            # camera i (0-based) draws tag FIRST_TAG + i
-FULL_WALL_TIMEOUT = 40.0  # seconds from Vigie's start to a full wall before giving up
-FLOOR_READY_TIMEOUT = 20.0
-SIMULATOR_ATTEMPTS = 3
-
-
-class StuckStream(RuntimeError):
-    """A simulator mount that never delivered a frame to the decode floor."""
+CAMERAS_LIVE_TIMEOUT = 40.0
+FLOOR_READY_TIMEOUT = 40.0
+XSTACK_FIRST_TIMEOUT = 90.0
+VIEWERS_FIRST_TIMEOUT = 30.0
+STUCK_ATTEMPTS = 3
 
 
-# -- scenario ------------------------------------------------------------------------------
+# -- the bench -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Scenario:
-    cameras: int
-    seconds: float
-    warmup: float
-
-    @property
-    def grid(self) -> int:
-        return max(1, math.ceil(math.sqrt(self.cameras)))
-
-    @property
-    def wall_size(self) -> tuple[int, int]:
-        return (1920, 1080) if self.cameras > 4 else (1280, 720)
-
-    def cells(self) -> list[CellSpec]:
-        return [CellSpec(f"c{i + 1}", *divmod(i, self.grid)) for i in range(self.cameras)]
-
-    def tags(self) -> list[int]:
-        return [FIRST_TAG + i for i in range(self.cameras)]
-
-    def mounts(self) -> list[Mount]:
-        return [Mount(f"cam{i + 1}", codec="h264", width=SOURCE[0], height=SOURCE[1], fps=FPS,
-                      gop=GOP, tag=FIRST_TAG + i) for i in range(self.cameras)]
-
-    def describe(self) -> str:
-        width, height = self.wall_size
-        return (f"{self.cameras} x H.264 {SOURCE[0]}x{SOURCE[1]}@{FPS} (GOP {GOP}) -> "
-                f"{self.grid}x{self.grid} wall {width}x{height}@{FPS}, 1 MJPEG viewer")
-
-    def vigie_config(self, urls: list[str]) -> str:
-        width, height = self.wall_size
-        cameras = "".join(
-            f'  - {{id: c{i + 1}, name: "Cam {i + 1}", commune: bourg, url: "{url}"}}\n'
-            for i, url in enumerate(urls))
-        ids = ", ".join(f"c{i + 1}" for i in range(self.cameras))
-        return (
-            'server: {listen: "127.0.0.1:{port}"}\n'
-            "communes:\n  - {id: bourg, name: Le Bourg}\n"
-            f"cameras:\n{cameras}"
-            "walls:\n"
-            f"  - {{id: {WALL_ID}, name: Bench, size: {width}x{height}, fps: {FPS}, "
-            f"layout: {self.grid}x{self.grid}, cameras: [{ids}]}}\n"
-        )
-
-
-def read_cells(frame: ReceivedFrame, scenario: Scenario):
-    """The stamps of the camera cells of one received wall JPEG (None where unreadable)."""
-    gray = frame.gray()
-    grid = (scenario.grid, scenario.grid)
-    return [cell_stamp(gray, cell, grid, SOURCE) for cell in scenario.cells()]
-
-
-def full_wall(stamps, tags: list[int]) -> bool:
-    return all(stamp is not None and stamp.tag == tag for stamp, tag in zip(stamps, tags))
-
-
-# -- signals: Ctrl+C and SIGTERM both unwind through the finally blocks ----------------------
-
-
-def _raise_interrupt(signum, _frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-@contextlib.contextmanager
-def deferred_signals():
-    """Hold SIGINT/SIGTERM while a child is being started, so its handle is never lost."""
-    received: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, _f: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        if received:
-            raise KeyboardInterrupt(f"signal {received[0]}")
-
-
-# -- the run -------------------------------------------------------------------------------
-
-
-class WallBench:
-    def __init__(self, scenario: Scenario, log=print, profile_seconds: float = 0.0) -> None:
-        self.scenario = scenario
-        self.profile_seconds = profile_seconds
-        self.py_spy = find_py_spy()
+class Bench:
+    def __init__(self, rows: list[Row], seconds: float, warmup: float, profile: float,
+                 log=print, quick: bool = False) -> None:
+        self.rows = rows
+        self.quick = quick
+        self.seconds = seconds
+        self.warmup = warmup
+        self.profile_seconds = profile
         self.log = log
-        self.results: dict = {}
-        self.simulator: CameraSimulator | None = None
-        self.vigie: VigieProcess | None = None
-        self.reader: MjpegReader | None = None
-        self.floor: subprocess.Popen | None = None
+        self.py_spy = find_py_spy()
+        self.perf = find_perf()
+        self.results: dict[str, dict] = {}
+        self.rig: CameraRig | None = None
+        self._children: list = []  # whatever runs now: stopped in close()
         self._tmp = tempfile.TemporaryDirectory(prefix="vigie-bench-")
-        self.tmp_path = Path(self._tmp.name)
+        self.tmp = Path(self._tmp.name)
 
     # lifecycle
 
     def close(self) -> None:
-        """Stop everything this bench started; safe to call at any point, more than once."""
-        if self.reader is not None:
+        for child in reversed(self._children):
             with contextlib.suppress(Exception):
-                self.reader.stop()
-            self.reader = None
-        self._stop_vigie()
-        self._stop_floor()
-        if self.simulator is not None:
+                self._stop_child(child)
+        self._children.clear()
+        if self.rig is not None:
             with contextlib.suppress(Exception):
-                self.simulator.stop()
-            self.simulator = None
+                self.rig.stop()
+            self.rig = None
         with contextlib.suppress(Exception):
             self._tmp.cleanup()
 
-    def _stop_vigie(self) -> None:
-        vigie, self.vigie = self.vigie, None
-        if vigie is not None and vigie.process.poll() is None:
-            with contextlib.suppress(Exception):
-                vigie.terminate()
+    @staticmethod
+    def _stop_child(child) -> None:
+        if isinstance(child, VigieProcess):
+            if child.process.poll() is None:
+                child.terminate()
+        elif isinstance(child, subprocess.Popen):  # py-spy, perf
+            if child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(5)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait(5)
+        else:
+            child.stop()
 
-    def _stop_floor(self) -> None:
-        floor, self.floor = self.floor, None
-        if floor is None:
-            return
-        with contextlib.suppress(Exception):
-            floor.stdin.close()  # the floor exits on stdin EOF
+    def _release(self, child) -> None:
+        if child in self._children:
+            self._children.remove(child)
+        self._stop_child(child)
+
+    def run(self) -> dict[str, dict]:
+        total = max(row.cameras for row in self.rows)
+        live = {i for row in self.rows for i in row.live}
+        self.log(f"bench: starting the cameras: {total} looped (feeder), "
+                 f"{len(live)} live-stamped mounts (camsim)")
+        with deferred_signals():
+            self.rig = CameraRig(total, live, self.log)
+            self.rig.start()
+        for row in self.rows:
+            self._run_row(row)
+            floor = self.results[row.name].get("floor")
+            if row.fallback and floor and (self.quick or not self._keeps_up(floor)):
+                self._fallback(row)
+        return self.results
+
+    def _run_row(self, row: Row, floor: dict | None = None) -> None:
+        self.log(f"\nbench: row {row.name}: {row.describe()}")
+        started = time.monotonic()
+        result = self.results[row.name] = {"describe": row.describe(), "row": asdict(row)}
         try:
-            floor.wait(3)
-        except subprocess.TimeoutExpired:
-            floor.kill()
-            floor.wait(3)
+            urls = [self.rig.url(i, i in row.live) for i in range(row.cameras)]
+            if floor is not None:
+                result["floor"] = floor
+            elif row.floor is not None:
+                result["floor"] = self._floor_with_retries(row, urls)
+            result["vigie"] = self._vigie(row, urls)
+            if row.xstack:
+                result["xstack"] = self._xstack(row, urls)
+        except (RuntimeError, AssertionError, OSError) as error:
+            self.log(f"bench: row {row.name} FAILED: {error}")
+            result["error"] = str(error)
+            for child in list(self._children):
+                self._release(child)
+        result["seconds"] = time.monotonic() - started
 
-    def run(self) -> dict:
-        scenario, results = self.scenario, self.results
-        require_gstreamer()
-        # The floor goes first: it also proves every mount of the simulator sends frames.
-        # (A freshly started simulator sometimes leaves a mount that never sends RTP to its
-        # first client; the mount stays stuck. Then we start a new simulator.)
-        results["simulator_restarts"] = 0
-        for attempt in range(1, SIMULATOR_ATTEMPTS + 1):
-            self.log(f"bench: starting the camera simulator ({scenario.cameras} mounts)")
-            with deferred_signals():
-                self.simulator = CameraSimulator(scenario.mounts()).start()
-            urls = [self.simulator.url(mount.path) for mount in scenario.mounts()]
+    @staticmethod
+    def _keeps_up(floor: dict) -> bool:
+        """Could the floor itself (decode + one encode per wall) keep the cameras' rate?"""
+        rates = [floor["decode_fps_min"], *floor["encode_fps"]]
+        return min(rates) >= KEEPS_UP_FPS
+
+    def _fallback(self, row: Row) -> None:
+        """B at full size is beyond this machine (even the floor falls behind): find the
+        largest number of walls whose floor keeps up, and run the whole row with it."""
+        walls = row.walls // 2
+        while walls >= 1:
+            smaller = replace(row, name=f"B {walls * row.cells}", cameras=walls * row.cells,
+                              walls=walls, live=diagonal(row.grid, walls), fallback=False)
+            self.log(f"\nbench: {row.name}: the floor fell behind; trying the floor with "
+                     f"{smaller.cameras} cameras")
+            urls = [self.rig.url(i, i in smaller.live) for i in range(smaller.cameras)]
             try:
-                self._measure_floor(urls)
-                break
-            except StuckStream as error:
-                self._stop_floor()
-                self.simulator.stop()
-                self.simulator = None
-                if attempt == SIMULATOR_ATTEMPTS:
+                floor = self._floor_with_retries(smaller, urls)
+            except (RuntimeError, AssertionError, OSError) as error:
+                self.log(f"bench: floor with {smaller.cameras} cameras FAILED: {error}")
+                return
+            if self._keeps_up(floor) or walls == 1 or self.quick:
+                label = (f"the largest count whose floor keeps >= {KEEPS_UP_FPS:g} fps here"
+                         if self._keeps_up(floor) else "even this floor falls behind here")
+                if self.quick:
+                    label = "quick run: this path is always exercised"
+                smaller = replace(smaller, note=label)
+                self._run_row(smaller, floor)
+                return
+            walls //= 2
+
+    def _pids(self, **named: int) -> dict[str, int]:
+        return {**named, **self.rig.pids(), "bench": os.getpid()}
+
+    @staticmethod
+    def _feed_cpu(cpu: dict[str, float]) -> dict[str, float]:
+        return {name: cpu[name] for name in ("feeder", "camsim", "viewers", "bench", "others",
+                                             "machine") if name in cpu}
+
+    # phase 1: the floor
+
+    def _floor_with_retries(self, row: Row, urls: list[str]) -> dict:
+        for attempt in range(1, STUCK_ATTEMPTS + 1):
+            try:
+                return self._floor(row, urls)
+            except StuckStream as stuck:
+                if attempt == STUCK_ATTEMPTS:
                     raise
-                results["simulator_restarts"] += 1
-                self.log(f"bench: {error}; restarting the simulator")
-        self._measure_vigie(urls)
-        vigie_cpu, floor_cpu = results.get("vigie_cpu_s_per_s"), results.get("floor_cpu_s_per_s")
-        results["ratio_vigie_over_floor"] = vigie_cpu / floor_cpu if floor_cpu else None
-        return results
+                self.log(f"bench: {stuck}")
+                self.rig.restart(stuck.live)
+        raise AssertionError("unreachable")
 
-    # phase 2: Vigie (the floor has shown that every mount sends frames)
+    def _floor(self, row: Row, urls: list[str]) -> dict:
+        args = [sys.executable, "-m", "bench.decode_floor", "--encode", row.floor,
+                "--walls", str(row.walls), "--grid", str(row.grid),
+                "--size", "x".join(map(str, row.size)), "--fps", str(FPS), *urls]
+        self.log(f"bench: floor: decode {len(urls)} streams"
+                 + (f" + {row.walls} {row.floor.upper()} encode(s)" if row.floor != "none" else ""))
+        floor = LineChild(args, "decode floor")
+        self._children.append(floor)
+        try:
+            started = time.monotonic()
+            if floor.read(FLOOR_READY_TIMEOUT) != "READY":
+                raise RuntimeError("decode floor: unexpected output")
+            ready_s = time.monotonic() - started
+            first = floor.ask("mark")
+            failed = [i for i, error in enumerate(first["errors"]) if error]
+            if failed:
+                raise StuckStream(
+                    "floor: no frames from " + ", ".join(
+                        f"camera {i} ({'live' if i in row.live else 'looped'}): "
+                        f"{first['errors'][i]}" for i in failed[:4]),
+                    live=any(i in row.live for i in failed))
+            time.sleep(self.warmup)
+            self.rig.check()
+            window = CpuWindow(self._pids(floor=floor.pid))
+            before = floor.ask("mark")
+            window.start()
+            time.sleep(self.seconds)
+            cpu = window.stop()
+            after = floor.ask("mark")
+            memory = memory_mb(floor.pid)
+        finally:
+            self._release(floor)
+        if any(after["errors"]) or any(after["encode_errors"]):
+            raise RuntimeError(f"decode floor: {after['errors']} {after['encode_errors']}")
+        per_stream = [(b - a) / window.seconds for a, b in zip(before["frames"], after["frames"])]
+        encoded = [(b - a) / window.seconds for a, b in zip(before["encoded"], after["encoded"])]
+        sizes = [(b - a) / max(1, n2 - n1) / 1024 for a, b, n1, n2 in zip(
+            before["encoded_bytes"], after["encoded_bytes"], before["encoded"], after["encoded"])]
+        result = {"cpu_s_per_s": cpu["floor"], "rss_mb": memory["VmRSS"], "ready_s": ready_s,
+                  "decode_fps_min": min(per_stream), "decode_fps_mean": statistics.mean(per_stream),
+                  "encode_fps": encoded, "encoded_kb": sizes, "window_s": window.seconds,
+                  "cpu": self._feed_cpu(cpu)}
+        self.log(f"bench: floor {result['cpu_s_per_s']:.3f} s/s")
+        return result
 
-    def _measure_vigie(self, urls: list[str]) -> None:
-        scenario, results = self.scenario, self.results
-        tags = scenario.tags()
+    # phase 2: Vigie
+
+    def _config(self, row: Row, urls: list[str]) -> str:
+        cameras = "".join(f'  - {{id: c{i + 1}, name: "Cam {i + 1}", commune: bourg, '
+                          f'url: "{url}"}}\n' for i, url in enumerate(urls))
+        walls = ""
+        for wall in range(row.walls):
+            ids = ", ".join(f"c{i + 1}" for i in row.wall_cameras(wall))
+            walls += (f"  - {{id: w{wall + 1}, name: Bench {wall + 1}, "
+                      f"size: {row.size[0]}x{row.size[1]}, fps: {FPS}, "
+                      f"layout: {row.grid}x{row.grid}, cameras: [{ids}]}}\n")
+        return ('server: {listen: "127.0.0.1:{port}"}\n'
+                "communes:\n  - {id: bourg, name: Le Bourg}\n"
+                f"cameras:\n{cameras}walls:\n{walls}"
+                # The bench's viewers all come from one user and one address.
+                "limits: {viewers_per_user: 10000, viewers_per_address: 10000}\n")
+
+    def _vigie(self, row: Row, urls: list[str]) -> dict:
+        result: dict = {}
+        viewers = None
+        if row.fmt is not None:
+            viewers = LineChild([sys.executable, "-m", "bench.viewers"], "bench viewers")
+            self._children.append(viewers)
         self.log("bench: starting vigie")
         with deferred_signals():
-            self.vigie = start_vigie(scenario.vigie_config(urls), self.tmp_path)
-        # Times count from the process start (/proc), not from our call: start_vigie may do
-        # work of its own before (config) and after (login) starting the process.
-        started_wall = process_started_wall(self.vigie.process.pid)
-        started = time.monotonic() - (time.time() - started_wall)
-        results["vigie_ready_s"] = time.time() - started_wall
-        self.reader = self._viewer(f"/walls/{WALL_ID}/mjpeg")
+            vigie = start_vigie(self._config(row, urls), self.tmp)
+        self._children.append(vigie)
+        try:
+            started_wall = process_started_wall(vigie.process.pid)
+            result["ready_s"] = time.time() - started_wall
+            capture_ids: list[int] = []
+            all_ids: list[int] = []
+            if viewers is not None:
+                # First the capturing viewer(s), one per wall, at once: the time to a full wall.
+                specs = [{"path": row.viewer_path(w), "kind": self._kind(row), "capture": True}
+                         for w in range(row.walls)]
+                answer = viewers.ask({"cmd": "open", "base_url": vigie.base_url,
+                                      "headers": vigie.headers, "viewers": specs}, 30)
+                capture_ids = answer["opened"]
+                others = [{"path": row.viewer_path(w), "kind": self._kind(row)}
+                          for w in range(row.walls) for _ in range(row.viewers_per_wall - 1)]
+                if others:
+                    answer = viewers.ask({"cmd": "open", "viewers": others}, 60)
+                all_ids = capture_ids + answer["opened"] if others else capture_ids
+                if answer.get("errors"):
+                    raise RuntimeError(f"viewers: {answer['errors'][:3]}")
+            self._wait_cameras_live(vigie, row)
+            if viewers is not None:
+                self._wait_frames(viewers, all_ids)
+            time.sleep(self.warmup)
+            if viewers is not None and not row.full_wall and row.fmt == "jpeg":
+                # Memory (B's 4 captures); fMP4 keeps all: it decodes from the init segment.
+                viewers.ask({"cmd": "trim", "before": time.time()})
+            windows = [self._vigie_window(row, vigie, viewers, len(all_ids), "window")]
+            for total in (row.fanout if viewers is not None else ()):
+                more = [{"path": row.viewer_path(0), "kind": self._kind(row)}
+                        for _ in range(total - len(all_ids))]
+                self.log(f"bench: opening {len(more)} more viewers")
+                answer = viewers.ask({"cmd": "open", "viewers": more}, 120)
+                if answer.get("errors"):
+                    raise RuntimeError(f"viewers: {answer['errors'][:3]}")
+                fanout_ids = answer["opened"]
+                all_ids = all_ids + fanout_ids
+                self._wait_frames(viewers, fanout_ids)
+                time.sleep(self.warmup)
+                windows.append(self._vigie_window(row, vigie, viewers, len(all_ids),
+                                                  f"{total} viewers"))
+            result["windows"] = windows
+            result["status"] = vigie.get_json("/api/status")
+            if row.profile and self.profile_seconds and self.py_spy:
+                result["profile"] = self._profile(vigie, row)
+            cameras = vigie.get_json("/api/cameras")
+            result["camera_reconnects"] = sum(c["reconnects_last_hour"] for c in cameras)
+            result["decoding"] = {mode: sum(1 for c in cameras if c.get("decoding") == mode)
+                                  for mode in ("full", "keyframes")}
+            log_lines = vigie.log().splitlines()
+            result["vigie_log_head"] = log_lines[:15]
+            result["camera_log"] = [line for line in log_lines
+                                    if "WARNING" in line or "ERROR" in line][-20:]
+            dumped = None
+            if viewers is not None:
+                path = self.tmp / f"viewers-{row.name.replace(' ', '-')}.pickle"
+                viewers.ask({"cmd": "dump", "path": str(path)}, 60)
+                dumped = pickle.loads(path.read_bytes())
+                path.unlink()
+        finally:
+            if viewers is not None:
+                self._release(viewers)
+            self._release(vigie)
+        if dumped is not None:
+            self.log("bench: reading the stamps of the received frames")
+            self._viewer_results(row, result, dumped, capture_ids, started_wall)
+        return result
 
-        # Time to a full wall: the first received frame whose every camera cell shows a
-        # readable stamp with that camera's tag, from the moment the process was started.
-        checked = 0
-        full_at: float | None = None
-        last_tags: list = []
-        deadline = started + FULL_WALL_TIMEOUT
-        while full_at is None:
-            self._check_alive()
-            frames = self.reader.frames
-            while checked < len(frames):
-                frame = frames[checked]
-                checked += 1
-                if results.get("first_frame_s") is None:
-                    results["first_frame_s"] = frame.received_wall - started_wall
-                stamps = read_cells(frame, scenario)
-                last_tags = [stamp.tag if stamp else None for stamp in stamps]
-                if full_wall(stamps, tags):
-                    full_at = frame.received_wall
-                    break
-            if full_at is None:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no full wall {FULL_WALL_TIMEOUT:.0f} s after vigie "
-                                       f"started; last cell tags {last_tags}, expected {tags}\n"
-                                       f"{self._vigie_log_tail()}")
-                time.sleep(0.02)
-        results["full_wall_s"] = full_at - started_wall
-        self.log(f"bench: full wall {results['full_wall_s']:.2f} s after start; "
-                 f"warming up {scenario.warmup:.0f} s")
+    @staticmethod
+    def _kind(row: Row) -> str:
+        return "ws" if row.fmt == "fmp4" else "mjpeg"
 
-        time.sleep(max(0.0, full_at + scenario.warmup - time.time()))
-        self._check_alive()
-        pids = {"vigie": self.vigie.process.pid, "simulator": self.simulator.pid,
-                "bench": os.getpid()}
-        self.log(f"bench: measuring vigie for {scenario.seconds:.0f} s")
+    def _wait_cameras_live(self, vigie: VigieProcess, row: Row) -> None:
+        deadline = time.monotonic() + CAMERAS_LIVE_TIMEOUT
+        states: dict = {}
+        while time.monotonic() < deadline:
+            self._check(vigie)
+            cameras = vigie.get_json("/api/cameras")
+            states = {}
+            for camera in cameras:
+                states[camera["state"]] = states.get(camera["state"], 0) + 1
+            if states.get("live", 0) == row.cameras:
+                return
+            time.sleep(0.25)
+        raise RuntimeError(f"cameras not all live after {CAMERAS_LIVE_TIMEOUT:.0f} s: {states}")
+
+    def _wait_frames(self, viewers: LineChild, ids: list[int]) -> None:
+        answer = viewers.ask({"cmd": "wait_frames", "ids": ids,
+                              "timeout": VIEWERS_FIRST_TIMEOUT}, VIEWERS_FIRST_TIMEOUT + 10)
+        if answer["missing"]:
+            raise RuntimeError(f"{len(answer['missing'])} viewers got no frame in "
+                               f"{VIEWERS_FIRST_TIMEOUT:.0f} s: {answer.get('errors')}")
+
+    def _check(self, vigie: VigieProcess) -> None:
+        if vigie.process.poll() is not None:
+            tail = "\n".join(vigie.log().splitlines()[-30:])
+            raise RuntimeError(f"vigie exited with {vigie.process.returncode}\n{tail}")
+        self.rig.check()
+
+    def _vigie_window(self, row: Row, vigie: VigieProcess, viewers: LineChild | None,
+                      count: int, label: str) -> dict:
+        self.log(f"bench: measuring vigie with {count} viewer(s) for {self.seconds:.0f} s")
+        pids = self._pids(vigie=vigie.process.pid)
+        if viewers is not None:
+            pids["viewers"] = viewers.pid
         threads = None
-        if self.py_spy:
+        if self.py_spy and row.profile and label == "window":
             try:
-                threads = ThreadBreakdown(self.vigie.process.pid, self.py_spy)
+                threads = ThreadBreakdown(vigie.process.pid, self.py_spy)
             except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired) as error:
                 self.log(f"bench: no per-thread breakdown: {error}")
         window = CpuWindow(pids).start()
-        peak_rss = 0.0
-        while time.monotonic() - window.started < scenario.seconds:
-            time.sleep(min(1.0, max(0.0, scenario.seconds - (time.monotonic() - window.started))))
-            self._check_alive()
-            peak_rss = max(peak_rss, memory_mb(self.vigie.process.pid)["VmRSS"])
+        peak = 0.0
+        while time.monotonic() - window.started < self.seconds:
+            time.sleep(min(1.0, max(0.0, self.seconds - (time.monotonic() - window.started))))
+            self._check(vigie)
+            peak = max(peak, memory_mb(vigie.process.pid)["VmRSS"])
         cpu = window.stop()
+        wall_fps = None
+        with contextlib.suppress(Exception):
+            walls = vigie.get_json("/api/status").get("walls", [])
+            rates = [w.get("fps_delivered") for w in walls if w.get("viewers")]
+            wall_fps = min(rates) if rates else None
+        result = {"label": label, "viewers": count, "cpu_s_per_s": cpu["vigie"],
+                  "wall_fps": wall_fps,
+                  "rss_mb": memory_mb(vigie.process.pid)["VmRSS"], "rss_peak_mb": peak,
+                  "t0": window.wall_started, "t1": window.wall_ended, "seconds": window.seconds,
+                  "cpu": self._feed_cpu(cpu)}
         if threads is not None:
-            results["vigie_threads_cpu_s_per_s"] = threads.stop(window.seconds)
-        memory = memory_mb(self.vigie.process.pid)
-        status = self._get_json("/api/status")
-        results["vigie_cpu_s_per_s"] = cpu["vigie"]
-        results["simulator_cpu_s_per_s_during_vigie"] = cpu["simulator"]
-        results["bench_viewer_cpu_s_per_s"] = cpu["bench"]
-        results["others_cpu_s_per_s_during_vigie"] = cpu["others"]
-        results["window_s"] = window.seconds
-        results["vigie_rss_mb"] = memory["VmRSS"]
-        results["vigie_rss_peak_window_mb"] = peak_rss
-        results["vigie_rss_hwm_mb"] = memory["VmHWM"]
-        results["wall_status"] = next((w for w in status.get("walls", []) if w["id"] == WALL_ID), None)
-        cameras = self._get_json("/api/cameras")
-        results["camera_reconnects"] = sum(c["reconnects_last_hour"] for c in cameras)
-        results["camera_input_fps"] = {c["id"]: c["input_fps"] for c in cameras}
-        # What the workers said (connects, timeouts): explains a slow full wall.
-        results["vigie_camera_log"] = [line for line in self.vigie.log().splitlines()
-                                       if "ingest.worker" in line][-40:]
+            result["threads"] = threads.stop(window.seconds)
+        self.log(f"bench: vigie {cpu['vigie']:.3f} s/s, feeder {cpu.get('feeder', 0):.3f}, "
+                 f"camsim {cpu.get('camsim', 0):.3f}, viewers {cpu.get('viewers', 0):.3f}, "
+                 f"others {cpu['others']:.3f}")
+        return result
 
-        if self.profile_seconds:
-            self._profile()
-        frames = self.reader.frames_between(window.wall_started, window.wall_ended)
-        self.reader.stop()
-        if self.reader.error:
-            raise RuntimeError(f"MJPEG viewer failed: {self.reader.error!r}")
-        self.reader = None
-        self._stop_vigie()
-        self.log(f"bench: vigie stopped; reading the stamps of {len(frames)} frames")
-        self._latency(frames, window.seconds)
+    def _viewer_results(self, row: Row, result: dict, dumped: list[dict],
+                        capture_ids: list[int], started_wall: float) -> None:
+        for window in result["windows"]:
+            span = (window["t0"], window["t1"])
+            present = [v for v in dumped if v["opened_at"] is not None
+                       and v["opened_at"] < span[0]]
+            fps = sorted(analyse.viewer_fps(v["times"], span) for v in present)
+            window["viewer_fps_min"] = fps[0] if fps else None
+            window["viewer_fps_median"] = statistics.median(fps) if fps else None
+            window["viewers_counted"] = len(fps)
+            window["viewer_errors"] = sorted({v["error"] for v in present if v["error"]})[:5]
+            per_wall = {}
+            for wall in range(row.walls):
+                path = row.viewer_path(wall)
+                wall_fps = [analyse.viewer_fps(v["times"], span) for v in present
+                            if v["path"] == path]
+                per_wall[f"w{wall + 1}"] = {"min": min(wall_fps) if wall_fps else None,
+                                            "median": statistics.median(wall_fps) if wall_fps else None}
+            window["per_wall_fps"] = per_wall
+            parts = []
+            for wall, index in enumerate(capture_ids):
+                viewer = dumped[index]
+                messages = viewer["frames"]
+                if row.fmt == "jpeg":
+                    sizes = [len(d) for t, d in messages if span[0] <= t < span[1]]
+                    window["mean_frame_kb"] = sum(sizes) / len(sizes) / 1024 if sizes else None
+                else:
+                    sizes = [len(d) for t, d in messages[1:] if span[0] <= t < span[1]]
+                    window["mean_frame_kb"] = sum(sizes) / len(sizes) / 1024 if sizes else None
+                first = row.full_wall and window is result["windows"][0]
+                parts.append(analyse.analyse(messages, row.fmt, row.geometry(wall), span,
+                                             started_wall if first else None))
+            window.update(analyse.summarise(parts))
 
-    def _latency(self, frames: list[ReceivedFrame], seconds: float) -> None:
-        scenario, results = self.scenario, self.results
-        tags = scenario.tags()
-        ages: list[int] = []
-        spreads: list[int] = []
-        unreadable = 0
-        fresh = [set() for _ in tags]  # distinct stamps seen per cell: the pictures that moved
-        for frame in frames:
-            now_ms = int(frame.received_wall * 1000) % 2**32
-            frame_ages = []
-            for index, (stamp, tag) in enumerate(zip(read_cells(frame, scenario), tags)):
-                if stamp is None or stamp.tag != tag:
-                    unreadable += 1
+    def _profile(self, vigie: VigieProcess, row: Row) -> dict:
+        """After the windows (it perturbs a little): where Vigie's CPU goes. py-spy for the
+        Python stacks, weighted by each thread's measured CPU; perf, if there, for native
+        code by library and symbol. Both at once, for `profile_seconds`."""
+        pid = vigie.process.pid
+        name = row.name.replace(" ", "-")
+        stacks, perf_data = self.tmp / f"profile-{name}.txt", self.tmp / f"perf-{name}.data"
+        self.log(f"bench: profiling vigie for {self.profile_seconds:.0f} s (py-spy"
+                 f"{', perf' if self.perf else ''})")
+        result: dict = {}
+        try:
+            names = thread_names(pid, self.py_spy)
+        except (RuntimeError, OSError, ValueError, subprocess.TimeoutExpired):
+            names = {}
+        before, started = thread_cpu(pid), time.monotonic()
+        spy = record_threads(pid, self.py_spy, self.profile_seconds, stacks)
+        perf = perf_record(pid, self.perf, self.profile_seconds, perf_data) if self.perf else None
+        self._children.extend(p for p in (spy, perf) if p is not None)
+        try:
+            for process in (spy, perf):
+                if process is None:
                     continue
-                frame_ages.append(stamp.age_ms(now_ms))
-                fresh[index].add(stamp.ms)
-            ages.extend(frame_ages)
-            if len(frame_ages) > 1:
-                spreads.append(max(frame_ages) - min(frame_ages))
-        results["frames_received"] = len(frames)
-        results["fps_delivered"] = rate([frame.received_wall for frame in frames])
-        results["mean_jpeg_kb"] = (sum(len(f.jpeg) for f in frames) / len(frames) / 1024
-                                   if frames else None)
-        results["cells_read"] = len(ages)
-        results["cells_unreadable"] = unreadable
-        results["latency_p50_ms"] = percentile(ages, 50)
-        results["latency_p95_ms"] = percentile(ages, 95)
-        results["latency_max_ms"] = float(max(ages)) if ages else None
-        results["cell_age_spread_p95_ms"] = percentile(spreads, 95)
-        cell_fps = [len(seen) / seconds for seen in fresh]
-        results["cell_fresh_fps_min"] = min(cell_fps) if cell_fps else None
-        results["cell_fresh_fps_mean"] = float(np.mean(cell_fps)) if cell_fps else None
+                try:
+                    process.wait(self.profile_seconds + 60)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        finally:
+            for process in (spy, perf):
+                if process in self._children:
+                    self._children.remove(process)
+        seconds = time.monotonic() - started
+        after = thread_cpu(pid)
+        cpu_by_tid = {tid: (cpu - before.get(tid, 0.0)) / seconds for tid, cpu in after.items()}
+        result["cpu_s_per_s"] = sum(cpu_by_tid.values())
+        if spy.returncode == 0 and stacks.exists():
+            result["python"] = cpu_weighted(stacks, cpu_by_tid, names)
+            result["python"]["samples"] = top_functions(stacks)["samples"]
+        else:
+            result["python_error"] = (spy.stderr.read() if spy.stderr else "")[-300:]
+        if perf is not None:
+            if perf.returncode == 0 and perf_data.exists():
+                try:
+                    result["native"] = perf_top(perf_data, self.perf)
+                except (OSError, subprocess.TimeoutExpired) as error:
+                    result["native_error"] = str(error)
+            else:
+                result["native_error"] = (perf.stderr.read() if perf.stderr else "")[-300:]
+        return result
 
-    def _profile(self) -> None:
-        """After the window (it perturbs the process): sample Vigie with py-spy."""
-        if not self.py_spy:
-            self.log("bench: --profile needs py-spy (.venv/bin/pip install py-spy); skipped")
-            return
-        output = Path(tempfile.gettempdir()) / f"vigie-bench-profile-{os.getpid()}.txt"
-        self.log(f"bench: profiling vigie with py-spy for {self.profile_seconds:.0f} s")
-        record(self.vigie.process.pid, self.py_spy, self.profile_seconds, output)
-        self.results["profile"] = {"file": str(output), **top_functions(output)}
+    # phase 3: ffmpeg xstack
 
-    # phase 1: the decode floor
-
-    def _measure_floor(self, urls: list[str]) -> None:
-        scenario, results = self.scenario, self.results
-        self.log("bench: starting the decode floor")
+    def _xstack(self, row: Row, urls: list[str]) -> dict:
+        output = "jpeg" if row.fmt == "jpeg" else "h264"
+        self.log(f"bench: ffmpeg xstack: {len(urls)} inputs -> {row.walls} wall(s), "
+                 f"{'MJPEG' if output == 'jpeg' else 'H.264 fMP4'}")
+        xstack = Xstack(urls, row.walls, row.grid, row.size, FPS, output,
+                        self.tmp / f"xstack-{row.name.replace(' ', '-')}.log")
         with deferred_signals():
-            self.floor = subprocess.Popen(
-                [sys.executable, "-m", "bench.decode_floor", *urls], cwd=REPO,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def drain(stream):
-            for line in stream:
-                lines.put(line.strip())
-            lines.put(None)
-
-        threading.Thread(target=drain, args=(self.floor.stdout,), daemon=True).start()
-
-        def next_line(timeout: float) -> str:
-            try:
-                line = lines.get(timeout=timeout)
-            except queue.Empty:
-                raise RuntimeError(f"decode floor silent for {timeout:.0f} s") from None
-            if line is None:
-                raise RuntimeError(f"decode floor exited ({self.floor.poll()})")
-            return line
-
-        def counts() -> dict:
-            self.floor.stdin.write("mark\n")
-            self.floor.stdin.flush()
-            return json.loads(next_line(5.0))
-
-        started = time.monotonic()
-        if next_line(FLOOR_READY_TIMEOUT) != "READY":
-            raise RuntimeError("decode floor: unexpected output")
-        results["floor_ready_s"] = time.monotonic() - started
-        first = counts()
-        if any(first["errors"]):
-            stuck = [f"{url.rsplit('/', 1)[-1]}: {error}"
-                     for url, error, frames in zip(urls, first["errors"], first["frames"]) if error]
-            raise StuckStream(f"decode floor: no frames from {', '.join(stuck)}")
-        time.sleep(scenario.warmup)
-        self.log(f"bench: measuring the decode floor for {scenario.seconds:.0f} s")
-        window = CpuWindow({"floor": self.floor.pid, "simulator": self.simulator.pid,
-                            "bench": os.getpid()})
-        before = counts()
-        window.start()
-        time.sleep(scenario.seconds)
-        cpu = window.stop()
-        after = counts()
-        memory = memory_mb(self.floor.pid)
-        self._stop_floor()
-        if any(after["errors"]):
-            raise RuntimeError(f"decode floor: {after['errors']}")
-        per_stream = [(b - a) / window.seconds for a, b in zip(before["frames"], after["frames"])]
-        results["floor_cpu_s_per_s"] = cpu["floor"]
-        results["simulator_cpu_s_per_s_during_floor"] = cpu["simulator"]
-        results["others_cpu_s_per_s_during_floor"] = cpu["others"]
-        results["floor_fps_min"] = min(per_stream)
-        results["floor_fps_mean"] = float(np.mean(per_stream))
-        results["floor_rss_mb"] = memory["VmRSS"]
-        results["floor_window_s"] = window.seconds
-
-    # helpers
-
-    def _headers(self) -> dict[str, str]:
-        """The session start_vigie opened, if this version of the helpers logs in."""
-        return dict(getattr(self.vigie, "headers", None) or {})
-
-    def _viewer(self, path: str) -> MjpegReader:
-        headers = self._headers()
-        url = self.vigie.base_url + path
-        return (MjpegReader(url, headers=headers) if headers else MjpegReader(url)).start()
-
-    def _get_json(self, path: str):
-        headers = self._headers()
-        url = self.vigie.base_url + path
-        return get_json(url, headers=headers) if headers else get_json(url)
-
-    def _check_alive(self) -> None:
-        if self.vigie is not None and self.vigie.process.poll() is not None:
-            raise RuntimeError(f"vigie exited with {self.vigie.process.returncode}\n"
-                               f"{self._vigie_log_tail()}")
-        if self.simulator is not None and not self.simulator.running:
-            raise RuntimeError(f"camera simulator died\n{self.simulator.stderr_tail()}")
-        if self.reader is not None and self.reader.error is not None:
-            raise RuntimeError(f"MJPEG viewer failed: {self.reader.error!r}")
-
-    def _vigie_log_tail(self, lines: int = 30) -> str:
-        if self.vigie is None:
-            return ""
-        return "vigie log tail:\n" + "\n".join(self.vigie.log().splitlines()[-lines:])
+            xstack.start()
+        self._children.append(xstack)
+        try:
+            started_wall = process_started_wall(xstack.pid)
+            deadline = time.monotonic() + XSTACK_FIRST_TIMEOUT
+            while not all(xstack.frame_count(w) for w in range(row.walls)):
+                if not xstack.alive():
+                    raise RuntimeError(f"ffmpeg exited:\n{xstack.log_tail()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"ffmpeg: no output after {XSTACK_FIRST_TIMEOUT:.0f} s\n"
+                                       f"{xstack.log_tail()}")
+                self.rig.check()
+                time.sleep(0.05)
+            first_output_s = time.time() - started_wall
+            time.sleep(self.warmup)
+            window = CpuWindow(self._pids(ffmpeg=xstack.pid)).start()
+            peak = 0.0
+            while time.monotonic() - window.started < self.seconds:
+                time.sleep(min(1.0, max(0.0, self.seconds - (time.monotonic() - window.started))))
+                if not xstack.alive():
+                    raise RuntimeError(f"ffmpeg exited:\n{xstack.log_tail()}")
+                peak = max(peak, memory_mb(xstack.pid)["VmRSS"])
+            cpu = window.stop()
+            rss = memory_mb(xstack.pid)["VmRSS"]
+        finally:
+            self._release(xstack)
+        span = (window.wall_started, window.wall_ended)
+        fps = [analyse.viewer_fps([t for t, _ in (xstack.frames[w][1:] if output == "h264"
+                                                   else xstack.frames[w])], span)
+               for w in range(row.walls)]
+        self.log(f"bench: xstack {cpu['ffmpeg']:.3f} s/s; reading the stamps")
+        kind = "jpeg" if output == "jpeg" else "fmp4"
+        parts = [analyse.analyse(xstack.frames[w], kind, row.geometry(w), span,
+                                 started_wall if row.full_wall else None)
+                 for w in range(row.walls)]
+        sizes = [len(d) for w in range(row.walls) for t, d in xstack.frames[w]
+                 if span[0] <= t < span[1]]
+        return {"cpu_s_per_s": cpu["ffmpeg"], "rss_mb": rss, "rss_peak_mb": peak,
+                "first_output_s": first_output_s, "fps_min": min(fps),
+                "fps_median": statistics.median(fps), "window_s": window.seconds,
+                "mean_frame_kb": sum(sizes) / len(sizes) / 1024 if sizes else None,
+                "cpu": self._feed_cpu(cpu), **analyse.summarise(parts)}
 
 
-# -- report --------------------------------------------------------------------------------
+AUTOGROUP = Path("/proc/self/autogroup")
 
 
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
+def set_priority(nice: int, log):
+    """Run the bench and its children at `nice`. With the kernel's autogroups (sessions share
+    the CPU fairly, whatever their processes' nice values) the nice of the bench's autogroup
+    is set too, and put back by the returned function."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)  # children inherit it
+    except OSError as error:
+        log(f"bench: cannot set niceness {nice}: {error}")
+        return None
+    try:
+        previous = int(AUTOGROUP.read_text().split("nice")[-1])
+        AUTOGROUP.write_text(str(nice))
+    except (OSError, ValueError):
+        return None  # no autogroups here: the niceness alone does it
 
+    def restore() -> None:
+        with contextlib.suppress(OSError):
+            AUTOGROUP.write_text(str(previous))
 
-def command_line(argv: list[str]) -> str:
-    executable = sys.executable
-    with contextlib.suppress(ValueError):
-        relative = os.path.relpath(executable)
-        if not relative.startswith(".."):
-            executable = relative
-    return shlex.join([executable, "-m", "bench.wall", *argv])
-
-
-def report(s: Scenario, r: dict, argv: list[str]) -> str:
-    wall = r.get("wall_status") or {}
-    threads = r.get("vigie_threads_cpu_s_per_s")
-    thread_rows = ([(f"  Vigie: {group}", fmt(value, 3)) for group, value in threads.items()]
-                   if threads else [("  Vigie per thread", "n/a (install py-spy in the venv)")])
-    ratio = r.get("ratio_vigie_over_floor")
-    rows = [
-        ("scenario", s.describe()),
-        ("steady window", f"{r['window_s']:.1f} s after {s.warmup:.0f} s warm-up, each phase "
-                          "(floor first, then Vigie)"),
-        ("machine", f"{os.cpu_count()} cores, {cpu_model()}; PyAV {av.__version__}"),
-        ("", ""),
-        ("Vigie CPU (s/s, all threads)", fmt(r["vigie_cpu_s_per_s"], 3)),
-        ("decode floor CPU (s/s, PyAV alone)", fmt(r["floor_cpu_s_per_s"], 3)),
-        ("ratio Vigie / floor", fmt(ratio, 1, "x")),
-        *thread_rows,
-        ("", ""),
-        ("glass-to-glass p50", fmt(r["latency_p50_ms"], 0, "ms")),
-        ("glass-to-glass p95", fmt(r["latency_p95_ms"], 0, "ms")),
-        ("glass-to-glass max", fmt(r["latency_max_ms"], 0, "ms")),
-        ("cell age spread in a frame p95", fmt(r["cell_age_spread_p95_ms"], 0, "ms")),
-        ("cells read / unreadable", f"{r['cells_read']} / {r['cells_unreadable']}"),
-        ("fps delivered to the viewer", f"{r['fps_delivered']:.2f} (wall {FPS}, "
-                                        f"{r['frames_received']} frames, "
-                                        f"{fmt(r['mean_jpeg_kb'], 0)} KB each)"),
-        ("fresh pictures per cell (fps)", f"min {fmt(r['cell_fresh_fps_min'])}, "
-                                          f"mean {fmt(r['cell_fresh_fps_mean'])}"),
-        ("decode floor fps per stream", f"min {r['floor_fps_min']:.2f}, "
-                                        f"mean {r['floor_fps_mean']:.2f}"),
-        ("", ""),
-        ("Vigie start -> ready (and logged in)", fmt(r["vigie_ready_s"], 2, "s")),
-        ("Vigie start -> first wall frame", fmt(r.get("first_frame_s"), 2, "s")),
-        ("Vigie start -> full wall", fmt(r["full_wall_s"], 2, "s")),
-        ("Vigie RSS (end / peak in window)", f"{fmt(r['vigie_rss_mb'], 0)} MB / "
-                                             f"{fmt(r['vigie_rss_peak_window_mb'], 0)} MB"),
-        ("decode floor RSS", fmt(r["floor_rss_mb"], 0, "MB")),
-        ("dropped frames (Vigie hub)", str(wall.get("dropped_frames", "n/a"))),
-        ("camera reconnects (Vigie, whole run)", str(r.get("camera_reconnects", "n/a"))),
-        ("simulator restarts (stuck mount)", str(r.get("simulator_restarts", 0))),
-        ("", ""),
-        ("simulator CPU (s/s), floor phase", fmt(r["simulator_cpu_s_per_s_during_floor"], 3)),
-        ("simulator CPU (s/s), Vigie phase", fmt(r["simulator_cpu_s_per_s_during_vigie"], 3)),
-        ("bench viewer CPU (s/s), Vigie phase", fmt(r["bench_viewer_cpu_s_per_s"], 3)),
-        ("other processes CPU (s/s), floor phase", fmt(r["others_cpu_s_per_s_during_floor"], 3)),
-        ("other processes CPU (s/s), Vigie phase", fmt(r["others_cpu_s_per_s_during_vigie"], 3)),
-    ]
-    text = table(rows)
-    profile = r.get("profile")
-    if profile and profile.get("samples"):
-        text += (f"\n\nVigie profile after the window: py-spy, {profile['samples']} busy samples "
-                 f"(stacks: {profile['file']})")
-        for kind in ("self", "inclusive"):
-            text += f"\n  top {kind}:"
-            for share, name in profile[kind]:
-                text += f"\n    {share:6.1%}  {name}"
-    return text + f"\n\ncommand: {command_line(argv)}"
+    return restore
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.wall", description=__doc__.split("\n")[0])
-    parser.add_argument("--cameras", type=int, default=4, help="number of cameras (default 4)")
-    parser.add_argument("--seconds", type=float, default=20.0,
-                        help="steady window per phase, seconds (default 20)")
-    parser.add_argument("--warmup", type=float, default=5.0,
-                        help="warm-up before each window, seconds (default 5)")
+    parser = argparse.ArgumentParser(prog="python -m bench.wall",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 4 cameras, 5 s window, 2 s warm-up")
-    parser.add_argument("--profile", type=float, nargs="?", const=10.0, default=0.0,
-                        metavar="SECONDS",
-                        help="after Vigie's window, sample it with py-spy (default 10 s) and "
-                             "print the top functions")
+                        help="smoke run: small counts (4 cameras per wall, 8 for B and D, 5 "
+                             "viewers for C), 3 s windows; checks the harness, asserts nothing")
+    parser.add_argument("--seconds", type=float, help="measured window (default 15; quick 3)")
+    parser.add_argument("--warmup", type=float, help="warm-up before each window (default 5; quick 1)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated rows or scenarios, e.g. 'A' or 'A mjpeg,D'")
+    parser.add_argument("--profile", type=float, default=None, metavar="SECONDS",
+                        help="py-spy (+ perf) sampling of Vigie after A's windows "
+                             "(default 10; quick 2)")
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--nice", type=int, default=0, metavar="N",
+                        help="run the bench and everything it starts (cameras, floor, Vigie, "
+                             "viewers, ffmpeg) at this niceness, e.g. -10 on a machine shared "
+                             "with other work (negative needs root; the autogroup of the "
+                             "calling session too, restored at exit); default 0")
     parser.add_argument("--json", default="bench-results.json", metavar="PATH",
-                        help="also write the results here (default bench-results.json; '' for none)")
+                        help="also write the results here ('' for none)")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.cameras, args.seconds, args.warmup = 4, 5.0, 2.0
-    if not 1 <= args.cameras <= 64:
-        parser.error("--cameras must be between 1 and 64")
+    if args.seconds is None:
+        args.seconds = 3.0 if args.quick else 15.0
+    if args.warmup is None:
+        args.warmup = 1.0 if args.quick else 5.0
+    if args.profile is None:
+        args.profile = 2.0 if args.quick else 10.0
+    if args.no_profile:
+        args.profile = 0.0
     if args.seconds <= 0 or args.warmup < 0:
         parser.error("--seconds must be positive and --warmup not negative")
     return args
@@ -555,34 +618,52 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    scenario = Scenario(args.cameras, args.seconds, args.warmup)
-    # Ctrl+C and SIGTERM unwind through the finally blocks, even when started with SIGINT
-    # ignored (a background job of a non-interactive shell).
+    rows = plan(args.quick)
+    if args.only:
+        wanted = {part.strip() for part in args.only.split(",") if part.strip()}
+        rows = [row for row in rows if row.name in wanted or row.scenario in wanted]
+        # C reuses A's floor and xstack: run A's row too if C is asked for alone.
+        needed = {row.reuse for row in rows if row.reuse}
+        rows = [row for row in plan(args.quick) if row in rows or row.name in needed]
+        if not rows:
+            print(f"no row matches {args.only!r}", file=sys.stderr)
+            return 2
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    bench = WallBench(scenario, log, profile_seconds=args.profile)
+    restore_priority = set_priority(args.nice, log) if args.nice else None
+    bench = Bench(rows, args.seconds, args.warmup, args.profile, log, args.quick)
+    started = time.monotonic()
     try:
         results = bench.run()
     except KeyboardInterrupt:
         log("bench: interrupted; stopping everything")
         return 130
-    except (RuntimeError, AssertionError) as error:
+    except (RuntimeError, AssertionError, OSError) as error:
         log(f"bench: FAILED: {error}")
         return 1
     finally:
+        rig = bench.rig
+        feeder_note = None
+        if rig is not None:
+            feeder_note = {"clips_seconds": rig.clips_seconds}
         bench.close()
-    print(report(scenario, results, argv))
+        if restore_priority is not None:
+            restore_priority()
+    elapsed = time.monotonic() - started
+    settings = {"mode": "quick" if args.quick else "full", "seconds": args.seconds,
+                "warmup": args.warmup, "profile": args.profile,
+                "nice": os.getpriority(os.PRIO_PROCESS, 0)}
+    print(report(results, settings, argv, elapsed))
     if args.json:
-        payload = {"command": command_line(argv), "scenario": {
-            "cameras": scenario.cameras, "grid": f"{scenario.grid}x{scenario.grid}",
-            "wall": "x".join(map(str, scenario.wall_size)), "fps": FPS,
-            "source": f"h264 {SOURCE[0]}x{SOURCE[1]} gop {GOP}",
-            "seconds": scenario.seconds, "warmup": scenario.warmup},
-            "machine": {"cores": os.cpu_count(), "cpu": cpu_model(), "pyav": av.__version__},
-            "results": results, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
-    return 0
+        payload = {"command": command_line(argv), "settings": settings,
+                   "machine": {"cores": os.cpu_count(), "cpu": cpu_model(),
+                               "pyav": av.__version__},
+                   "feeder": feeder_note, "elapsed_s": elapsed, "rows": results,
+                   "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        Path(args.json).write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    failed = [name for name, r in results.items() if r.get("error")]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -129,10 +129,14 @@ class PyAVSource:
                 "flags": "low_delay",
                 "allowed_media_types": "video",
             }
+        opening = time.monotonic()
         try:
             self._container = av.open(target, options=options,
                                       timeout=(spec.open_timeout, spec.read_timeout))
         except Exception as error:  # noqa: BLE001 - every failure becomes a redacted reason
+            if time.monotonic() - opening >= spec.open_timeout * 0.9 and not isinstance(error, _DEFINITIVE):
+                # FFmpeg reports an interrupted open as "invalid data": it was silence.
+                raise SourceError("timed out (no answer)", timed_out=True) from None
             raise source_error(error) from None
         if not self._container.streams.video:
             self._container.close()
