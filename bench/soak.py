@@ -12,7 +12,9 @@ Vigie server with a wall of them, then for N minutes:
     /api/status exposes them).
 At the end: start and end values, the RSS slope in MB/hour over the samples after a warm-up
 of the first 20 % of the run (least squares), viewer and flap counts, and whether open views
-went back to zero. Target: < 10 MB/hour after warm-up (issue 6).
+went back to zero. Target: < 10 MB/hour after warm-up (issue 6). Then, once quiet, glibc's
+malloc_trim(0) is called inside Vigie through gdb (when installed): the RSS left after it is
+memory in use; the difference is memory the allocator had kept (fragmentation, not a leak).
 
 Everything runs on 127.0.0.1; everything started here is stopped on exit, error or Ctrl+C.
 """
@@ -24,6 +26,8 @@ import asyncio
 import json
 import os
 import random
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,7 +41,7 @@ from bench.measure import memory_mb
 from tests.camsim import CameraSimulator, Mount, require_gstreamer
 from tests.conftest import start_vigie
 from tests.faultproxy import FaultProxy
-from tests.mjpeg import MjpegReader, get_json
+from tests.mjpeg import MjpegReader
 
 SAMPLE_EVERY = 10.0
 WARMUP_FRACTION = 0.2
@@ -217,6 +221,21 @@ def sample(server, started: float) -> Sample:
                   fds, threads, tasks, open_views, live)
 
 
+def malloc_trim(pid: int) -> bool:
+    """Have glibc hand freed memory back to the system in Vigie (through gdb, if installed):
+    what RSS is left is memory in use, not memory the allocator kept for later."""
+    gdb = shutil.which("gdb")
+    if gdb is None:
+        return False
+    try:
+        result = subprocess.run([gdb, "-p", str(pid), "-batch", "-nx",
+                                 "-ex", "call (int) malloc_trim(0)"],
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return result.returncode == 0
+
+
 def rss_slope(samples: list[Sample], warmup: float) -> float | None:
     """MB per hour, least squares over the samples taken after the warm-up."""
     kept = [s for s in samples if s.t >= warmup]
@@ -303,8 +322,9 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
             while time.monotonic() < settle_deadline and (after.open_views or after.live != cameras):
                 time.sleep(2)
                 after = sample(server, started)
-            time.sleep(3)
+            time.sleep(8)  # past the streams' linger (5 s): compositors stopped
             after = sample(server, started)
+            trimmed = sample(server, started) if malloc_trim(pid) else None
             warmup = duration * WARMUP_FRACTION
             slope = rss_slope(samples, warmup)
             result = {
@@ -313,6 +333,7 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
                 "warmup_seconds": warmup,
                 "start": asdict(samples[0]), "end": asdict(samples[-1]),
                 "after_quiet": asdict(after),
+                "after_malloc_trim": None if trimmed is None else asdict(trimmed),
                 "rss_slope_mb_per_hour": None if slope is None else round(slope, 1),
                 "samples": [asdict(s) for s in samples],
                 "counters": counters.as_dict(),
@@ -349,7 +370,10 @@ def report(result: dict) -> None:
           f"{result['viewers']} churning viewers; load {','.join(result['loads'])}, "
           f"targets {','.join(result['targets'])}")
     print(f"{'':12} {'RSS MB':>8} {'fds':>5} {'threads':>7} {'tasks':>5} {'views':>5}")
-    for name, s in (("start", start), ("end", end), ("after quiet", quiet)):
+    rows = [("start", start), ("end", end), ("after quiet", quiet)]
+    if result.get("after_malloc_trim"):
+        rows.append(("malloc_trim", result["after_malloc_trim"]))
+    for name, s in rows:
         print(f"{name:12} {s['rss_mb']:8.1f} {s['fds']:5d} {s['threads']:7d} "
               f"{'-' if s['tasks'] is None else s['tasks']:>5} "
               f"{'-' if s['open_views'] is None else s['open_views']:>5}")

@@ -14,7 +14,7 @@ import threading
 import time
 
 from ingest.layout import CellSpec, cell_rect, letterbox
-from tests.camsim import CameraSimulator, Mount
+from tests.camsim import Mount
 from tests.faultproxy import FaultProxy
 from tests.mjpeg import cell_stamp, wait_until
 
@@ -60,16 +60,22 @@ def tags(frame, count: int, grid: tuple[int, int] = (2, 2), source=SOURCE) -> li
     return [stamp.tag if stamp else None for stamp in stamps]
 
 
-def assert_cell_advances(frames, index: int, tag: int, min_span_ms: int,
-                         grid: tuple[int, int] = (2, 2)) -> None:
-    """The cell shows `tag` on every sampled frame, with stamps moving forward in time."""
+def assert_cell_advances(frames, index: int, tag: int, grid: tuple[int, int] = (2, 2),
+                         keep_up: float = 0.7) -> None:
+    """The cell shows `tag` on every sampled frame, its stamps move forward, and they cover
+    at least `keep_up` of the time the frames span (a frozen picture covers none)."""
+    assert len(frames) >= 2, "no frames to judge"
     sample = frames[:: max(1, len(frames) // 20)]
+    if sample[-1] is not frames[-1]:
+        sample.append(frames[-1])
     stamps = [stamp_at(frame, index, grid) for frame in sample]
     assert all(stamp is not None and stamp.tag == tag for stamp in stamps), \
         f"cell {index}: {[s and s.tag for s in stamps]}"
-    times = [stamp.ms for stamp in stamps]
-    assert all(b >= a for a, b in zip(times, times[1:])), f"cell {index} went back in time"
-    assert times[-1] - times[0] >= min_span_ms, f"cell {index} froze: {times[-1] - times[0]} ms"
+    steps = [(b.ms - a.ms) % 2**32 for a, b in zip(stamps, stamps[1:])]  # wrap-safe
+    assert all(step < 2**31 for step in steps), f"cell {index} went back in time"
+    span_ms = (frames[-1].received_wall - frames[0].received_wall) * 1000
+    assert sum(steps) >= keep_up * span_ms, \
+        f"cell {index} froze: its pictures cover {sum(steps)} ms of {span_ms:.0f} ms"
 
 
 def fps_floor(frames, start: float, end: float) -> float:
@@ -156,8 +162,8 @@ def test_camera_killed_then_back_keeps_wall_rate_and_leaks_nothing(simulators, v
         time.sleep(3.0)
         outage = [f for f in reader.frames if killed + 1 <= f.received_wall]
         assert rate(reader.frames, killed, time.time()) >= floor
-        assert_cell_advances(outage, 0, 61, 2000)
-        assert_cell_advances(outage, 1, 62, 2000)
+        assert_cell_advances(outage, 0, 61)
+        assert_cell_advances(outage, 1, 62)
         assert tags(outage[-1], 3)[2] is None, "the dead cell shows a card, not a stamp"
 
         victim.restart()
@@ -291,7 +297,7 @@ def test_twenty_cameras_flapping_keep_the_wall_and_leak_nothing(simulators, vigi
             assert max(gaps) < 1.5, f"the wall froze for {max(gaps):.2f} s"
             assert reader.error is None, reader.error
             assert_cell_advances([f for f in reader.frames if f.received_wall >= flap_start],
-                                 0, 90, int(FLAP_SECONDS * 900), grid=(6, 4))
+                                 0, 90, grid=(6, 4))
             reconnects = sum(c["reconnects_last_hour"] for c in server.get_json("/api/cameras")
                              if c["id"].startswith("f"))
             assert reconnects >= 2 * FLAPPERS, reconnects
@@ -370,8 +376,7 @@ def test_hung_silent_and_garbage_cameras_report_their_state(simulators, vigie):
             assert garbage.accepted >= 2, "the garbage camera was reconnected to"
             now = time.time()
             assert rate(reader.frames, faulted, now) >= floor
-            assert_cell_advances([f for f in reader.frames if f.received_wall >= faulted], 0, 71,
-                                 int((now - faulted - 1) * 1000))
+            assert_cell_advances([f for f in reader.frames if f.received_wall >= faulted], 0, 71)
             assert tags(reader.frames[-1], 4) == [71, None, None, None]
             assert camera_state(server, "good")["state"] == "live"
             print({k: (v[0]["state"], v[0]["reason"], round(v[1], 1)) for k, v in results.items()},
@@ -435,8 +440,7 @@ def test_resolution_change_mid_stream_is_letterboxed_anew(simulators, vigie):
         assert picture.std() > 20, picture.std()
         assert stamp_at(frame, 1, source=(640, 360)) is None, "4:3 picture stretched to 16:9"
         assert rate(reader.frames, changed, time.time()) >= floor
-        assert_cell_advances([f for f in reader.frames if f.received_wall >= changed], 0, 85,
-                             int((time.time() - changed - 1) * 1000))
+        assert_cell_advances([f for f in reader.frames if f.received_wall >= changed], 0, 85)
     finally:
         reader.stop()
 
@@ -485,8 +489,7 @@ def test_latency_and_resets_through_the_proxy(simulators, vigie):
             state = camera_state(server, "far")
             assert state["reconnects_last_hour"] >= resets, state
             assert rate(reader.frames, resets_start, time.time()) >= floor
-            assert_cell_advances([f for f in reader.frames if f.received_wall >= watched], 0, 91,
-                                 int((time.time() - watched - 1) * 1000))
+            assert_cell_advances([f for f in reader.frames if f.received_wall >= watched], 0, 91)
         finally:
             reader.stop()
     finally:

@@ -96,7 +96,7 @@ def test_capped_rural_link_degrades_alone_and_recovers(namespace, simulators, vi
             now = time.time()
             assert rate(reader.frames, capped_at, now) >= floor
             assert_cell_advances([f for f in reader.frames if f.received_wall >= capped_at], 0,
-                                 111, int((now - capped_at - 1) * 1000))
+                                 111)
             assert camera_state(server, "town")["state"] == "live"
 
             lifted = time.time()
