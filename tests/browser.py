@@ -5,10 +5,6 @@ address), form login, request recording, and picture checks on screenshots."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import IN_CI, REPO, TEST_PASSWORDS, VigieProcess
+from tests.conftest import IN_CI
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -57,35 +53,6 @@ def chromium() -> Iterator:
 
 
 # -- a server on a port that survives restarts -------------------------------------------------
-def start_on_port(config_text: str, folder: Path, port: int, ready_timeout: float = 20.0) -> VigieProcess:
-    """`vigie serve` with {port} replaced by `port`; logs in as admin like start_vigie does."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config_path = folder / "vigie.yaml"
-    config_path.write_text(config_text.replace("{port}", str(port)))
-    log_path = folder / f"vigie-{time.monotonic_ns()}.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--config", str(config_path)],
-        cwd=REPO, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=dict(os.environ),
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"vigie exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(base_url + "/readyz", timeout=1) as response:
-                if response.status == 200:
-                    from tests.mjpeg import login
-
-                    server = VigieProcess(process, base_url, log_path)
-                    server.headers = login(base_url, "admin", TEST_PASSWORDS["admin"])
-                    return server
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"vigie not ready after {ready_timeout} s:\n{log_path.read_text()}")
-
-
 # -- pages -----------------------------------------------------------------------------------
 def form_login(page, base_url: str, user: str, password: str, next_path: str = "/") -> None:
     """Log in through the login form, as a person would, and land on `next_path`."""

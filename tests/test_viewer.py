@@ -19,8 +19,8 @@ import pytest
 
 from server.secrets import hash_token, new_token
 from tests.browser import (VIEWPORT, Traffic, assert_plays, cell_pictures, chromium, form_login,
-                           sample_playback, stage_picture, start_on_port, wait_live)
-from tests.conftest import TEST_PASSWORDS, free_port, users_yaml
+                           sample_playback, stage_picture, wait_live)
+from tests.conftest import TEST_PASSWORDS, free_port, start_vigie, users_yaml
 from tests.mjpeg import wait_until
 
 COMMUNES = {"nordville": "Nordville", "sudbourg": "Sudbourg", "estval": "Estval"}
@@ -58,7 +58,7 @@ def viewer_config() -> str:
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("viewer")
     port = free_port()
-    process = start_on_port(viewer_config(), folder, port)
+    process = start_vigie(viewer_config(), folder, port=port)
     process.folder, process.port = folder, port
     wait_until(lambda: all(c["state"] == "live" for c in process.get_json("/api/cameras")), 15,
                message="cameras live")
@@ -318,7 +318,7 @@ def test_page_reconnects_after_server_restart(server, new_page):
                            timeout=10_000)
     assert "Reconnexion" in page.inner_text("#overlay")
     started = time.monotonic()
-    server["server"] = new = start_on_port(viewer_config(), old.folder, old.port)
+    server["server"] = new = start_vigie(viewer_config(), old.folder, port=old.port)
     # Back by itself: sessions survive the restart, so the same page (no reload: the player
     # object is the same) and the kiosk screen play again without anyone touching them.
     page.wait_for_function("""() => location.pathname === '/login'
