@@ -19,6 +19,7 @@ from server.config import VigieConfig
 from server.errors import json_errors_middleware
 from server.keys import CONFIG, JOURNAL, REDACTOR, RUNTIME, STARTED_AT
 from server.limits import VIEW_LIMITS, ViewLimits
+from server.memory import trim_ctx
 from server.runtime import Runtime
 from server.sessions import SessionFile
 from server.reload import setup_reload
@@ -127,5 +128,6 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None) -> web.App
     app.cleanup_ctx.append(_journal_ctx)
     app.cleanup_ctx.append(_sessions_ctx)
     app.cleanup_ctx.append(_runtime_ctx)
+    app.cleanup_ctx.append(trim_ctx)
     app.on_shutdown.append(_close_viewers)
     return app

@@ -12,6 +12,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from ingest.redact import Redactor, install_log_redaction
 from server.app import create_app
 from server.config import ConfigError, VigieConfig, load_config
+from server.memory import limit_arenas
 
 logger = logging.getLogger("vigie")
 
@@ -40,6 +41,7 @@ def _setup_logging(level: str, redactor: Redactor) -> None:
 
 
 def _serve(config: VigieConfig, redactor: Redactor, banner: list[str]) -> int:
+    limit_arenas()  # before the first worker thread starts
     app = create_app(config, redactor)
     host, port = config.server.host, config.server.port
 
