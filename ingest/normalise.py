@@ -19,7 +19,52 @@ from ingest.layout import Rect, letterbox
 from ingest.overlay import TextRenderer, text_size_for
 from ingest.tiles import BLACK_Y, NEUTRAL_CHROMA, Size, Tile, i420_planes, new_i420
 
+# Parallelism comes from the cameras (one worker thread each): OpenCV's own thread pool on
+# top of that only adds hand-offs (a 640x360 -> 480x270 tile: ~300 us single-threaded,
+# ~500 us with the default pool on this 2-core machine: `python -m bench.tiles --threads 0`).
+cv2.setNumThreads(1)
+
 Polygon = Sequence[tuple[float, float]]  # points in normalised source coordinates (0..1)
+
+
+# Limited ("TV", MPEG) range to full range (JFIF): Y 16..235 -> 0..255, C 16..240 -> 0..255.
+_LUMA_GAIN, _LUMA_OFFSET = 255 / 219, -16 * 255 / 219
+_CHROMA_GAIN, _CHROMA_OFFSET = 255 / 224, 128 - 128 * 255 / 224
+FAST_FORMATS = {"yuv420p": False, "yuvj420p": True}  # 8-bit 4:2:0 -> already full range?
+FAST_MIN_SCALE = 0.5  # below this, bilinear sampling would alias: swscale filters properly
+
+
+def plane_views(frame: av.VideoFrame) -> list[np.ndarray]:
+    """The Y, U, V planes of an 8-bit planar frame as 2-D views of FFmpeg's buffers (no copy)."""
+    return [np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+            for plane in frame.planes[:3]]
+
+
+def scale_planes(frame: av.VideoFrame, targets: Sequence[np.ndarray]) -> bool:
+    """Scale an 8-bit 4:2:0 frame's planes straight into `targets` (Y, U, V views of a tile)
+    and bring them to full range; False when the frame needs swscale instead.
+
+    Why not swscale for everything: measured here (FFmpeg 8's swscale through PyAV), one
+    640x360 -> 480x270 pass costs about twice OpenCV's bilinear resize of the three planes
+    plus a saturating multiply-add for the range, and it allocates a frame per call.
+    """
+    full_range = FAST_FORMATS.get(frame.format.name)
+    if full_range is None:
+        return False
+    luma = targets[0]
+    if min(luma.shape[1] / frame.width, luma.shape[0] / frame.height) < FAST_MIN_SCALE:
+        return False
+    full_range = full_range or frame.color_range == ColorRange.JPEG
+    for index, (source, target) in enumerate(zip(plane_views(frame), targets)):
+        if source.shape == target.shape:
+            target[:] = source
+        else:
+            cv2.resize(source, (target.shape[1], target.shape[0]), dst=target,
+                       interpolation=cv2.INTER_LINEAR)
+        if not full_range:
+            gain, offset = (_LUMA_GAIN, _LUMA_OFFSET) if index == 0 else (_CHROMA_GAIN, _CHROMA_OFFSET)
+            cv2.addWeighted(target, gain, target, 0.0, offset, dst=target)
+    return True
 
 
 @dataclass(frozen=True)
@@ -86,23 +131,22 @@ class Normaliser:
         """Make a tile; `sample_aspect` is the source's pixel aspect (anamorphic cameras)."""
         width, height = self.size
         rect = self._content_rect(frame, sample_aspect)
-        # One swscale pass: scale + pixel format + range (limited -> full, as JPEG wants).
-        scaled = self._reformatter.reformat(
-            frame, width=rect.width, height=rect.height, format="yuv420p",
-            dst_color_range=ColorRange.JPEG, interpolation="BILINEAR",
-        )
-        content = scaled.to_ndarray()  # (h * 3 / 2, w) I420
-        tile = new_i420(width, height) if (rect.width, rect.height) != (width, height) else None
-        if tile is None:
-            tile = content
-            y, u, v = i420_planes(tile, width, height)
-        else:
-            y, u, v = i420_planes(tile, width, height)
-            src_y, src_u, src_v = i420_planes(content, rect.width, rect.height)
-            y[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width] = src_y
-            cy, cx = rect.y // 2, rect.x // 2
-            u[cy : cy + rect.height // 2, cx : cx + rect.width // 2] = src_u
-            v[cy : cy + rect.height // 2, cx : cx + rect.width // 2] = src_v
+        letterboxed = (rect.width, rect.height) != (width, height)
+        tile = new_i420(width, height) if letterboxed else np.empty((height * 3 // 2, width), np.uint8)
+        y, u, v = i420_planes(tile, width, height)
+        cy, cx = rect.y // 2, rect.x // 2
+        content = (y[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width],
+                   u[cy : cy + rect.height // 2, cx : cx + rect.width // 2],
+                   v[cy : cy + rect.height // 2, cx : cx + rect.width // 2])
+        if not scale_planes(frame, content):
+            # Anything else (4:2:2 MJPEG, 10 bits, strong downscales): one swscale pass,
+            # scale + pixel format + range (limited -> full, as JPEG wants).
+            scaled = self._reformatter.reformat(
+                frame, width=rect.width, height=rect.height, format="yuv420p",
+                dst_color_range=ColorRange.JPEG, interpolation="BILINEAR",
+            )
+            for target, plane in zip(content, plane_views(scaled)):
+                target[:] = plane
         # Privacy masks before anything else sees the pixels.
         for mask in self._masks:
             points = np.round(mask * (rect.width, rect.height) + (rect.x, rect.y)).astype(np.int32)
