@@ -92,9 +92,10 @@ async def _sessions_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
-    runtime = Runtime(app[CONFIG], app[REDACTOR])
+    runtime = app.get(RUNTIME) or Runtime(app[CONFIG], app[REDACTOR])
     app[RUNTIME] = runtime
-    runtime.start()
+    if not runtime.started:
+        runtime.start()
     yield
     logger.info("stopping: closing viewers and joining threads")
     await runtime.async_stop()
@@ -108,7 +109,9 @@ async def _close_viewers(app: web.Application) -> None:
             stream.close_viewers("shutdown")
 
 
-def create_app(config: VigieConfig, redactor: Redactor | None = None) -> web.Application:
+def create_app(config: VigieConfig, redactor: Redactor | None = None,
+               runtime: Runtime | None = None) -> web.Application:
+    """The application; `runtime`, when given, is already started (see server/cli.py)."""
     app = web.Application(middlewares=[json_errors_middleware, auth_middleware],
                           client_max_size=64 * 1024)
     app[CONFIG] = config
@@ -116,6 +119,8 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None) -> web.App
     app[STARTED_AT] = time.monotonic()
     app[AUTH] = Auth(config)
     app[VIEW_LIMITS] = ViewLimits(config.limits)
+    if runtime is not None:
+        app[RUNTIME] = runtime
     app.add_routes(health.routes)
     app.add_routes(login.routes)
     app.add_routes(outputs.routes)

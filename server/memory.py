@@ -22,8 +22,7 @@ import ctypes.util
 import logging
 import os
 from collections.abc import AsyncIterator
-
-from aiohttp import web
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,8 @@ def trim() -> bool:
     return bool(_LIBC.malloc_trim(0))
 
 
-async def trim_ctx(app: web.Application) -> AsyncIterator[None]:
+async def trim_ctx(app: Any) -> AsyncIterator[None]:  # an aiohttp Application (not imported:
+    # this module is loaded before aiohttp, see server/cli.py)
     """Cleanup context: trim every TRIM_INTERVAL seconds while the server runs."""
     async def loop() -> None:
         running = asyncio.get_running_loop()
