@@ -43,10 +43,15 @@ class Stream:
         self.error: str | None = None
         self.first_frame = threading.Event()
 
-    def run(self) -> None:
+    def run(self, receive_only: bool = False) -> None:
         try:
             container = av.open(self.url, options=OPTIONS, timeout=(5, 5))
             try:
+                if receive_only:  # packets only: what receiving costs before any decode
+                    for packet in container.demux(video=0):
+                        if packet.size:
+                            self.frames += 1
+                            self.first_frame.set()
                 for frame in container.decode(video=0):
                     self.latest = frame  # the encoder thread only reads it (never reformats)
                     self.frames += 1
@@ -164,7 +169,8 @@ class WallEncoder:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.decode_floor")
-    parser.add_argument("--encode", choices=("none", "jpeg", "h264"), default="none")
+    parser.add_argument("--encode", choices=("none", "jpeg", "h264", "receive"), default="none",
+                        help="receive: demux only, no decode (what holding the streams costs)")
     parser.add_argument("--walls", type=int, default=1)
     parser.add_argument("--grid", type=int, default=4)
     parser.add_argument("--size", default="1920x1080")
@@ -174,11 +180,12 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bench stops us (stdin EOF / SIGTERM)
     streams = [Stream(url) for url in args.urls]
     for index, stream in enumerate(streams):
-        threading.Thread(target=stream.run, name=f"decode-{index}", daemon=True).start()
+        threading.Thread(target=stream.run, args=(args.encode == "receive",),
+                         name=f"decode-{index}", daemon=True).start()
     for stream in streams:
         stream.first_frame.wait()
     encoders: list[WallEncoder] = []
-    if args.encode != "none":
+    if args.encode not in ("none", "receive"):
         size = tuple(int(part) for part in args.size.split("x"))
         cells = args.grid * args.grid
         for wall in range(args.walls):

@@ -131,9 +131,14 @@ def lines_for(name: str, r: dict, results: dict) -> list[Line]:
             ok = r_floor is not None and r_floor <= TARGET_D_IDLE
             floor_mark = mark(ok if r_floor is not None else None)
             target = f"idle/full decode {f(r_floor, 2)}{mark(ok)}"
+            receive = (r.get("receive") or {}).get("cpu_s_per_s")
+            receive_text = (f"; PyAV receiving the packets alone {f(receive, 3)} s/s = "
+                            f"{f(receive / floor_cpu if receive and floor_cpu else None, 2, 'x')}"
+                            f" full decode, Vigie idle = {f(cpu / receive if receive else None, 2, 'x')}"
+                            " that" if receive else "")
             checks.append((f"D: idle cost <= {TARGET_D_IDLE} x full decode of the same cameras",
                            ok, f"{f(r_floor, 2, 'x')} (Vigie {f(cpu, 3)} s/s, "
-                               f"PyAV full decode {f(floor_cpu, 3)} s/s)"))
+                               f"PyAV full decode {f(floor_cpu, 3)} s/s{receive_text})"))
         feed = w["cpu"].get("feeder", 0.0) + w["cpu"].get("camsim", 0.0)
         lat = (f"{f(w.get('latency_p50_ms'), 0)}/{f(w.get('latency_p95_ms'), 0)}{p95_mark}"
                if w.get("latency_samples") else "n/a")

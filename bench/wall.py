@@ -150,6 +150,9 @@ class Bench:
                 result["floor"] = floor
             elif row.floor is not None:
                 result["floor"] = self._floor_with_retries(row, urls)
+            if row.scenario == "D":
+                # Idle costs at least what receiving the packets costs: measure that too.
+                result["receive"] = self._floor_with_retries(replace(row, floor="receive"), urls)
             result["vigie"] = self._vigie(row, urls)
             if row.xstack:
                 result["xstack"] = self._xstack(row, urls)
@@ -217,7 +220,8 @@ class Bench:
                 "--walls", str(row.walls), "--grid", str(row.grid),
                 "--size", "x".join(map(str, row.size)), "--fps", str(FPS), *urls]
         self.log(f"bench: floor: decode {len(urls)} streams"
-                 + (f" + {row.walls} {row.floor.upper()} encode(s)" if row.floor != "none" else ""))
+                 + (f" + {row.walls} {row.floor.upper()} encode(s)" if row.floor not in ("none", "receive")
+                    else " (receive only: demux, no decode)" if row.floor == "receive" else ""))
         floor = LineChild(args, "decode floor")
         self._children.append(floor)
         try:
