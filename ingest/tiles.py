@@ -74,6 +74,12 @@ class TileStore:
         with self._lock:
             return self._tiles.get((camera_id, size))
 
+    def discard(self, camera_id: str, size: Size) -> None:
+        """Drop one camera's tile of one size (its last consumer went away): ad-hoc mosaics
+        of ever new layouts must not leave a tile per layout behind."""
+        with self._lock:
+            self._tiles.pop((camera_id, size), None)
+
     def forget(self, camera_id: str) -> None:
         """Drop every tile of a camera (it was removed or reconfigured)."""
         with self._lock:

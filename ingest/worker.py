@@ -116,6 +116,8 @@ class CameraWorker:
     def detach(self, request: TileRequest) -> None:
         with self._requests_lock:
             self._requests = tuple(r for r in self._requests if r is not request)
+            if all(r.size != request.size for r in self._requests):
+                self.store.discard(self.camera.id, request.size)
 
     def add_tap(self, tap: "PacketTap") -> None:
         """Have `tap(packet, stream)` called, in this worker's thread, for every compressed
