@@ -10,7 +10,7 @@ import sys
 # connect during the ~0.4 s those imports take (a full wall sooner after a restart).
 from ingest.redact import Redactor, install_log_redaction
 from server.config import ConfigError, VigieConfig, load_config
-from server.memory import limit_arenas
+from server.memory import install_snapshot_signal, limit_arenas
 
 logger = logging.getLogger("vigie")
 
@@ -42,6 +42,7 @@ def _setup_logging(level: str, redactor: Redactor) -> None:
 
 def _serve(config: VigieConfig, redactor: Redactor, banner: list[str]) -> int:
     limit_arenas()  # before the first worker thread starts
+    install_snapshot_signal()
     from server.runtime import Runtime
 
     runtime = Runtime(config, redactor)

@@ -55,6 +55,24 @@ def limit_arenas(arenas: int = ARENAS) -> bool:
     return bool(_LIBC.mallopt(M_ARENA_MAX, arenas))
 
 
+def install_snapshot_signal() -> bool:
+    """Diagnostics: with VIGIE_TRACEMALLOC=PATH, Python's allocations are traced and each
+    SIGUSR2 writes a tracemalloc snapshot to PATH.<unix time> (compare two with
+    `tracemalloc.Snapshot.load(...).compare_to(...)`). Slows Vigie down: for leak hunts only."""
+    path = os.environ.get("VIGIE_TRACEMALLOC")
+    if not path:
+        return False
+    import signal
+    import time
+    import tracemalloc
+
+    tracemalloc.start(12)
+    signal.signal(signal.SIGUSR2,
+                  lambda *_: tracemalloc.take_snapshot().dump(f"{path}.{int(time.time())}"))
+    logger.warning("tracemalloc on: SIGUSR2 writes snapshots to %s.<time>", path)
+    return True
+
+
 def trim() -> bool:
     """Hand free heap pages back to the system (blocking for a few ms: not on the loop)."""
     if _LIBC is None:
