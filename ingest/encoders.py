@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import simplejpeg
@@ -18,6 +18,9 @@ class EncodedFrame:
     keyframe: bool = True
     content_type: str = "image/jpeg"
     header: bool = False  # an fMP4 init segment, not a frame
+    # Renderings of this frame for one output (the MJPEG part with its headers), built once
+    # on the event loop however many viewers send it.
+    renderings: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 class JpegEncoder:
