@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated
 from urllib.parse import SplitResult, urlsplit
 
@@ -62,22 +62,24 @@ _ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 
-def _check_identifier(value: str) -> str:
-    if not _ID_PATTERN.fullmatch(value):
-        raise ValueError(
-            "an id is 1 to 64 characters among a-z, 0-9, '_' and '-', "
-            "starting with a letter or a digit"
-        )
-    return value
+def pattern_check(pattern: re.Pattern[str], message: str) -> Callable[[str], str]:
+    """A field validator: the whole value matches `pattern`, or the error says `message`."""
+
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(message)
+        return value
+
+    return check
 
 
-def _check_env_name(value: str) -> str:
-    if not _ENV_NAME_PATTERN.fullmatch(value):
-        raise ValueError(
-            "must be the NAME of an environment variable (letters, digits and '_'), "
-            "not the password itself"
-        )
-    return value
+_check_identifier = pattern_check(
+    _ID_PATTERN,
+    "an id is 1 to 64 characters among a-z, 0-9, '_' and '-', starting with a letter or a digit")
+_check_env_name = pattern_check(
+    _ENV_NAME_PATTERN,
+    "must be the NAME of an environment variable (letters, digits and '_'), "
+    "not the password itself")
 
 
 def _check_network_url(parts: SplitResult) -> None:

@@ -19,7 +19,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, model_validator
 
-from server.config_types import Identifier, Loc, Section, problems_error
+from server.config_types import Identifier, Loc, Section, pattern_check, problems_error
 
 MAX_COMMUNES_PER_USER = 10_000
 
@@ -33,31 +33,18 @@ _ARGON2_PATTERN = re.compile(
 _TOKEN_HASH_PATTERN = re.compile(r"sha256:[0-9a-f]{64}")
 
 
-def _check_user_name(value: str) -> str:
-    if not _USER_NAME_PATTERN.fullmatch(value):
-        raise ValueError(
-            "a user name is 1 to 64 characters among a-z, 0-9, '_', '.', '@' and '-', "
-            "starting with a letter or a digit"
-        )
-    return value
-
-
-def _check_password_hash(value: str) -> str:
-    if not _ARGON2_PATTERN.fullmatch(value):
-        raise ValueError(
-            "not an argon2 hash ($argon2id$v=19$m=...,t=...,p=...$SALT$HASH): "
-            "run `vigie hash-password` and paste what it prints"
-        )
-    return value
-
-
-def _check_token_hash(value: str) -> str:
-    if not _TOKEN_HASH_PATTERN.fullmatch(value):
-        raise ValueError(
-            "not a token hash ('sha256:' and 64 lowercase hexadecimal digits): "
-            "run `vigie make-token` and paste the hash it prints"
-        )
-    return value
+_check_user_name = pattern_check(
+    _USER_NAME_PATTERN,
+    "a user name is 1 to 64 characters among a-z, 0-9, '_', '.', '@' and '-', "
+    "starting with a letter or a digit")
+_check_password_hash = pattern_check(
+    _ARGON2_PATTERN,
+    "not an argon2 hash ($argon2id$v=19$m=...,t=...,p=...$SALT$HASH): "
+    "run `vigie hash-password` and paste what it prints")
+_check_token_hash = pattern_check(
+    _TOKEN_HASH_PATTERN,
+    "not a token hash ('sha256:' and 64 lowercase hexadecimal digits): "
+    "run `vigie make-token` and paste the hash it prints")
 
 
 def _check_audit_path(value: str) -> str:
