@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench.clips import make_clips
-from tests.camsim import SYSTEM_PYTHON, CameraSimulator, Mount, require_gstreamer
+from tests.camsim import SYSTEM_PYTHON, CameraSimulator, Mount, require_gstreamer, stop_process
 
 FIRST_TAG = 11
 SOURCE = (640, 360)
@@ -86,20 +86,8 @@ class Feeder:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-        for stream in (process.stdin, process.stdout, process.stderr):
-            try:
-                stream.close()
-            except (OSError, AttributeError):
-                pass
+        if process is not None:
+            stop_process(process)
 
 
 class CameraRig:

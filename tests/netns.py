@@ -29,7 +29,7 @@ import threading
 import time
 from dataclasses import asdict
 
-from tests.camsim import SERVER_SCRIPT, SYSTEM_PYTHON, Mount
+from tests.camsim import SERVER_SCRIPT, SYSTEM_PYTHON, Mount, stop_process
 
 __all__ = ["NetNamespace", "NamespacedSimulator", "NamespaceUnavailable", "require_netns"]
 
@@ -239,20 +239,8 @@ class NamespacedSimulator:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-        for stream in (process.stdin, process.stdout, process.stderr):
-            try:
-                stream.close()
-            except (OSError, AttributeError):
-                pass
+        if process is not None:
+            stop_process(process)
 
     def stderr_tail(self, lines: int = 30) -> str:
         return "\n".join(list(self._stderr)[-lines:])

@@ -193,22 +193,7 @@ class CameraSimulator:
         raise KeyError(f"no mount {path!r}")
 
     def _kill(self, process: subprocess.Popen) -> None:
-        if process.poll() is None:
-            if self._paused:
-                # A stopped process does not act on SIGTERM until continued.
-                process.send_signal(signal.SIGCONT)
-            process.terminate()
-            try:
-                process.wait(timeout=5.0)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5.0)
-        for stream in (process.stdin, process.stdout, process.stderr):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
+        stop_process(process, paused=self._paused)
 
     @staticmethod
     def _drain_stdout(process: subprocess.Popen, ready: threading.Event,
@@ -272,6 +257,26 @@ print("ok")
 """
 
 _gstreamer_ok = False
+
+
+def stop_process(process: subprocess.Popen, paused: bool = False) -> None:
+    """SIGTERM, then SIGKILL after 5 s; close its pipes. `paused`: it may be SIGSTOPped
+    (a stopped process does not act on SIGTERM until continued)."""
+    if process.poll() is None:
+        if paused:
+            process.send_signal(signal.SIGCONT)
+        process.terminate()
+        try:
+            process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5.0)
+    for stream in (process.stdin, process.stdout, process.stderr):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
 
 
 def require_gstreamer() -> None:
