@@ -12,7 +12,8 @@ Vigie server with a wall of them, then for N minutes:
     /api/status exposes them).
 At the end: start and end values, the RSS slope in MB/hour over the samples after a warm-up
 of the first 20 % of the run (least squares), viewer and flap counts, and whether open views
-went back to zero. Target: < 10 MB/hour after warm-up (issue 6). Then, once quiet, glibc's
+went back to zero, and the lowest RSS of each 5 minutes (the baseline under the saw-tooth
+of frames in flight). Target: < 10 MB/hour after warm-up (issue 6). Then, once quiet, glibc's
 malloc_trim(0) is called inside Vigie through gdb (when installed): the RSS left after it is
 memory in use; the difference is memory the allocator had kept (fragmentation, not a leak).
 
@@ -246,6 +247,16 @@ def rss_slope(samples: list[Sample], warmup: float) -> float | None:
     return float(np.polyfit(hours, rss, 1)[0])
 
 
+def floor_by_window(samples: list[Sample], window: float = 300.0) -> list[tuple[float, float]]:
+    """The lowest RSS of each `window` seconds, (window start, MB): RSS saw-tooths with the
+    frames in flight and the allocator's trims; the lows show the baseline under them."""
+    groups: dict[int, list[float]] = {}
+    for s in samples:
+        groups.setdefault(int(s.t // window), []).append(s.rss_mb)
+    # A window of one or two samples (the run's last instant) has no low to speak of.
+    return [(key * window, min(mbs)) for key, mbs in sorted(groups.items()) if len(mbs) >= 3]
+
+
 LOADS = ("flaps", "mjpeg", "ws-jpeg", "ws-fmp4")
 TARGETS = ("wall", "camera", "mosaic")
 
@@ -380,6 +391,8 @@ def report(result: dict) -> None:
     verdict = ("n/a (too few samples after warm-up)" if slope is None
                else f"{slope:+.1f} MB/hour ({'OK' if slope < 10 else 'ABOVE'} target < 10)")
     print(f"RSS slope after {result['warmup_seconds']:.0f} s warm-up: {verdict}")
+    lows = floor_by_window([Sample(**x) for x in result["samples"]])
+    print("lowest RSS per 5 minutes (MB): " + ", ".join(f"{mb:.0f}" for _, mb in lows))
     print(f"viewers: {c['mjpeg_views']} MJPEG + {c['ws_views']} WebSocket views "
           f"({c['abrupt']} hung up abruptly), {c['frames']} frames; refused {c['refused']}, "
           f"errors {c['errors']}")
