@@ -12,9 +12,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
-from tests.conftest import IN_CI
+from tests.conftest import missing_component
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -34,9 +33,7 @@ def require_chromium() -> None:
         except ImportError:
             problem = "the playwright Python package is not installed"
     if problem:
-        if IN_CI:
-            pytest.fail(problem)
-        pytest.skip(problem)
+        missing_component(problem)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from ingest.layout import CellSpec
-from tests.conftest import IN_CI, REPO, free_port
+from tests.conftest import REPO, free_port, missing_component
 from tests.mjpeg import ReceivedFrame, cell_stamp, fetch, login
 
 VIGIE = [sys.executable, "-m", "server.cli"]
@@ -75,9 +75,7 @@ def test_demo_serves_nine_live_cameras_on_a_3x3_wall():
 def test_compose_file_is_valid():
     compose = shutil.which("docker-compose")
     if compose is None:
-        if IN_CI:
-            pytest.fail("docker-compose (Debian package docker-compose) is missing")
-        pytest.skip("docker-compose not installed")
+        missing_component("docker-compose (Debian package docker-compose) is missing")
     result = subprocess.run([compose, "-f", "docker-compose.yml", "config", "-q"], cwd=REPO,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
