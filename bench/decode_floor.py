@@ -52,10 +52,11 @@ class Stream:
                         if packet.size:
                             self.frames += 1
                             self.first_frame.set()
-                for frame in container.decode(video=0):
-                    self.latest = frame  # the encoder thread only reads it (never reformats)
-                    self.frames += 1
-                    self.first_frame.set()
+                else:
+                    for frame in container.decode(video=0):
+                        self.latest = frame  # the encoder thread only reads it (never reformats)
+                        self.frames += 1
+                        self.first_frame.set()
             finally:
                 container.close()
             self.error = "stream ended"

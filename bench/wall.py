@@ -219,9 +219,9 @@ class Bench:
         args = [sys.executable, "-m", "bench.decode_floor", "--encode", row.floor,
                 "--walls", str(row.walls), "--grid", str(row.grid),
                 "--size", "x".join(map(str, row.size)), "--fps", str(FPS), *urls]
-        self.log(f"bench: floor: decode {len(urls)} streams"
-                 + (f" + {row.walls} {row.floor.upper()} encode(s)" if row.floor not in ("none", "receive")
-                    else " (receive only: demux, no decode)" if row.floor == "receive" else ""))
+        what = {"none": "decode", "receive": "receive (demux, no decode)"}.get(
+            row.floor, f"decode + {row.walls} {row.floor.upper()} encode(s) of")
+        self.log(f"bench: floor: {what} {len(urls)} streams")
         floor = LineChild(args, "decode floor")
         self._children.append(floor)
         try:

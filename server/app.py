@@ -92,9 +92,8 @@ async def _sessions_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
-    runtime = app.get(RUNTIME) or Runtime(app[CONFIG], app[REDACTOR])
-    app[RUNTIME] = runtime
-    if not runtime.started:
+    runtime = app[RUNTIME]
+    if not runtime.started:  # `vigie serve` starts it before the web side loads (cli.py)
         runtime.start()
     yield
     logger.info("stopping: closing viewers and joining threads")
@@ -111,16 +110,15 @@ async def _close_viewers(app: web.Application) -> None:
 
 def create_app(config: VigieConfig, redactor: Redactor | None = None,
                runtime: Runtime | None = None) -> web.Application:
-    """The application; `runtime`, when given, is already started (see server/cli.py)."""
+    """The application; `runtime`, when given, may already be started (server/cli.py)."""
     app = web.Application(middlewares=[json_errors_middleware, auth_middleware],
                           client_max_size=64 * 1024)
     app[CONFIG] = config
-    app[REDACTOR] = redactor or Redactor()
+    app[REDACTOR] = redactor = redactor or Redactor()
     app[STARTED_AT] = time.monotonic()
     app[AUTH] = Auth(config)
     app[VIEW_LIMITS] = ViewLimits(config.limits)
-    if runtime is not None:
-        app[RUNTIME] = runtime
+    app[RUNTIME] = runtime or Runtime(config, redactor)
     app.add_routes(health.routes)
     app.add_routes(login.routes)
     app.add_routes(outputs.routes)

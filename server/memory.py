@@ -80,9 +80,9 @@ def trim() -> bool:
     return bool(_LIBC.malloc_trim(0))
 
 
-async def trim_ctx(app: Any) -> AsyncIterator[None]:  # an aiohttp Application (not imported:
-    # this module is loaded before aiohttp, see server/cli.py)
-    """Cleanup context: trim every TRIM_INTERVAL seconds while the server runs."""
+async def trim_ctx(app: Any) -> AsyncIterator[None]:
+    """Cleanup context: trim every TRIM_INTERVAL seconds while the server runs. (`app` is
+    an aiohttp Application, not named here: this module loads before aiohttp, server/cli.py.)"""
     async def loop() -> None:
         running = asyncio.get_running_loop()
         while True:
