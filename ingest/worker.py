@@ -187,10 +187,17 @@ class CameraWorker:
         live_since: float | None = None
         last_frame = last_packet = opened
         stale_after = self.camera.stale_after
+        watched = False
         for packet in source.packets(self._full_decode_wanted):
             now = time.monotonic()
             if self._stop.is_set():
                 break
+            if bool(self._requests) != watched:
+                watched = not watched
+                if watched:
+                    # Decoding in full starts now; while idle only keyframes were decoded,
+                    # so the last frame's age says nothing about garbage.
+                    last_frame = now
             if now - last_packet > stale_after:
                 # Data after a long silence: readers already see a stall, and what a
                 # demuxer flushes after a timeout is often corrupt. Start afresh.

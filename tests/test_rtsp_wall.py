@@ -187,3 +187,25 @@ def test_single_h264_camera_is_remuxed_and_others_transcoded(simulators, vigie):
         assert frames[-1].shape == (360, 640)
         stamp = cell_stamp(frames[-1], CellSpec(None, 0, 0), (1, 1), SOURCE)
         assert stamp is not None and stamp.tag == tag, camera_id
+
+
+def test_idle_camera_with_a_long_gop_shows_live_pictures_as_soon_as_watched(simulators, vigie):
+    """Nobody watching: only keyframes are decoded. A camera whose keyframes come every 8 s
+    must still show a live picture the moment a wall opens (the kept GOP is decoded), not a
+    still from the last keyframe, and must not be taken for a garbage stream meanwhile."""
+    simulator = simulators([Mount("sparse", fps=10, gop=80, tag=25)])
+    server = vigie(_config(_camera("a", simulator.url("sparse")), ["a"]))
+    # Live from the first keyframe decoded (the stream is joined mid-GOP).
+    wait_until(lambda: server.get_json("/api/cameras/a")["state"] == "live", 20,
+               message="camera live")
+    time.sleep(3.0)  # idle; the next keyframe is still ~5 s away
+    frames = server.read_mjpeg("/walls/w/mjpeg", 4.0)
+    stamps = [(cell_stamp(frame.gray(), CellSpec(None, 0, 0), (2, 2), SOURCE), frame)
+              for frame in frames[-5:]]
+    # Without the catch-up these are the 3 s old still, or NO SIGNAL once the stream is
+    # taken for garbage (no decodable frame for 5 s) and reconnected.
+    ages = [None if stamp is None else stamp.age_ms(int(frame.received_wall * 1000) % 2**32)
+            for stamp, frame in stamps]
+    assert None not in ages and max(ages) < 1500, ages
+    state = server.get_json("/api/cameras/a")
+    assert state["state"] == "live" and state["reconnects_last_hour"] == 0, state
