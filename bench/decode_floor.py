@@ -32,7 +32,10 @@ from fractions import Fraction
 import av
 import numpy as np
 
-OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32"}
+# As Vigie: reads bounded by FFmpeg's socket timeout, not PyAV's (which takes the GIL around
+# every socket read, see ingest/sources.py).
+OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32",
+           "timeout": "5000000"}
 
 
 class Stream:
@@ -45,7 +48,7 @@ class Stream:
 
     def run(self, receive_only: bool = False) -> None:
         try:
-            container = av.open(self.url, options=OPTIONS, timeout=(5, 5))
+            container = av.open(self.url, options=OPTIONS, timeout=(5, None))
             try:
                 if receive_only:  # packets only: what receiving costs before any decode
                     for packet in container.demux(video=0):

@@ -236,7 +236,7 @@ def report(results: dict, settings: dict, argv: list[str], elapsed: float) -> st
                 f"{f(w['cpu'].get('others'), 2)}"
                 + (f"; viewer errors {w['viewer_errors']}" if w.get("viewer_errors") else ""))
         if r["row"]["full_wall"]:
-            bits.append(f"    vigie start -> ready+login {f(vigie.get('ready_s'), 2)} s, -> first "
+            bits.append(f"    vigie start -> ready {f(vigie.get('ready_s'), 2)} s, -> first "
                         f"wall frame {f(w0.get('first_frame_s'), 2)} s, -> full wall "
                         f"{f(w0.get('full_wall_s'), 2)} s")
         walls = [s for s in (vigie.get("status") or {}).get("walls", [])]

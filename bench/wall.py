@@ -41,6 +41,7 @@ import contextlib
 import json
 import os
 import pickle
+import secrets
 import signal
 import statistics
 import subprocess
@@ -61,6 +62,7 @@ from bench.profile import (ThreadBreakdown, cpu_weighted, find_perf, find_py_spy
 from bench.report import command_line, cpu_model, report
 from bench.scenarios import KEEPS_UP_FPS, Row, diagonal, plan
 from bench.xstack import Xstack
+from server.secrets import hash_token
 from tests.conftest import VigieProcess, start_vigie
 
 CAMERAS_LIVE_TIMEOUT = 40.0
@@ -77,6 +79,7 @@ class Bench:
     def __init__(self, rows: list[Row], seconds: float, warmup: float, profile: float,
                  log=print, quick: bool = False) -> None:
         self.rows = rows
+        self._kiosk_token = secrets.token_urlsafe(24)
         self.quick = quick
         self.seconds = seconds
         self.warmup = warmup
@@ -272,9 +275,13 @@ class Bench:
             walls += (f"  - {{id: w{wall + 1}, name: Bench {wall + 1}, "
                       f"size: {row.size[0]}x{row.size[1]}, fps: {FPS}, "
                       f"layout: {row.grid}x{row.grid}, cameras: [{ids}]}}\n")
+        # The wall screen of a full-wall row is a kiosk (a token, no password to hash): what
+        # reconnects to a restarted server in a centre are its screens and sessions.
+        kiosks = (f'kiosks:\n  - {{id: screen, wall: w1, token_hash: "{hash_token(self._kiosk_token)}"}}\n'
+                  if row.full_wall else "")
         return ('server: {listen: "127.0.0.1:{port}"}\n'
                 "communes:\n  - {id: bourg, name: Le Bourg}\n"
-                f"cameras:\n{cameras}walls:\n{walls}"
+                f"cameras:\n{cameras}walls:\n{walls}{kiosks}"
                 # The bench's viewers all come from one user and one address.
                 "limits: {viewers_per_user: 10000, viewers_per_address: 10000}\n")
 
@@ -286,7 +293,7 @@ class Bench:
             self._children.append(viewers)
         self.log("bench: starting vigie")
         with deferred_signals():
-            vigie = start_vigie(self._config(row, urls), self.tmp)
+            vigie = start_vigie(self._config(row, urls), self.tmp, login=not row.full_wall)
         self._children.append(vigie)
         try:
             started_wall = process_started_wall(vigie.process.pid)
@@ -297,13 +304,19 @@ class Bench:
                 # First the capturing viewer(s), one per wall, at once: the time to a full wall.
                 specs = [{"path": row.viewer_path(w), "kind": self._kind(row), "capture": True}
                          for w in range(row.walls)]
+                headers = ({"Authorization": f"Bearer {self._kiosk_token}"} if row.full_wall
+                           else vigie.headers)
                 answer = viewers.ask({"cmd": "open", "base_url": vigie.base_url,
-                                      "headers": vigie.headers, "viewers": specs}, 30)
+                                      "headers": headers, "viewers": specs}, 30)
                 capture_ids = answer["opened"]
+            if row.full_wall:
+                vigie.login()  # the bench's own API calls
+            if viewers is not None:
                 others = [{"path": row.viewer_path(w), "kind": self._kind(row)}
                           for w in range(row.walls) for _ in range(row.viewers_per_wall - 1)]
                 if others:
-                    answer = viewers.ask({"cmd": "open", "viewers": others}, 60)
+                    answer = viewers.ask({"cmd": "open", "headers": vigie.headers,
+                                          "viewers": others}, 60)
                 all_ids = capture_ids + answer["opened"] if others else capture_ids
                 if answer.get("errors"):
                     raise RuntimeError(f"viewers: {answer['errors'][:3]}")

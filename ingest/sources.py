@@ -127,7 +127,7 @@ class PyAVSource:
             target = _with_credentials(spec.url, spec.username, spec.password)
             options = {
                 "rtsp_transport": spec.transport,
-                # Socket timeout in microseconds for RTSP (on top of PyAV's read timeout).
+                # Socket timeout in microseconds (connect and every read, TCP and UDP).
                 "timeout": str(int(spec.read_timeout * 1_000_000)),
                 # Live cameras: start at once, do not buffer (FIELD-NOTES: 0.17 s vs 2 s).
                 "analyzeduration": "0",
@@ -138,8 +138,12 @@ class PyAVSource:
             }
         opening = time.monotonic()
         try:
-            self._container = av.open(target, options=options,
-                                      timeout=(spec.open_timeout, spec.read_timeout))
+            # PyAV enforces its timeouts in FFmpeg's interrupt callback, which takes the GIL
+            # to read the clock, and FFmpeg calls it around every socket read: with 16
+            # cameras, thousands of GIL hand-offs a second. So PyAV keeps the open timeout
+            # (the whole handshake: a camera that accepts and never answers) and reads are
+            # bounded by FFmpeg's socket timeout (`timeout` above), free until it fires.
+            self._container = av.open(target, options=options, timeout=(spec.open_timeout, None))
         except Exception as error:  # noqa: BLE001 - every failure becomes a redacted reason
             if time.monotonic() - opening >= spec.open_timeout * 0.9 and not isinstance(error, _DEFINITIVE):
                 # FFmpeg reports an interrupted open as "invalid data": it was silence.

@@ -84,6 +84,12 @@ class VigieProcess:
         return MjpegReader(self.base_url + path, read_delay,
                            self.headers if headers is None else headers).start()
 
+    def login(self) -> None:
+        """Log in as the standard admin (argon2: ~0.3 s): `headers` then carry the session."""
+        from tests.mjpeg import login
+
+        self.headers = login(self.base_url, "admin", TEST_PASSWORDS["admin"])
+
     def terminate(self, timeout: float = 10.0) -> tuple[int, float]:
         """SIGTERM; returns (exit code, seconds it took)."""
         started = time.monotonic()
@@ -98,8 +104,10 @@ class VigieProcess:
 
 
 def start_vigie(config_text: str, tmp_path: Path, env: dict[str, str] | None = None,
-                ready_timeout: float = 20.0, port: int | None = None) -> VigieProcess:
-    """Start `vigie serve` on a free port ({port} in the text); log in as admin.
+                ready_timeout: float = 20.0, port: int | None = None,
+                login: bool = True) -> VigieProcess:
+    """Start `vigie serve` on a free port ({port} in the text); log in as admin (unless
+    `login` is false: call `.login()` later).
 
     A config without a `users:` section gets the standard admin and operator."""
     port = port or free_port()
@@ -124,9 +132,8 @@ def start_vigie(config_text: str, tmp_path: Path, env: dict[str, str] | None = N
             with urllib.request.urlopen(base_url + "/readyz", timeout=1) as response:
                 if response.status == 200:
                     server = VigieProcess(process, base_url, log_path)
-                    from tests.mjpeg import login
-
-                    server.headers = login(base_url, "admin", TEST_PASSWORDS["admin"])
+                    if login:
+                        server.login()
                     return server
         except OSError:
             time.sleep(0.1)
