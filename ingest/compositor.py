@@ -52,6 +52,7 @@ class _Cell:
     worker: CameraWorker | None
     request: TileRequest | None = None
     shown: object = None  # the tile or card key currently on the canvas
+    card: tuple[tuple, np.ndarray] | None = None  # (key, image) while the cell shows a card
 
 
 def blit(canvas: np.ndarray, canvas_size: tuple[int, int], image: np.ndarray, rect: Rect) -> None:
@@ -79,8 +80,9 @@ class Compositor:
         self._keyframe_requested = False
         self._header_sent = False
         self._encoder = JpegEncoder(quality)
-        self._text = TextRenderer()
-        self._cards: dict[tuple, np.ndarray] = {}
+        # Card texts: a title and two or three lines per cell, drawn when a cell's state
+        # changes; room for every cell's, so that many cameras down never thrash it.
+        self._text = TextRenderer(capacity=4 * len(spec.cells) + 8)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -205,7 +207,7 @@ class Compositor:
         if tile is not None:
             if cell.shown is not tile:
                 blit(canvas, size, tile.i420, cell.rect)
-                cell.shown = tile
+                cell.shown, cell.card = tile, None
                 return True
             return False
         key = (status.state.value, round(status.since), status.reason)
@@ -216,9 +218,10 @@ class Compositor:
         return False
 
     def _card(self, cell: _Cell, key: tuple) -> np.ndarray:
-        cached = self._cards.get((key, cell.rect))
-        if cached is not None:
-            return cached
+        """The card for `key`, kept on the cell while shown: one card per cell at most (a
+        cache of every outage's card grew with each flap: 3 MB each at 1920x1080)."""
+        if cell.card is not None and cell.card[0] == key:
+            return cell.card[1]
         width, height = cell.rect.width, cell.rect.height
         kind = key[0]
         if kind == "empty":
@@ -233,7 +236,5 @@ class Compositor:
             if key[2] and kind != "live":
                 lines += (str(key[2])[:60],)
             card = draw_card(width, height, title, lines, self._text, tint)
-        if len(self._cards) > 64:
-            self._cards.clear()
-        self._cards[(key, cell.rect)] = card
+        cell.card = (key, card)
         return card
