@@ -262,7 +262,8 @@ TARGETS = ("wall", "camera", "mosaic")
 
 
 def run(minutes: float, cameras: int, viewers: int, seed: int,
-        loads: tuple[str, ...] = LOADS, targets: tuple[str, ...] = TARGETS) -> dict:
+        loads: tuple[str, ...] = LOADS, targets: tuple[str, ...] = TARGETS,
+        kill: bool = False) -> dict:
     require_gstreamer()
     rng = random.Random(seed)
     duration = minutes * 60.0
@@ -351,8 +352,14 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
                 "camera_reconnects": sum(c["reconnects_last_hour"]
                                          for c in server.get_json("/api/cameras")),
             }
-            code, seconds = server.terminate()
-            result["exit"] = {"code": code, "seconds": round(seconds, 2)}
+            if kill:
+                # For a heap profiler attached to Vigie (heaptrack -p PID): what it reports
+                # as leaked is then what was still allocated after the quiet phase.
+                server.process.kill()
+                result["exit"] = {"code": server.process.wait(), "seconds": 0.0}
+            else:
+                code, seconds = server.terminate()
+                result["exit"] = {"code": code, "seconds": round(seconds, 2)}
             return result
         finally:
             stop.set()
@@ -398,7 +405,8 @@ def report(result: dict) -> None:
           f"errors {c['errors']}")
     print(f"camera faults: {c['flaps']}; reconnects counted by Vigie: "
           f"{result['camera_reconnects']}")
-    print(f"SIGTERM: exit {result['exit']['code']} in {result['exit']['seconds']} s")
+    if result["exit"]["seconds"]:
+        print(f"SIGTERM: exit {result['exit']['code']} in {result['exit']['seconds']} s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated subset of {','.join(LOADS)} (to find a leak)")
     parser.add_argument("--targets", default=",".join(TARGETS),
                         help=f"what viewers watch: comma-separated subset of {','.join(TARGETS)}")
+    parser.add_argument("--kill", action="store_true",
+                        help="end Vigie with SIGKILL instead of SIGTERM (for heap profilers)")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args(argv)
     loads = tuple(x for x in args.load.split(",") if x)
@@ -421,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.minutes <= 0 or not 1 <= args.cameras <= 32 or not 1 <= args.viewers <= 14:
         parser.error("--minutes > 0, --cameras 1..32, --viewers 1..14")
     try:
-        result = run(args.minutes, args.cameras, args.viewers, args.seed, loads, targets)
+        result = run(args.minutes, args.cameras, args.viewers, args.seed, loads, targets,
+                     args.kill)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
