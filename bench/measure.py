@@ -44,12 +44,14 @@ def machine_busy_seconds() -> float:
 
 
 def memory_mb(pid: int) -> dict[str, float]:
-    """VmRSS and VmHWM (peak RSS) in MB (MiB)."""
+    """VmRSS, VmHWM (peak RSS) and RssAnon (RSS less mapped files: heap, stacks) in MB
+    (MiB). A process's RSS also grows as code paths first run and page their libraries
+    in (an encoder, a decoder): RssAnon is where a leak shows."""
     values = {}
     with open(f"/proc/{pid}/status") as file:
         for line in file:
             name, _, rest = line.partition(":")
-            if name in ("VmRSS", "VmHWM"):
+            if name in ("VmRSS", "VmHWM", "RssAnon"):
                 values[name] = int(rest.split()[0]) / 1024
     return values
 

@@ -61,6 +61,7 @@ class Sample:
     tasks: int | None
     open_views: int | None
     live: int | None
+    anon_mb: float | None = None  # RssAnon: RSS less mapped files (libraries paged in)
 
 
 @dataclass
@@ -218,8 +219,9 @@ def sample(server, started: float) -> Sample:
         live = (status.get("cameras") or {}).get("live")
     except Exception:  # noqa: BLE001 - a busy server may miss one sample
         pass
-    return Sample(round(time.monotonic() - started, 1), round(memory_mb(pid)["VmRSS"], 1),
-                  fds, threads, tasks, open_views, live)
+    memory = memory_mb(pid)
+    return Sample(round(time.monotonic() - started, 1), round(memory["VmRSS"], 1),
+                  fds, threads, tasks, open_views, live, round(memory["RssAnon"], 1))
 
 
 def malloc_trim(pid: int) -> bool:
@@ -237,22 +239,24 @@ def malloc_trim(pid: int) -> bool:
     return result.returncode == 0
 
 
-def rss_slope(samples: list[Sample], warmup: float) -> float | None:
+def rss_slope(samples: list[Sample], warmup: float, field: str = "rss_mb") -> float | None:
     """MB per hour, least squares over the samples taken after the warm-up."""
-    kept = [s for s in samples if s.t >= warmup]
+    kept = [s for s in samples if s.t >= warmup and getattr(s, field) is not None]
     if len(kept) < 3:
         return None
     hours = np.array([s.t for s in kept]) / 3600.0
-    rss = np.array([s.rss_mb for s in kept])
+    rss = np.array([getattr(s, field) for s in kept])
     return float(np.polyfit(hours, rss, 1)[0])
 
 
-def floor_by_window(samples: list[Sample], window: float = 300.0) -> list[tuple[float, float]]:
+def floor_by_window(samples: list[Sample], window: float = 300.0,
+                    field: str = "rss_mb") -> list[tuple[float, float]]:
     """The lowest RSS of each `window` seconds, (window start, MB): RSS saw-tooths with the
     frames in flight and the allocator's trims; the lows show the baseline under them."""
     groups: dict[int, list[float]] = {}
     for s in samples:
-        groups.setdefault(int(s.t // window), []).append(s.rss_mb)
+        if getattr(s, field) is not None:
+            groups.setdefault(int(s.t // window), []).append(getattr(s, field))
     # A window of one or two samples (the run's last instant) has no low to speak of.
     return [(key * window, min(mbs)) for key, mbs in sorted(groups.items()) if len(mbs) >= 3]
 
@@ -315,7 +319,7 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
                     name="ws", daemon=True))
             for thread in threads:
                 thread.start()
-            print(f"{'t s':>7} {'RSS MB':>8} {'fds':>5} {'threads':>7} {'tasks':>5} "
+            print(f"{'t s':>7} {'RSS MB':>8} {'anon':>6} {'fds':>5} {'threads':>7} {'tasks':>5} "
                   f"{'views':>5} {'live':>4}", flush=True)
             show(samples[0])
             while time.monotonic() - started < duration:
@@ -339,6 +343,7 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
             trimmed = sample(server, started) if malloc_trim(pid) else None
             warmup = duration * WARMUP_FRACTION
             slope = rss_slope(samples, warmup)
+            anon_slope = rss_slope(samples, warmup, "anon_mb")
             result = {
                 "loads": list(loads), "targets": list(targets),
                 "minutes": minutes, "cameras": cameras, "viewers": 2 * viewers,
@@ -347,6 +352,7 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
                 "after_quiet": asdict(after),
                 "after_malloc_trim": None if trimmed is None else asdict(trimmed),
                 "rss_slope_mb_per_hour": None if slope is None else round(slope, 1),
+                "anon_slope_mb_per_hour": None if anon_slope is None else round(anon_slope, 1),
                 "samples": [asdict(s) for s in samples],
                 "counters": counters.as_dict(),
                 "camera_reconnects": sum(c["reconnects_last_hour"]
@@ -375,7 +381,7 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
 def show(s: Sample) -> None:
     def opt(value) -> str:
         return "-" if value is None else str(value)
-    print(f"{s.t:7.1f} {s.rss_mb:8.1f} {s.fds:5d} {s.threads:7d} {opt(s.tasks):>5} "
+    print(f"{s.t:7.1f} {s.rss_mb:8.1f} {opt(s.anon_mb):>6} {s.fds:5d} {s.threads:7d} {opt(s.tasks):>5} "
           f"{opt(s.open_views):>5} {opt(s.live):>4}", flush=True)
 
 
@@ -387,19 +393,29 @@ def report(result: dict) -> None:
     print(f"soak {result['minutes']:g} min, {result['cameras']} cameras, "
           f"{result['viewers']} churning viewers; load {','.join(result['loads'])}, "
           f"targets {','.join(result['targets'])}")
-    print(f"{'':12} {'RSS MB':>8} {'fds':>5} {'threads':>7} {'tasks':>5} {'views':>5}")
+    print(f"{'':12} {'RSS MB':>8} {'anon':>6} {'fds':>5} {'threads':>7} {'tasks':>5} {'views':>5}")
     rows = [("start", start), ("end", end), ("after quiet", quiet)]
     if result.get("after_malloc_trim"):
         rows.append(("malloc_trim", result["after_malloc_trim"]))
     for name, s in rows:
-        print(f"{name:12} {s['rss_mb']:8.1f} {s['fds']:5d} {s['threads']:7d} "
+        anon = s.get("anon_mb")
+        print(f"{name:12} {s['rss_mb']:8.1f} {'-' if anon is None else anon:>6} {s['fds']:5d} {s['threads']:7d} "
               f"{'-' if s['tasks'] is None else s['tasks']:>5} "
               f"{'-' if s['open_views'] is None else s['open_views']:>5}")
     verdict = ("n/a (too few samples after warm-up)" if slope is None
                else f"{slope:+.1f} MB/hour ({'OK' if slope < 10 else 'ABOVE'} target < 10)")
     print(f"RSS slope after {result['warmup_seconds']:.0f} s warm-up: {verdict}")
-    lows = floor_by_window([Sample(**x) for x in result["samples"]])
+    anon_slope = result.get("anon_slope_mb_per_hour")
+    if anon_slope is not None:
+        print(f"  of which anonymous memory (heap, stacks; not libraries paged in): "
+              f"{anon_slope:+.1f} MB/hour")
+    samples = [Sample(**x) for x in result["samples"]]
+    lows = floor_by_window(samples)
     print("lowest RSS per 5 minutes (MB): " + ", ".join(f"{mb:.0f}" for _, mb in lows))
+    anon_lows = floor_by_window(samples, field="anon_mb")
+    if anon_lows:
+        print("lowest anonymous RSS per 5 minutes (MB): "
+              + ", ".join(f"{mb:.0f}" for _, mb in anon_lows))
     print(f"viewers: {c['mjpeg_views']} MJPEG + {c['ws_views']} WebSocket views "
           f"({c['abrupt']} hung up abruptly), {c['frames']} frames; refused {c['refused']}, "
           f"errors {c['errors']}")

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 CONTENT_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
+CHUNKED = re.compile(rb"^transfer-encoding:\s*chunked", re.IGNORECASE | re.MULTILINE)
 
 
 class Viewer:
@@ -57,8 +58,44 @@ class Viewer:
                 "texts": self.texts, "error": self.error, "opened_at": self.opened_at}
 
 
+class Dechunker:
+    """HTTP/1.1 chunked transfer decoding, incremental: bytes in, the payload's pieces out."""
+
+    def __init__(self) -> None:
+        self.state = "size"  # size line, data, the CRLF after the data, done
+        self.remaining = 0
+        self.line = bytearray()
+
+    def feed(self, data: bytes | memoryview) -> list[memoryview]:
+        pieces = []
+        view = memoryview(data)
+        while view and self.state != "done":
+            if self.state == "data":
+                take = min(self.remaining, len(view))
+                pieces.append(view[:take])
+                view, self.remaining = view[take:], self.remaining - take
+                if self.remaining == 0:
+                    self.state = "crlf"
+                continue
+            end = bytes(view[:64]).find(b"\n")  # size lines and CRLFs are short
+            if end < 0:
+                self.line += view[:64]
+                view = view[64:]
+                continue
+            self.line += view[:end + 1]
+            view = view[end + 1:]
+            line, self.line = bytes(self.line).strip(), bytearray()
+            if self.state == "crlf":
+                self.state = "size"
+            else:
+                self.remaining = int(line.split(b";")[0], 16)
+                self.state = "data" if self.remaining else "done"
+        return pieces
+
+
 class MjpegProtocol(asyncio.Protocol):
-    """HTTP/1.0 multipart reader: response headers, then parts (headers, Content-Length)."""
+    """HTTP/1.1 multipart reader, as a browser: response headers, then parts (headers,
+    Content-Length), chunked transfer or not."""
 
     def __init__(self, viewer: Viewer, request: bytes, connected: asyncio.Future) -> None:
         self.viewer = viewer
@@ -68,12 +105,20 @@ class MjpegProtocol(asyncio.Protocol):
         self.state = "response"
         self.remaining = 0
         self.chunks: list[bytes] = []
+        self.dechunker: Dechunker | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
         transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
+        if self.dechunker is None:
+            self._feed(data)
+            return
+        for piece in self.dechunker.feed(data):
+            self._feed(piece)
+
+    def _feed(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
             if self.state == "body":
@@ -110,6 +155,10 @@ class MjpegProtocol(asyncio.Protocol):
                 if not self.connected.done():
                     self.connected.set_result(True)
                 self.state = "part"
+                if CHUNKED.search(header):
+                    self.dechunker = Dechunker()
+                    self.data_received(rest)
+                    return
             else:
                 match = CONTENT_LENGTH.search(header)
                 if match is None:
@@ -163,7 +212,7 @@ class Viewers:
 
     async def _open_mjpeg(self, viewer: Viewer) -> None:
         parts = urlsplit(self.base_url)
-        lines = [f"GET {viewer.path} HTTP/1.0", f"Host: {parts.netloc}"]
+        lines = [f"GET {viewer.path} HTTP/1.1", f"Host: {parts.netloc}"]
         lines += [f"{name}: {value}" for name, value in self.headers.items()]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode()
         loop = asyncio.get_running_loop()

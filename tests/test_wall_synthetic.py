@@ -1,6 +1,11 @@
 """A wall of synthetic cameras, end to end through a real server process (no RTSP)."""
 
+import re
+import socket
 import time
+
+import cv2
+import numpy as np
 
 from ingest.layout import CellSpec
 from tests.mjpeg import cell_stamp
@@ -74,3 +79,32 @@ def test_sigterm_closes_viewers_and_exits_zero(vigie):
     assert code == 0, server.log()
     assert seconds < 10
     assert len(reader.frames) > 0
+
+
+def test_http_1_0_viewer_gets_the_stream_without_chunked_framing(vigie):
+    """Browsers (HTTP/1.1) get the parts in chunked framing; an HTTP/1.0 client (old
+    players, some recorders) gets the bare parts, delimited by the connection."""
+    server = vigie(CONFIG)
+    host, port = server.base_url.removeprefix("http://").split(":")
+    request = ["GET /walls/w/mjpeg HTTP/1.0", f"Host: {host}:{port}"]
+    request += [f"{name}: {value}" for name, value in server.headers.items()]
+    data = b""
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(("\r\n".join(request) + "\r\n\r\n").encode())
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            data += sock.recv(1 << 20)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0], head[:200]
+    assert b"chunked" not in head.lower() and b"multipart/x-mixed-replace" in head
+    parts = []
+    for match in re.finditer(rb"--\w+\r\nContent-Type: image/jpeg\r\nContent-Length: (\d+)\r\n"
+                             rb"(?:[\w-]+: [^\r]*\r\n)*\r\n", body):
+        start, length = match.end(), int(match.group(1))
+        if start + length <= len(body):
+            assert body[start + length : start + length + 2] == b"\r\n"
+            parts.append(body[start : start + length])
+    assert len(parts) >= 5, len(parts)
+    gray = cv2.imdecode(np.frombuffer(parts[-1], np.uint8), cv2.IMREAD_GRAYSCALE)
+    stamp = cell_stamp(gray, CellSpec(None, 0, 0), (2, 2), SOURCES[11])
+    assert stamp is not None and stamp.tag == 11
