@@ -10,6 +10,9 @@ Vigie server with a wall of them, then for N minutes:
     viewers connect, read for a random 1-6 s, and leave (a quarter of them abruptly);
   - samples Vigie's RSS, open fds and threads every 10 s (and asyncio tasks when
     /api/status exposes them).
+Every 5 minutes, glibc's malloc_trim(0) is called inside Vigie through gdb (when installed)
+and memory sampled right after: that series, free of the allocator's spare pages, is the one
+whose slope tells a leak from a saw-tooth.
 At the end: start and end values, the RSS slope in MB/hour over the samples after a warm-up
 of the first 20 % of the run (least squares), viewer and flap counts, and whether open views
 went back to zero, and the lowest RSS of each 5 minutes (the baseline under the saw-tooth
@@ -45,6 +48,7 @@ from tests.faultproxy import FaultProxy
 from tests.mjpeg import MjpegReader
 
 SAMPLE_EVERY = 10.0
+TRIM_EVERY = 300.0        # malloc_trim through gdb (pauses Vigie ~1 s), then a sample
 WARMUP_FRACTION = 0.2
 FLAP_EVERY = 10.0         # seconds between two faults (on different cameras, in turn)
 FLAP_LASTS = (2.0, 5.0)   # a fault lasts this long (uniform), then the camera is healthy
@@ -249,6 +253,10 @@ def rss_slope(samples: list[Sample], warmup: float, field: str = "rss_mb") -> fl
     return float(np.polyfit(hours, rss, 1)[0])
 
 
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
 def floor_by_window(samples: list[Sample], window: float = 300.0,
                     field: str = "rss_mb") -> list[tuple[float, float]]:
     """The lowest RSS of each `window` seconds, (window start, MB): RSS saw-tooths with the
@@ -322,6 +330,8 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
             print(f"{'t s':>7} {'RSS MB':>8} {'anon':>6} {'fds':>5} {'threads':>7} {'tasks':>5} "
                   f"{'views':>5} {'live':>4}", flush=True)
             show(samples[0])
+            trimmed_series: list[Sample] = []
+            last_trim = time.monotonic()
             while time.monotonic() - started < duration:
                 time.sleep(min(SAMPLE_EVERY, max(0.0, duration - (time.monotonic() - started))))
                 if server.process.poll() is not None:
@@ -329,6 +339,13 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
                                        + server.log()[-3000:])
                 samples.append(sample(server, started))
                 show(samples[-1])
+                if time.monotonic() - last_trim >= TRIM_EVERY and malloc_trim(pid):
+                    # Memory in use under the load, the allocator's spare pages handed back:
+                    # the series whose slope tells a leak from a saw-tooth.
+                    last_trim = time.monotonic()
+                    trimmed_series.append(sample(server, started))
+                    print(f"{'':7} after malloc_trim: RSS {trimmed_series[-1].rss_mb:.1f} MB, "
+                          f"anonymous {trimmed_series[-1].anon_mb} MB", flush=True)
             stop.set()
             for thread in threads:
                 thread.join(15)
@@ -354,6 +371,9 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
                 "rss_slope_mb_per_hour": None if slope is None else round(slope, 1),
                 "anon_slope_mb_per_hour": None if anon_slope is None else round(anon_slope, 1),
                 "samples": [asdict(s) for s in samples],
+                "trimmed": [asdict(s) for s in trimmed_series],
+                "trimmed_anon_slope_mb_per_hour": _rounded(
+                    rss_slope(trimmed_series, warmup, "anon_mb")),
                 "counters": counters.as_dict(),
                 "camera_reconnects": sum(c["reconnects_last_hour"]
                                          for c in server.get_json("/api/cameras")),
@@ -409,6 +429,11 @@ def report(result: dict) -> None:
     if anon_slope is not None:
         print(f"  of which anonymous memory (heap, stacks; not libraries paged in): "
               f"{anon_slope:+.1f} MB/hour")
+    trimmed = result.get("trimmed") or []
+    if trimmed:
+        print("anonymous RSS after malloc_trim every 5 minutes (MB): "
+              + ", ".join(f"{x['anon_mb']:.0f}" for x in trimmed)
+              + f"; slope after warm-up {result['trimmed_anon_slope_mb_per_hour']} MB/hour")
     samples = [Sample(**x) for x in result["samples"]]
     lows = floor_by_window(samples)
     print("lowest RSS per 5 minutes (MB): " + ", ".join(f"{mb:.0f}" for _, mb in lows))
