@@ -75,6 +75,17 @@ STUCK_ATTEMPTS = 3
 # -- the bench -------------------------------------------------------------------------------
 
 
+
+def smaller_rows(row: Row) -> list[Row]:
+    """The rows B falls back to when even its floor cannot keep up: half the walls each."""
+    rows = []
+    walls = row.walls // 2
+    while walls >= 1:
+        rows.append(replace(row, name=f"B {walls * row.cells}", cameras=walls * row.cells,
+                            walls=walls, live=diagonal(row.grid, walls), fallback=False))
+        walls //= 2
+    return rows
+
 class Bench:
     def __init__(self, rows: list[Row], seconds: float, warmup: float, profile: float,
                  log=print, quick: bool = False) -> None:
@@ -130,7 +141,10 @@ class Bench:
 
     def run(self) -> dict[str, dict]:
         total = max(row.cameras for row in self.rows)
-        live = {i for row in self.rows for i in row.live}
+        # Live-stamped mounts for every row, and for the smaller rows B may fall back to.
+        live = {i for row in self.rows
+                for candidate in (row, *(smaller_rows(row) if row.fallback else ()))
+                for i in candidate.live}
         self.log(f"bench: starting the cameras: {total} looped (feeder), "
                  f"{len(live)} live-stamped mounts (camsim)")
         with deferred_signals():
@@ -175,10 +189,8 @@ class Bench:
     def _fallback(self, row: Row) -> None:
         """B at full size is beyond this machine (even the floor falls behind): find the
         largest number of walls whose floor keeps up, and run the whole row with it."""
-        walls = row.walls // 2
-        while walls >= 1:
-            smaller = replace(row, name=f"B {walls * row.cells}", cameras=walls * row.cells,
-                              walls=walls, live=diagonal(row.grid, walls), fallback=False)
+        candidates = smaller_rows(row)
+        for smaller in candidates:
             self.log(f"\nbench: {row.name}: the floor fell behind; trying the floor with "
                      f"{smaller.cameras} cameras")
             urls = [self.rig.url(i, i in smaller.live) for i in range(smaller.cameras)]
@@ -187,7 +199,7 @@ class Bench:
             except (RuntimeError, AssertionError, OSError) as error:
                 self.log(f"bench: floor with {smaller.cameras} cameras FAILED: {error}")
                 return
-            if self._keeps_up(floor) or walls == 1 or self.quick:
+            if self._keeps_up(floor) or smaller is candidates[-1] or self.quick:
                 label = (f"the largest count whose floor keeps >= {KEEPS_UP_FPS:g} fps here"
                          if self._keeps_up(floor) else "even this floor falls behind here")
                 if self.quick:
@@ -195,7 +207,6 @@ class Bench:
                 smaller = replace(smaller, note=label)
                 self._run_row(smaller, floor)
                 return
-            walls //= 2
 
     def _pids(self, **named: int) -> dict[str, int]:
         return {**named, **self.rig.pids(), "bench": os.getpid()}
