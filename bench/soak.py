@@ -360,7 +360,6 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
             trimmed = sample(server, started) if malloc_trim(pid) else None
             warmup = duration * WARMUP_FRACTION
             slope = rss_slope(samples, warmup)
-            anon_slope = rss_slope(samples, warmup, "anon_mb")
             result = {
                 "loads": list(loads), "targets": list(targets),
                 "minutes": minutes, "cameras": cameras, "viewers": 2 * viewers,
@@ -368,8 +367,8 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
                 "start": asdict(samples[0]), "end": asdict(samples[-1]),
                 "after_quiet": asdict(after),
                 "after_malloc_trim": None if trimmed is None else asdict(trimmed),
-                "rss_slope_mb_per_hour": None if slope is None else round(slope, 1),
-                "anon_slope_mb_per_hour": None if anon_slope is None else round(anon_slope, 1),
+                "rss_slope_mb_per_hour": _rounded(slope),
+                "anon_slope_mb_per_hour": _rounded(rss_slope(samples, warmup, "anon_mb")),
                 "samples": [asdict(s) for s in samples],
                 "trimmed": [asdict(s) for s in trimmed_series],
                 "trimmed_anon_slope_mb_per_hour": _rounded(
@@ -382,10 +381,10 @@ def run(minutes: float, cameras: int, viewers: int, seed: int,
                 # For a heap profiler attached to Vigie (heaptrack -p PID): what it reports
                 # as leaked is then what was still allocated after the quiet phase.
                 server.process.kill()
-                result["exit"] = {"code": server.process.wait(), "seconds": 0.0}
+                result["exit"] = {"signal": "SIGKILL", "code": server.process.wait()}
             else:
                 code, seconds = server.terminate()
-                result["exit"] = {"code": code, "seconds": round(seconds, 2)}
+                result["exit"] = {"signal": "SIGTERM", "code": code, "seconds": round(seconds, 2)}
             return result
         finally:
             stop.set()
@@ -431,7 +430,7 @@ def report(result: dict) -> None:
               f"{anon_slope:+.1f} MB/hour")
     trimmed = result.get("trimmed") or []
     if trimmed:
-        print("anonymous RSS after malloc_trim every 5 minutes (MB): "
+        print(f"anonymous RSS after malloc_trim every {TRIM_EVERY / 60:g} minutes (MB): "
               + ", ".join(f"{x['anon_mb']:.0f}" for x in trimmed)
               + f"; slope after warm-up {result['trimmed_anon_slope_mb_per_hour']} MB/hour")
     samples = [Sample(**x) for x in result["samples"]]
@@ -446,8 +445,11 @@ def report(result: dict) -> None:
           f"errors {c['errors']}")
     print(f"camera faults: {c['flaps']}; reconnects counted by Vigie: "
           f"{result['camera_reconnects']}")
-    if result["exit"]["seconds"]:
-        print(f"SIGTERM: exit {result['exit']['code']} in {result['exit']['seconds']} s")
+    ended = result["exit"]
+    if ended.get("signal", "SIGTERM") == "SIGTERM":
+        print(f"SIGTERM: exit {ended['code']} in {ended['seconds']} s")
+    else:
+        print(f"{ended['signal']}: exit {ended['code']}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,7 +75,6 @@ STUCK_ATTEMPTS = 3
 # -- the bench -------------------------------------------------------------------------------
 
 
-
 def smaller_rows(row: Row) -> list[Row]:
     """The rows B falls back to when even its floor cannot keep up: half the walls each."""
     rows = []
@@ -85,6 +84,7 @@ def smaller_rows(row: Row) -> list[Row]:
                             walls=walls, live=diagonal(row.grid, walls), fallback=False))
         walls //= 2
     return rows
+
 
 class Bench:
     def __init__(self, rows: list[Row], seconds: float, warmup: float, profile: float,
