@@ -129,10 +129,14 @@ class PyAVSource:
                 "rtsp_transport": spec.transport,
                 # Socket timeout in microseconds (connect and every read, TCP and UDP).
                 "timeout": str(int(spec.read_timeout * 1_000_000)),
-                # Live cameras: start at once, do not buffer (FIELD-NOTES: 0.17 s vs 2 s).
+                # Live cameras: start at once (FIELD-NOTES: 0.17 s vs 2 s to open).
                 "analyzeduration": "0",
                 "probesize": "32",
-                "fflags": "nobuffer",
+                # Not fflags=nobuffer: with it FFmpeg drops the packets it read while
+                # probing, and the first one is the keyframe most cameras (and GStreamer's
+                # RTSP server) start a session with: the picture then waited a whole GOP
+                # for the next keyframe (1 s on the bench's cameras, often 2-4 s on real
+                # ones), at every start and every reconnect. It buffers nothing else.
                 "flags": "low_delay",
                 "allowed_media_types": "video",
             }

@@ -189,13 +189,27 @@ def test_single_h264_camera_is_remuxed_and_others_transcoded(simulators, vigie):
         assert stamp is not None and stamp.tag == tag, camera_id
 
 
+def test_camera_starting_its_session_on_a_keyframe_is_live_at_once(simulators, vigie):
+    """Most cameras start an RTSP session with a keyframe (so does the simulator: the first
+    client starts its media). That keyframe must be decoded: lost (FFmpeg's fflags=nobuffer
+    drops the packets read while probing the stream), the picture waits a whole GOP, here
+    30 s, at every start and every reconnect."""
+    simulator = simulators([Mount("rare", fps=10, gop=300, tag=26)])
+    server = vigie(_config(_camera("a", simulator.url("rare")), ["a"]))
+    wait_until(lambda: server.get_json("/api/cameras/a")["state"] == "live", 10,
+               message="camera live long before its next keyframe (30 s)")
+    frames = server.read_mjpeg("/walls/w/mjpeg", 2.0)
+    stamp = cell_stamp(frames[-1].gray(), CellSpec(None, 0, 0), (2, 2), SOURCE)
+    assert stamp is not None and stamp.tag == 26, stamp
+
+
 def test_idle_camera_with_a_long_gop_shows_live_pictures_as_soon_as_watched(simulators, vigie):
     """Nobody watching: only keyframes are decoded. A camera whose keyframes come every 8 s
     must still show a live picture the moment a wall opens (the kept GOP is decoded), not a
     still from the last keyframe, and must not be taken for a garbage stream meanwhile."""
     simulator = simulators([Mount("sparse", fps=10, gop=80, tag=25)])
     server = vigie(_config(_camera("a", simulator.url("sparse")), ["a"]))
-    # Live from the first keyframe decoded (the stream is joined mid-GOP).
+    # Live from the session's first keyframe.
     wait_until(lambda: server.get_json("/api/cameras/a")["state"] == "live", 20,
                message="camera live")
     time.sleep(3.0)  # idle; the next keyframe is still ~5 s away
