@@ -104,5 +104,5 @@ def plan(quick: bool) -> list[Row]:
             reuse="A mjpeg"),
         Row("C fmp4", "C", a_cams, 1, grid, size, "fmp4", 1, a_live, None, fanout=fanout,
             reuse="A fmp4"),
-        Row("D", "D", b_cams, b_walls, grid, size, None, 0, (), "none"),
+        Row("D", "D", b_cams, b_walls, grid, size, None, 0, (), "none", profile=True),
     ]

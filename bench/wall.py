@@ -42,6 +42,7 @@ import json
 import os
 import pickle
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -100,6 +101,7 @@ class Bench:
         self.perf = find_perf()
         self.results: dict[str, dict] = {}
         self.rig: CameraRig | None = None
+        self.keep_profile: Path | None = None  # where to copy the raw profiles, if anywhere
         self._children: list = []  # whatever runs now: stopped in close()
         self._tmp = tempfile.TemporaryDirectory(prefix="vigie-bench-")
         self.tmp = Path(self._tmp.name)
@@ -513,6 +515,11 @@ class Bench:
                     self._children.remove(process)
         seconds = time.monotonic() - started
         after = thread_cpu(pid)
+        if self.keep_profile is not None:
+            self.keep_profile.mkdir(parents=True, exist_ok=True)
+            for kept in (stacks, perf_data):
+                if kept.exists():
+                    shutil.copy2(kept, self.keep_profile / kept.name)
         cpu_by_tid = {tid: (cpu - before.get(tid, 0.0)) / seconds for tid, cpu in after.items()}
         result["cpu_s_per_s"] = sum(cpu_by_tid.values())
         if spy.returncode == 0 and stacks.exists():
@@ -622,6 +629,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="py-spy (+ perf) sampling of Vigie after A's windows "
                              "(default 10; quick 2)")
     parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--keep-profile", default="", metavar="DIR",
+                        help="copy the raw profiles (py-spy stacks, perf.data) here for a "
+                             "closer look, e.g. `perf report -i DIR/perf-A-mjpeg.data`")
     parser.add_argument("--nice", type=int, default=0, metavar="N",
                         help="run the bench and everything it starts (cameras, floor, Vigie, "
                              "viewers, ffmpeg) at this niceness, e.g. -10 on a machine shared "
@@ -661,6 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     restore_priority = set_priority(args.nice, log) if args.nice else None
     bench = Bench(rows, args.seconds, args.warmup, args.profile, log, args.quick)
+    bench.keep_profile = Path(args.keep_profile) if args.keep_profile else None
     started = time.monotonic()
     try:
         results = bench.run()
