@@ -134,18 +134,27 @@ class Compositor:
         period = 1.0 / self.spec.fps
         next_tick = time.monotonic()
         last_sent = 0.0
+        sent_formats: frozenset[str] = frozenset()  # wanted when the last frame went out
+        # Ticks that send whatever changed: a new format's first frames. Two, as the mp4
+        # muxer writes a frame's fragment when the next frame arrives (ingest/fmp4.py).
+        first_ticks = 0
         h264: Fmp4Encoder | None = None
         try:
             while not stop.is_set():
                 started = time.monotonic()
                 changed = [self._update_cell(canvas, cell) for cell in cells]
-                formats = self._wanted_formats()
+                formats = frozenset(self._wanted_formats())
+                if not formats <= sent_formats:
+                    first_ticks = 2
                 # A wall with live pictures goes out at its rate. One showing only cards
                 # that did not change is not encoded again, but sent at least once a second
-                # so viewers know it is alive.
+                # so viewers know it is alive, and at once to the first viewer of a format
+                # (whose first frame would otherwise wait for the next change or second).
                 showing_video = (not self.spec.follow_source
                                  and any(isinstance(cell.shown, Tile) for cell in cells))
-                if showing_video or any(changed) or started - last_sent >= KEEPALIVE_INTERVAL:
+                if (showing_video or any(changed) or first_ticks
+                        or started - last_sent >= KEEPALIVE_INTERVAL):
+                    sent_formats, first_ticks = formats, max(0, first_ticks - 1)
                     self.frames += 1
                     now_wall = time.time()
                     if "jpeg" in formats:
