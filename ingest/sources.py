@@ -21,6 +21,7 @@ import av
 import av.error
 import numpy as np
 
+from ingest.lag import CAUGHT_UP, MAX_LAG, SKIP_LIMIT, LagMeter
 from ingest.stamp import draw_stamp
 
 SINGLE_THREAD_PIXELS = 1280 * 720  # above this, FFmpeg's own decoder threads pay
@@ -50,6 +51,8 @@ class Packet:
     frame: av.VideoFrame | None = None
     raw: av.Packet | None = None
     stream: av.video.stream.VideoStream | None = None
+    # Not decoded on purpose (behind the camera: skipping to a keyframe), not for garbage.
+    skipped: bool = False
 
 
 class SourceError(Exception):
@@ -168,6 +171,11 @@ class PyAVSource:
         self._last_idle_decode = 0.0
         self._gop: list[av.Packet] = []  # since the last keyframe, while idle
         self._gop_bytes = 0
+        # How far behind the camera this worker reads (live sources only: files are paced).
+        self._lag = None if self._is_file or not self._stream.time_base else LagMeter()
+        self._time_base = float(self._stream.time_base or 0)
+        self._skipping_since: float | None = None
+        self.lag_skips = 0  # times decoding fell behind and skipped to a keyframe
 
     def packets(self, full_decode: Callable[[], bool]) -> Iterator[Packet]:
         start_wall = time.monotonic()
@@ -179,7 +187,8 @@ class PyAVSource:
                         continue
                     frames = self._decode(packet, full_decode())
                     if not frames:
-                        yield Packet(packet.size, None, packet, self._stream)
+                        yield Packet(packet.size, None, packet, self._stream,
+                                     skipped=self._skipping_since is not None)
                     for index, frame in enumerate(frames):
                         if self._is_file:
                             first_pts = self._pace(frame, start_wall, first_pts)
@@ -201,8 +210,15 @@ class PyAVSource:
         return float(ratio) if ratio else 1.0
 
     def _decode(self, packet: av.Packet, full: bool) -> list[av.VideoFrame]:
-        if not full:
-            now = time.monotonic()
+        now = time.monotonic()
+        behind = 0.0
+        if self._lag is not None and packet.pts is not None:
+            behind = self._lag.lag(packet.pts * self._time_base, now)
+        if full and (self._skipping_since is not None or behind > MAX_LAG):
+            if not self._keep_up(packet, behind, now):
+                return []
+        elif not full:
+            self._skipping_since = None
             self._resync = True
             self._keep(packet)
             if not packet.is_keyframe or now - self._last_idle_decode < IDLE_STILL_INTERVAL * 0.8:
@@ -215,6 +231,22 @@ class PyAVSource:
             self._resync = False
             self._gop, self._gop_bytes = [], 0
         return self._decode_packet(packet)
+
+    def _keep_up(self, packet: av.Packet, behind: float, now: float) -> bool:
+        """Behind the camera (ingest/lag.py): skip decoding until the backlog has drained
+        and a keyframe comes. True when this packet is that keyframe."""
+        if self._skipping_since is None:
+            self._skipping_since = now
+            self.lag_skips += 1
+        elif now - self._skipping_since > SKIP_LIMIT:
+            self._lag.reset()  # not a backlog: the timestamps jumped
+            behind = 0.0
+        if behind > CAUGHT_UP or not packet.is_keyframe:
+            return False
+        self._skipping_since = None
+        self._resync = False  # a keyframe needs no earlier packet
+        self._gop, self._gop_bytes = [], 0
+        return True
 
     @staticmethod
     def _decode_packet(packet: av.Packet) -> list[av.VideoFrame]:
