@@ -150,6 +150,8 @@ class WallEncoder:
     def _h264(self):
         from av.video.reformatter import ColorRange
 
+        from ingest.fmp4 import x264_threads
+
         codec = av.CodecContext.create("libx264", "w")
         codec.width, codec.height, codec.pix_fmt = self.width, self.height, "yuv420p"
         rate = Fraction(self.fps).limit_denominator(1000)
@@ -159,7 +161,10 @@ class WallEncoder:
         gop = str(max(1, round(self.fps)))
         codec.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
                          "g": gop, "keyint_min": gop, "bf": "0", "crf": "26",
-                         "sc_threshold": "0"}
+                         "sc_threshold": "0",
+                         # Vigie's choice of threads too (ingest/fmp4.py): the floor is the
+                         # best this encoder does, not its defaults.
+                         "threads": str(x264_threads(self.width, self.height))}
         pts = [0]
 
         def encode() -> int:
