@@ -126,6 +126,32 @@ def mjpeg_part(frame: EncodedFrame) -> bytes:
     return part
 
 
+def mjpeg_chunk(frame: EncodedFrame) -> bytes:
+    """The part framed as one HTTP/1.1 chunk, also built once per frame (see _ChunkedStream)."""
+    chunk = frame.renderings.get("mjpeg-chunk")
+    if chunk is None:
+        part = mjpeg_part(frame)
+        chunk = frame.renderings["mjpeg-chunk"] = b"".join(
+            (f"{len(part):x}\r\n".encode(), part, b"\r\n"))
+    return chunk
+
+
+class _ChunkedStream(web.StreamResponse):
+    """An HTTP/1.1 stream whose chunks come framed already (`mjpeg_chunk`): aiohttp frames
+    each write itself, joining size, data and CRLF into a new buffer per viewer and frame,
+    which at 200 viewers of a 1080p wall copied 1.2 GB/s (as much as the kernel's own copy
+    into the sockets). Its writer is told the length is not its business, as for a
+    WebSocket, and the Transfer-Encoding header is ours."""
+
+    _length_check = False
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        super().__init__(headers={**headers, "Transfer-Encoding": "chunked"})
+
+    async def write_end(self) -> None:
+        await self.write(b"0\r\n\r\n")
+
+
 async def _mjpeg(request: web.Request, target: Target) -> web.StreamResponse:
     with request.app[VIEW_LIMITS].hold(principal_of(request).name, client_address(request)):
         return await _mjpeg_view(request, target)
@@ -138,12 +164,16 @@ async def _mjpeg_view(request: web.Request, target: Target) -> web.StreamRespons
         cameras=target.cameras, communes=target.communes, output="mjpeg")
     viewer = target.stream.hub.add()
     viewer.task = asyncio.current_task()
-    response = web.StreamResponse(headers={
+    headers = {
         "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
         "Cache-Control": "no-store, no-cache, must-revalidate",
         "Pragma": "no-cache",
         "X-Accel-Buffering": "no",  # tell a reverse proxy not to buffer the stream
-    })
+    }
+    # HTTP/1.0 has no chunks: the parts go as they are, the connection's end ends the body.
+    chunked = request.version >= (1, 1)
+    response = _ChunkedStream(headers) if chunked else web.StreamResponse(headers=headers)
+    render = mjpeg_chunk if chunked else mjpeg_part
     sock = request.transport.get_extra_info("socket") if request.transport else None
     if sock is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
@@ -151,8 +181,10 @@ async def _mjpeg_view(request: web.Request, target: Target) -> web.StreamRespons
     try:
         await response.prepare(request)
         while (frame := await viewer.next_frame()) is not None:
-            await response.write(mjpeg_part(frame))
+            await response.write(render(frame))
         reason = viewer.close_reason or "closed"
+        if chunked:
+            await response.write_end()
     except ConnectionResetError:
         reason = "client left"
     except asyncio.CancelledError:
