@@ -134,9 +134,10 @@ class Compositor:
         period = 1.0 / self.spec.fps
         next_tick = time.monotonic()
         last_sent = 0.0
-        sent_formats: frozenset[str] = frozenset()  # wanted when the last frame went out
-        # Ticks that send whatever changed: a new format's first frames. Two, as the mp4
-        # muxer writes a frame's fragment when the next frame arrives (ingest/fmp4.py).
+        previous_formats: frozenset[str] = frozenset()  # wanted at the previous tick
+        # Ticks that send whatever changed: a new format's first frames, or the keyframe a
+        # new H.264 viewer asked for. Two, as the mp4 muxer writes a frame's fragment when
+        # the next frame arrives (ingest/fmp4.py).
         first_ticks = 0
         h264: Fmp4Encoder | None = None
         try:
@@ -144,8 +145,10 @@ class Compositor:
                 started = time.monotonic()
                 changed = [self._update_cell(canvas, cell) for cell in cells]
                 formats = frozenset(self._wanted_formats())
-                if not formats <= sent_formats:
+                keyframe_wanted = self._keyframe_requested and "fmp4" in formats
+                if keyframe_wanted or not formats <= previous_formats:
                     first_ticks = 2
+                previous_formats = formats
                 # A wall with live pictures goes out at its rate. One showing only cards
                 # that did not change is not encoded again, but sent at least once a second
                 # so viewers know it is alive, and at once to the first viewer of a format
@@ -154,7 +157,7 @@ class Compositor:
                                  and any(isinstance(cell.shown, Tile) for cell in cells))
                 if (showing_video or any(changed) or first_ticks
                         or started - last_sent >= KEEPALIVE_INTERVAL):
-                    sent_formats, first_ticks = formats, max(0, first_ticks - 1)
+                    first_ticks = max(0, first_ticks - 1)
                     self.frames += 1
                     now_wall = time.time()
                     if "jpeg" in formats:

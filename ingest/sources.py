@@ -21,7 +21,7 @@ import av
 import av.error
 import numpy as np
 
-from ingest.lag import CAUGHT_UP, MAX_LAG, SKIP_LIMIT, LagMeter
+from ingest.lag import BACKLOG_READS, MAX_LAG, QUICK_READ, SKIP_LIMIT, LagMeter
 from ingest.stamp import draw_stamp
 
 SINGLE_THREAD_PIXELS = 1280 * 720  # above this, FFmpeg's own decoder threads pay
@@ -175,17 +175,23 @@ class PyAVSource:
         self._lag = None if self._is_file or not self._stream.time_base else LagMeter()
         self._time_base = float(self._stream.time_base or 0)
         self._skipping_since: float | None = None
+        self._drained = False  # while skipping: a read has waited for its packet
+        self._quick_reads = 0  # reads in a row that found their packet waiting
         self.lag_skips = 0  # times decoding fell behind and skipped to a keyframe
 
     def packets(self, full_decode: Callable[[], bool]) -> Iterator[Packet]:
         start_wall = time.monotonic()
         first_pts: float | None = None
         while True:
+            asked = time.monotonic()  # when the demuxer was last asked for a packet
             try:
                 for packet in self._container.demux(self._stream):
+                    now = time.monotonic()
+                    self._quick_reads = self._quick_reads + 1 if now - asked < QUICK_READ else 0
                     if packet.size == 0:
+                        asked = time.monotonic()
                         continue
-                    frames = self._decode(packet, full_decode())
+                    frames = self._decode(packet, full_decode(), now)
                     if not frames:
                         yield Packet(packet.size, None, packet, self._stream,
                                      skipped=self._skipping_since is not None)
@@ -195,6 +201,7 @@ class PyAVSource:
                         # The compressed packet goes with its first frame only.
                         yield Packet(packet.size if index == 0 else 0, frame,
                                      packet if index == 0 else None, self._stream)
+                    asked = time.monotonic()
             except av.error.EOFError:
                 pass
             except Exception as error:  # noqa: BLE001
@@ -209,13 +216,16 @@ class PyAVSource:
         ratio = self._stream.codec_context.sample_aspect_ratio
         return float(ratio) if ratio else 1.0
 
-    def _decode(self, packet: av.Packet, full: bool) -> list[av.VideoFrame]:
-        now = time.monotonic()
+    def _decode(self, packet: av.Packet, full: bool, now: float) -> list[av.VideoFrame]:
         behind = 0.0
         if self._lag is not None and packet.pts is not None:
             behind = self._lag.lag(packet.pts * self._time_base, now)
-        if full and (self._skipping_since is not None or behind > MAX_LAG):
-            if not self._keep_up(packet, behind, now):
+        if (full and self._skipping_since is None and behind > MAX_LAG
+                and not packet.is_keyframe and self._quick_reads >= BACKLOG_READS):
+            self._skipping_since, self._drained = now, False  # ingest/lag.py
+            self.lag_skips += 1
+        if full and self._skipping_since is not None:
+            if not self._keep_up(packet, now):
                 return []
         elif not full:
             self._skipping_since = None
@@ -232,19 +242,15 @@ class PyAVSource:
             self._gop, self._gop_bytes = [], 0
         return self._decode_packet(packet)
 
-    def _keep_up(self, packet: av.Packet, behind: float, now: float) -> bool:
-        """Behind the camera (ingest/lag.py): skip decoding until the backlog has drained
-        and a keyframe comes. True when this packet is that keyframe."""
-        if self._skipping_since is None:
-            self._skipping_since = now
-            self.lag_skips += 1
-        elif now - self._skipping_since > SKIP_LIMIT:
-            self._lag.reset()  # not a backlog: the timestamps jumped
-            behind = 0.0
-        if behind > CAUGHT_UP or not packet.is_keyframe:
+    def _keep_up(self, packet: av.Packet, now: float) -> bool:
+        """Skipping (ingest/lag.py): True when decoding resumes with this packet, a keyframe
+        read after the backlog has drained (or anything, once skipping lasts too long)."""
+        self._drained = self._drained or self._quick_reads == 0
+        if not (self._drained and packet.is_keyframe) and now - self._skipping_since < SKIP_LIMIT:
             return False
         self._skipping_since = None
-        self._resync = False  # a keyframe needs no earlier packet
+        self._lag.reset()  # at the live edge now: the next packet sets "on time" afresh
+        self._resync = False  # a keyframe needs no earlier packet (past the limit: heals)
         self._gop, self._gop_bytes = [], 0
         return True
 

@@ -152,7 +152,20 @@ class _ChunkedStream(web.StreamResponse):
         await self.write(b"0\r\n\r\n")
 
 
+MJPEG_HEADERS = {
+    "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+    "Cache-Control": "no-store, no-cache, must-revalidate",
+    "Pragma": "no-cache",
+    "X-Accel-Buffering": "no",  # tell a reverse proxy not to buffer the stream
+}
+
+
 async def _mjpeg(request: web.Request, target: Target) -> web.StreamResponse:
+    if request.method == "HEAD":
+        # The headers only: no view opened, journaled or counted, no endless body.
+        response = web.StreamResponse(headers=MJPEG_HEADERS)
+        await response.prepare(request)
+        return response
     with request.app[VIEW_LIMITS].hold(principal_of(request).name, client_address(request)):
         return await _mjpeg_view(request, target)
 
@@ -164,15 +177,10 @@ async def _mjpeg_view(request: web.Request, target: Target) -> web.StreamRespons
         cameras=target.cameras, communes=target.communes, output="mjpeg")
     viewer = target.stream.hub.add()
     viewer.task = asyncio.current_task()
-    headers = {
-        "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
-        "Cache-Control": "no-store, no-cache, must-revalidate",
-        "Pragma": "no-cache",
-        "X-Accel-Buffering": "no",  # tell a reverse proxy not to buffer the stream
-    }
     # HTTP/1.0 has no chunks: the parts go as they are, the connection's end ends the body.
     chunked = request.version >= (1, 1)
-    response = _ChunkedStream(headers) if chunked else web.StreamResponse(headers=headers)
+    response = (_ChunkedStream(MJPEG_HEADERS) if chunked
+                else web.StreamResponse(headers=MJPEG_HEADERS))
     render = mjpeg_chunk if chunked else mjpeg_part
     sock = request.transport.get_extra_info("socket") if request.transport else None
     if sock is not None:
@@ -182,9 +190,9 @@ async def _mjpeg_view(request: web.Request, target: Target) -> web.StreamRespons
         await response.prepare(request)
         while (frame := await viewer.next_frame()) is not None:
             await response.write(render(frame))
-        reason = viewer.close_reason or "closed"
         if chunked:
             await response.write_end()
+        reason = viewer.close_reason or "closed"
     except ConnectionResetError:
         reason = "client left"
     except asyncio.CancelledError:

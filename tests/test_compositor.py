@@ -30,6 +30,7 @@ def test_first_viewer_of_a_format_gets_a_frame_at_once(monkeypatch):
         assert delivered == [] and wall.frames == 1
         formats.add("jpeg")
         wait_until(lambda: "jpeg" in delivered, 5, message="a JPEG frame for its first viewer")
+        wait_until(lambda: wall.frames == 3, 5, message="the second of its first ticks")
         formats.add("fmp4")
         wait_until(lambda: "fmp4" in delivered, 5, message="fMP4 for its first viewer")
         time.sleep(0.3)

@@ -66,5 +66,5 @@ def test_a_source_read_too_slowly_skips_to_keyframes_and_stays_live(simulators):
     # Decoding went on after each skip, from live pictures: the newest ones are never
     # much more than MAX_LAG old (without the guard the last ones were ~5 s old).
     assert len(ages) >= 20, ages
-    assert max(ages[-10:]) < (MAX_LAG + 1.0) * 1000, ages[-10:]
+    assert max(ages[-10:]) < (MAX_LAG + 1.5) * 1000, ages[-10:]
     assert source.lag_skips >= 2 and skipped > 0, (source.lag_skips, skipped)
