@@ -1,5 +1,6 @@
 """A wall of synthetic cameras, end to end through a real server process (no RTSP)."""
 
+import http.client
 import re
 import socket
 import time
@@ -108,3 +109,19 @@ def test_http_1_0_viewer_gets_the_stream_without_chunked_framing(vigie):
     gray = cv2.imdecode(np.frombuffer(parts[-1], np.uint8), cv2.IMREAD_GRAYSCALE)
     stamp = cell_stamp(gray, CellSpec(None, 0, 0), (2, 2), SOURCES[11])
     assert stamp is not None and stamp.tag == 11
+
+
+def test_head_on_a_stream_answers_its_headers_and_opens_no_view(vigie):
+    """HEAD (a monitoring probe, a link checker) gets the stream's headers and an empty
+    body at once; it opens no view, so it is neither journaled nor counted."""
+    server = vigie(CONFIG)
+    host, port = server.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    connection.request("HEAD", "/walls/w/mjpeg", headers=server.headers)
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.getheader("Content-Type").startswith("multipart/x-mixed-replace")
+    assert response.read() == b""
+    connection.close()
+    assert server.get_json("/api/status")["open_views"] == 0
+    assert server.get_json("/api/audit?kind=view") == []
