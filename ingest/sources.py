@@ -21,7 +21,7 @@ import av
 import av.error
 import numpy as np
 
-from ingest.lag import BACKLOG_READS, MAX_LAG, QUICK_READ, SKIP_LIMIT, LagMeter
+from ingest.lag import BacklogGuard, Verdict
 from ingest.stamp import draw_stamp
 
 SINGLE_THREAD_PIXELS = 1280 * 720  # above this, FFmpeg's own decoder threads pay
@@ -172,36 +172,32 @@ class PyAVSource:
         self._gop: list[av.Packet] = []  # since the last keyframe, while idle
         self._gop_bytes = 0
         # How far behind the camera this worker reads (live sources only: files are paced).
-        self._lag = None if self._is_file or not self._stream.time_base else LagMeter()
+        self._guard = None if self._is_file or not self._stream.time_base else BacklogGuard()
         self._time_base = float(self._stream.time_base or 0)
-        self._skipping_since: float | None = None
-        self._drained = False  # while skipping: a read has waited for its packet
-        self._quick_reads = 0  # reads in a row that found their packet waiting
-        self.lag_skips = 0  # times decoding fell behind and skipped to a keyframe
+
+    @property
+    def lag_skips(self) -> int:
+        """Times decoding fell behind the camera and skipped to a keyframe (ingest/lag.py)."""
+        return self._guard.skips if self._guard is not None else 0
 
     def packets(self, full_decode: Callable[[], bool]) -> Iterator[Packet]:
         start_wall = time.monotonic()
         first_pts: float | None = None
         while True:
-            asked = time.monotonic()  # when the demuxer was last asked for a packet
             try:
                 for packet in self._container.demux(self._stream):
-                    now = time.monotonic()
-                    self._quick_reads = self._quick_reads + 1 if now - asked < QUICK_READ else 0
                     if packet.size == 0:
-                        asked = time.monotonic()
                         continue
-                    frames = self._decode(packet, full_decode(), now)
+                    frames = self._decode(packet, full_decode())
                     if not frames:
-                        yield Packet(packet.size, None, packet, self._stream,
-                                     skipped=self._skipping_since is not None)
+                        skipped = self._guard is not None and self._guard.skipping
+                        yield Packet(packet.size, None, packet, self._stream, skipped=skipped)
                     for index, frame in enumerate(frames):
                         if self._is_file:
                             first_pts = self._pace(frame, start_wall, first_pts)
                         # The compressed packet goes with its first frame only.
                         yield Packet(packet.size if index == 0 else 0, frame,
                                      packet if index == 0 else None, self._stream)
-                    asked = time.monotonic()
             except av.error.EOFError:
                 pass
             except Exception as error:  # noqa: BLE001
@@ -216,19 +212,26 @@ class PyAVSource:
         ratio = self._stream.codec_context.sample_aspect_ratio
         return float(ratio) if ratio else 1.0
 
-    def _decode(self, packet: av.Packet, full: bool, now: float) -> list[av.VideoFrame]:
-        behind = 0.0
-        if self._lag is not None and packet.pts is not None:
-            behind = self._lag.lag(packet.pts * self._time_base, now)
-        if (full and self._skipping_since is None and behind > MAX_LAG
-                and not packet.is_keyframe and self._quick_reads >= BACKLOG_READS):
-            self._skipping_since, self._drained = now, False  # ingest/lag.py
-            self.lag_skips += 1
-        if full and self._skipping_since is not None:
-            if not self._keep_up(packet, now):
-                return []
+    def _decode(self, packet: av.Packet, full: bool) -> list[av.VideoFrame]:
+        now = time.monotonic()
+        verdict = Verdict.DECODE
+        if self._guard is not None:
+            lag = 0.0
+            if packet.pts is not None:
+                lag = self._guard.meter.lag(packet.pts * self._time_base, now)
+            if full:
+                verdict = self._guard.verdict(packet, lag, now)
+            else:
+                self._guard.stop()
+        if verdict is Verdict.SKIP:
+            return []
+        if verdict is Verdict.GIVE_BACK:
+            for kept in self._guard.take_kept():
+                self._decode_packet(kept)  # references for this packet; pictures too old
+        elif verdict is Verdict.RESUME:
+            self._resync = False  # a keyframe needs no earlier packet (past the limit: heals)
+            self._gop, self._gop_bytes = [], 0
         elif not full:
-            self._skipping_since = None
             self._resync = True
             self._keep(packet)
             if not packet.is_keyframe or now - self._last_idle_decode < IDLE_STILL_INTERVAL * 0.8:
@@ -241,18 +244,6 @@ class PyAVSource:
             self._resync = False
             self._gop, self._gop_bytes = [], 0
         return self._decode_packet(packet)
-
-    def _keep_up(self, packet: av.Packet, now: float) -> bool:
-        """Skipping (ingest/lag.py): True when decoding resumes with this packet, a keyframe
-        read after the backlog has drained (or anything, once skipping lasts too long)."""
-        self._drained = self._drained or self._quick_reads == 0
-        if not (self._drained and packet.is_keyframe) and now - self._skipping_since < SKIP_LIMIT:
-            return False
-        self._skipping_since = None
-        self._lag.reset()  # at the live edge now: the next packet sets "on time" afresh
-        self._resync = False  # a keyframe needs no earlier packet (past the limit: heals)
-        self._gop, self._gop_bytes = [], 0
-        return True
 
     @staticmethod
     def _decode_packet(packet: av.Packet) -> list[av.VideoFrame]:

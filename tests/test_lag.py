@@ -8,7 +8,9 @@ import time
 
 import numpy as np
 
-from ingest.lag import MAX_LAG, LagMeter
+import av
+
+from ingest.lag import CALM, MAX_LAG, PROBE, BacklogGuard, LagMeter, Verdict
 from ingest.sources import SourceSpec, open_source
 from ingest.stamp import read_stamp
 from tests.camsim import Mount
@@ -32,6 +34,37 @@ def test_meter_allows_clock_drift():
     meter = LagMeter()
     lags = [meter.lag(t * (1 - 300e-6), t) for t in range(0, 3600, 10)]
     assert max(lags) < 0.01, max(lags)
+
+
+def _packet(keyframe: bool = False) -> av.Packet:
+    packet = av.Packet(b"\x00" * 100)
+    packet.is_keyframe = keyframe
+    return packet
+
+
+def test_guard_skips_a_backlog_that_melts_and_resumes_at_a_keyframe():
+    guard = BacklogGuard()
+    assert guard.verdict(_packet(), 0.2, 0.0) is Verdict.DECODE
+    assert guard.verdict(_packet(), MAX_LAG + 0.5, 0.1) is Verdict.SKIP
+    assert guard.verdict(_packet(), 0.9, 0.2) is Verdict.SKIP
+    assert guard.verdict(_packet(), 0.1, 0.3) is Verdict.SKIP  # drained: ours, counted
+    assert guard.skips == 1 and guard.skipping
+    assert guard.verdict(_packet(), 0.0, 0.4) is Verdict.SKIP  # waits for a keyframe
+    assert guard.verdict(_packet(keyframe=True), 0.0, 0.5) is Verdict.RESUME
+    assert not guard.skipping and guard.take_kept() == []
+
+
+def test_guard_gives_back_what_it_skipped_when_the_lag_is_the_links():
+    """A thin link: skipping does not bring the packets sooner, the lag does not melt. The
+    skipped packets are decoded after all, and the guard does not try again for a while."""
+    guard = BacklogGuard()
+    skipped = [_packet() for _ in range(4)]
+    for index, packet in enumerate(skipped):
+        assert guard.verdict(packet, MAX_LAG + 0.5, index * PROBE / 4) is Verdict.SKIP
+    assert guard.verdict(_packet(), MAX_LAG + 0.4, PROBE + 0.1) is Verdict.GIVE_BACK
+    assert guard.take_kept() == skipped and guard.skips == 0 and not guard.skipping
+    assert guard.verdict(_packet(), MAX_LAG + 2, PROBE + 1) is Verdict.DECODE  # calm
+    assert guard.verdict(_packet(), MAX_LAG + 2, PROBE + CALM + 1) is Verdict.SKIP
 
 
 def _stamp_age_ms(frame) -> int | None:
