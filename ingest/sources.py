@@ -226,6 +226,9 @@ class PyAVSource:
         if verdict is Verdict.SKIP:
             return []
         if verdict is Verdict.GIVE_BACK:
+            if self._resync:  # skipping began as watching did: the idle GOP comes first
+                self._catch_up()
+                self._resync, self._gop, self._gop_bytes = False, [], 0
             for kept in self._guard.take_kept():
                 self._decode_packet(kept)  # references for this packet; pictures too old
         elif verdict is Verdict.RESUME:
