@@ -9,10 +9,12 @@ up; the smallest such offset seen is "on time", and the excess over it is the la
 Lag alone does not say whose fault it is: on a thin link a big keyframe, and the frames
 queued behind it, arrive late too, and not decoding would not bring them sooner. So past
 MAX_LAG the guard *tries*: it stops decoding (reading alone is cheap) and keeps what it
-skips. If the lag melts (under CAUGHT_UP) the backlog was ours: what was kept is dropped
+skips. If the lag melts fast (under CAUGHT_UP, losing DRAIN_SPEEDUP seconds of lag a second
+at least: reading alone outruns the camera) the backlog was ours: what was kept is dropped
 and decoding goes on from the next keyframe, live again at a lower rate (counted, logged).
-If it does not melt within PROBE, the link is the bottleneck: the kept packets are decoded
-at once (nothing lost but a moment) and the guard stays calm for CALM seconds. Signs that
+If it melts only slowly (a link catching up after a big keyframe) or not within PROBE, the
+link is the bottleneck: the kept packets are decoded at once (nothing lost but a moment)
+and the guard stays calm for CALM seconds. Signs that
 fail under load (how fast a read returns: the GIL and the scheduler delay it too) are not
 used.
 """
@@ -25,6 +27,7 @@ import av
 
 MAX_LAG = 1.0  # seconds behind the camera before trying to skip
 CAUGHT_UP = 0.3  # seconds behind, at most: the backlog has drained
+DRAIN_SPEEDUP = 2.0  # lag lost per second of skipping, at least, for the backlog to be ours
 PROBE = 1.0  # seconds of skipping for the lag to halve, or it is the link
 CALM = 30.0  # seconds without trying again after a probe that did not drain
 # Skipping longer than this (a camera whose keyframes are not flagged, a very long GOP),
@@ -95,12 +98,18 @@ class BacklogGuard:
                 return Verdict.SKIP
             return Verdict.DECODE
         if not self._drained:
-            if lag <= CAUGHT_UP:
+            # Read faster than the camera films, the lag falls by more than the wall time
+            # spent: reading without decoding runs many times faster than real time when
+            # the backlog is in our buffers, about real time when a link catches up after
+            # a big keyframe (whose lag melts too, only slowly).
+            melted = self._start_lag - lag
+            if lag <= CAUGHT_UP and melted >= DRAIN_SPEEDUP * (now - self._since):
                 self._drained = True  # ours: drop what was kept, resume at a keyframe
                 self.skips += 1
                 self._kept, self._kept_bytes = [], 0
-            elif now - self._since > PROBE and lag > self._start_lag / 2:
-                # Not melting: the link. Give the skipped packets back (if all were kept).
+            elif lag <= CAUGHT_UP or (now - self._since > PROBE and lag > self._start_lag / 2):
+                # Not melting, or only as the link catches up: not ours. Give the skipped
+                # packets back (if all were kept).
                 self._since, self._calm_until = None, now + CALM
                 if self._kept is not None and not packet.is_keyframe:
                     return Verdict.GIVE_BACK

@@ -67,6 +67,16 @@ def test_guard_gives_back_what_it_skipped_when_the_lag_is_the_links():
     assert guard.verdict(_packet(), MAX_LAG + 2, PROBE + CALM + 1) is Verdict.SKIP
 
 
+def test_guard_gives_back_a_lag_that_melts_only_as_fast_as_a_link_catches_up():
+    """After a big keyframe on a thin link the lag melts too, but at about real time, not
+    at the speed of reading without decoding: not our backlog, nothing is thrown away."""
+    guard = BacklogGuard()
+    assert guard.verdict(_packet(), MAX_LAG + 0.2, 0.0) is Verdict.SKIP
+    assert guard.verdict(_packet(), 0.8, 0.4) is Verdict.SKIP
+    assert guard.verdict(_packet(), 0.2, 0.8) is Verdict.GIVE_BACK  # 1 s melted in 0.8 s
+    assert guard.skips == 0 and len(guard.take_kept()) == 2
+
+
 def _stamp_age_ms(frame) -> int | None:
     gray = frame.to_ndarray(format="gray")
     stamp = read_stamp(np.ascontiguousarray(gray))
