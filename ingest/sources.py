@@ -21,7 +21,6 @@ import av
 import av.error
 import numpy as np
 
-from ingest.lag import BacklogGuard, Verdict
 from ingest.stamp import draw_stamp
 
 SINGLE_THREAD_PIXELS = 1280 * 720  # above this, FFmpeg's own decoder threads pay
@@ -51,8 +50,6 @@ class Packet:
     frame: av.VideoFrame | None = None
     raw: av.Packet | None = None
     stream: av.video.stream.VideoStream | None = None
-    # Not decoded on purpose (behind the camera: skipping to a keyframe), not for garbage.
-    skipped: bool = False
 
 
 class SourceError(Exception):
@@ -171,14 +168,6 @@ class PyAVSource:
         self._last_idle_decode = 0.0
         self._gop: list[av.Packet] = []  # since the last keyframe, while idle
         self._gop_bytes = 0
-        # How far behind the camera this worker reads (live sources only: files are paced).
-        self._guard = None if self._is_file or not self._stream.time_base else BacklogGuard()
-        self._time_base = float(self._stream.time_base or 0)
-
-    @property
-    def lag_skips(self) -> int:
-        """Times decoding fell behind the camera and skipped to a keyframe (ingest/lag.py)."""
-        return self._guard.skips if self._guard is not None else 0
 
     def packets(self, full_decode: Callable[[], bool]) -> Iterator[Packet]:
         start_wall = time.monotonic()
@@ -190,8 +179,7 @@ class PyAVSource:
                         continue
                     frames = self._decode(packet, full_decode())
                     if not frames:
-                        skipped = self._guard is not None and self._guard.skipping
-                        yield Packet(packet.size, None, packet, self._stream, skipped=skipped)
+                        yield Packet(packet.size, None, packet, self._stream)
                     for index, frame in enumerate(frames):
                         if self._is_file:
                             first_pts = self._pace(frame, start_wall, first_pts)
@@ -213,28 +201,8 @@ class PyAVSource:
         return float(ratio) if ratio else 1.0
 
     def _decode(self, packet: av.Packet, full: bool) -> list[av.VideoFrame]:
-        now = time.monotonic()
-        verdict = Verdict.DECODE
-        if self._guard is not None:
-            lag = 0.0
-            if packet.pts is not None:
-                lag = self._guard.meter.lag(packet.pts * self._time_base, now)
-            if full:
-                verdict = self._guard.verdict(packet, lag, now)
-            else:
-                self._guard.stop()
-        if verdict is Verdict.SKIP:
-            return []
-        if verdict is Verdict.GIVE_BACK:
-            if self._resync:  # skipping began as watching did: the idle GOP comes first
-                self._catch_up()
-                self._resync, self._gop, self._gop_bytes = False, [], 0
-            for kept in self._guard.take_kept():
-                self._decode_packet(kept)  # references for this packet; pictures too old
-        elif verdict is Verdict.RESUME:
-            self._resync = False  # a keyframe needs no earlier packet (past the limit: heals)
-            self._gop, self._gop_bytes = [], 0
-        elif not full:
+        if not full:
+            now = time.monotonic()
             self._resync = True
             self._keep(packet)
             if not packet.is_keyframe or now - self._last_idle_decode < IDLE_STILL_INTERVAL * 0.8:
