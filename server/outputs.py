@@ -114,25 +114,30 @@ def mosaic_target(request: web.Request) -> Target:
                   _communes(runtime, list(camera_ids)))
 
 
+def _part_header(frame: EncodedFrame) -> bytes:
+    return (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+            f"Content-Length: {len(frame.data)}\r\n"
+            f"X-Frame-Time: {frame.wall_time:.3f}\r\n\r\n").encode()
+
+
 def mjpeg_part(frame: EncodedFrame) -> bytes:
     """The frame as one part of the multipart stream, built once per frame: copying a
     ~400 kB JPEG for each of 200 viewers cost more than sending it."""
     part = frame.renderings.get("mjpeg")
     if part is None:
-        header = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                  f"Content-Length: {len(frame.data)}\r\n"
-                  f"X-Frame-Time: {frame.wall_time:.3f}\r\n\r\n").encode()
-        part = frame.renderings["mjpeg"] = b"".join((header, frame.data, b"\r\n"))
+        part = frame.renderings["mjpeg"] = b"".join((_part_header(frame), frame.data, b"\r\n"))
     return part
 
 
 def mjpeg_chunk(frame: EncodedFrame) -> bytes:
-    """The part framed as one HTTP/1.1 chunk, also built once per frame (see _ChunkedStream)."""
+    """The part framed as one HTTP/1.1 chunk, also built once per frame (see _ChunkedStream),
+    straight from the JPEG: no bare part is built for it."""
     chunk = frame.renderings.get("mjpeg-chunk")
     if chunk is None:
-        part = mjpeg_part(frame)
+        header = _part_header(frame)
+        size = len(header) + len(frame.data) + 2
         chunk = frame.renderings["mjpeg-chunk"] = b"".join(
-            (f"{len(part):x}\r\n".encode(), part, b"\r\n"))
+            (f"{size:x}\r\n".encode(), header, frame.data, b"\r\n\r\n"))
     return chunk
 
 
