@@ -363,6 +363,9 @@ class Bench:
             result["decoding"] = {mode: sum(1 for c in cameras if c.get("decoding") == mode)
                                   for mode in ("full", "keyframes")}
             log_lines = vigie.log().splitlines()
+            if self.keep_profile is not None:  # the server's whole log goes with the profiles
+                self.keep_profile.mkdir(parents=True, exist_ok=True)
+                (self.keep_profile / f"vigie-{row.name.replace(' ', '-')}.log").write_text(vigie.log())
             result["vigie_log_head"] = log_lines[:15]
             result["camera_log"] = [line for line in log_lines
                                     if "WARNING" in line or "ERROR" in line][-20:]
@@ -630,7 +633,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "(default 10; quick 2)")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--keep-profile", default="", metavar="DIR",
-                        help="copy the raw profiles (py-spy stacks, perf.data) here for a "
+                        help="copy the raw profiles (py-spy stacks, perf.data) and the server's log here for a "
                              "closer look, e.g. `perf report -i DIR/perf-A-mjpeg.data`")
     parser.add_argument("--nice", type=int, default=0, metavar="N",
                         help="run the bench and everything it starts (cameras, floor, Vigie, "

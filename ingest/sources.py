@@ -21,6 +21,8 @@ import av
 import av.error
 import numpy as np
 
+from ingest.backlog import MONITOR
+from ingest.lag import LagGuard
 from ingest.stamp import draw_stamp
 
 SINGLE_THREAD_PIXELS = 1280 * 720  # above this, FFmpeg's own decoder threads pay
@@ -50,6 +52,8 @@ class Packet:
     frame: av.VideoFrame | None = None
     raw: av.Packet | None = None
     stream: av.video.stream.VideoStream | None = None
+    # Not decoded on purpose (behind the camera: skipping to a keyframe), not for garbage.
+    skipped: bool = False
 
 
 class SourceError(Exception):
@@ -168,6 +172,14 @@ class PyAVSource:
         self._last_idle_decode = 0.0
         self._gop: list[av.Packet] = []  # since the last keyframe, while idle
         self._gop_bytes = 0
+        # How far behind the camera this worker reads (live sources only: files are paced).
+        self._guard = None if self._is_file or not self._stream.time_base else LagGuard(MONITOR.persistent)
+        self._time_base = float(self._stream.time_base or 0)
+
+    @property
+    def lag_skips(self) -> int:
+        """Times decoding fell behind the camera and skipped to a keyframe."""
+        return 0 if self._guard is None else self._guard.skips
 
     def packets(self, full_decode: Callable[[], bool]) -> Iterator[Packet]:
         start_wall = time.monotonic()
@@ -179,7 +191,8 @@ class PyAVSource:
                         continue
                     frames = self._decode(packet, full_decode())
                     if not frames:
-                        yield Packet(packet.size, None, packet, self._stream)
+                        yield Packet(packet.size, None, packet, self._stream,
+                                     skipped=self._guard is not None and self._guard.skipping)
                     for index, frame in enumerate(frames):
                         if self._is_file:
                             first_pts = self._pace(frame, start_wall, first_pts)
@@ -201,8 +214,14 @@ class PyAVSource:
         return float(ratio) if ratio else 1.0
 
     def _decode(self, packet: av.Packet, full: bool) -> list[av.VideoFrame]:
+        now = time.monotonic()
+        if full and self._guard is not None:
+            timestamp = None if packet.pts is None else packet.pts * self._time_base
+            if not self._guard.decode(packet.size, timestamp, packet.is_keyframe, now):
+                return []
         if not full:
-            now = time.monotonic()
+            if self._guard is not None:
+                self._guard.stop()
             self._resync = True
             self._keep(packet)
             if not packet.is_keyframe or now - self._last_idle_decode < IDLE_STILL_INTERVAL * 0.8:

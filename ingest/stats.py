@@ -63,6 +63,7 @@ class CameraStatus:
     last_error: str | None
     frames_total: int
     full_decode: bool
+    lag_skips: int = 0  # times decoding fell behind the camera and skipped to a keyframe
 
 
 class CameraHealth:
@@ -84,6 +85,7 @@ class CameraHealth:
         self._last_error: str | None = None
         self._frames_total = 0
         self._full_decode = False
+        self._lag_skips = 0
 
     def set_state(self, state: CameraState, reason: str | None = None) -> None:
         with self._lock:
@@ -114,6 +116,10 @@ class CameraHealth:
                 self._since = wall
                 self._state = CameraState.LIVE
                 self._reason = None
+
+    def lag_skipped(self, count: int) -> None:
+        with self._lock:
+            self._lag_skips += count
 
     def reconnected(self, now: float) -> None:
         with self._lock:
@@ -148,4 +154,5 @@ class CameraHealth:
                 last_frame_wall=self._last_frame_wall,
                 reconnects_last_hour=len(self._reconnects), last_error=self._last_error,
                 frames_total=self._frames_total, full_decode=self._full_decode,
+                lag_skips=self._lag_skips,
             )

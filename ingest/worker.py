@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import av
 
 from ingest.backoff import STABLE_RESET_AFTER, backoff_delay
+from ingest.lag import MAX_LAG
 from ingest.layout import letterbox
 from ingest.normalise import Label, Normaliser, Polygon
 from ingest.overlay import TextRenderer
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 STILL_BOX: Size = (960, 540)     # stills are kept at most this big (memory per camera)
 STILL_INTERVAL = 1.0             # seconds between stills while decoding in full
+SKIP_LOG_INTERVAL = 60.0         # seconds between "fell behind" warnings, per camera
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class CameraWorker:
         self._still: Tile | None = None
         self._still_normaliser: Normaliser | None = None
         self._last_still = 0.0
+        self._last_skip_log = -SKIP_LOG_INTERVAL
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -188,6 +191,7 @@ class CameraWorker:
         last_frame = last_packet = opened
         stale_after = self.camera.stale_after
         watched = False
+        skips = 0
         for packet in source.packets(self._full_decode_wanted):
             now = time.monotonic()
             if self._stop.is_set():
@@ -207,6 +211,11 @@ class CameraWorker:
             if packet.raw is not None and self._taps:
                 self._feed_taps(packet)
             if packet.frame is None:
+                if packet.skipped:
+                    # Behind the camera, skipping to a keyframe on purpose: not garbage.
+                    last_frame = now
+                    skips = self._count_lag_skips(source, skips, now)
+                    continue
                 if self._requests and now - last_frame > stale_after:
                     # Packets but no pictures while decoding everything: garbage.
                     raise StalledError(f"no decodable frame for {now - last_frame:.0f} s")
@@ -216,6 +225,20 @@ class CameraWorker:
                 live_since = now
             self._on_frame(packet, now, source.sample_aspect())
         return live_since
+
+    def _count_lag_skips(self, source, counted: int, now: float) -> int:
+        """Record the source's new skips to a keyframe (decoding fell behind the camera: the
+        machine is short of CPU); log at most once a minute per camera."""
+        skips = getattr(source, "lag_skips", 0)
+        if skips > counted:
+            self.health.lag_skipped(skips - counted)
+            if now - self._last_skip_log >= SKIP_LOG_INTERVAL:
+                self._last_skip_log = now
+                logger.warning("camera %s: decoding fell over %.0f s behind the camera with "
+                               "its data waiting unread (this server is short of CPU); "
+                               "skipping to its next keyframe to stay live",
+                               self.camera.id, MAX_LAG)
+        return skips
 
     def _feed_taps(self, packet: Packet) -> None:
         for tap in self._taps:

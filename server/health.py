@@ -188,6 +188,9 @@ def render_metrics(runtime: Runtime) -> str:
            [(labels, -1.0 if status.frame_age is None else status.frame_age) for labels, status in cameras])
     family("vigie_camera_reconnects_last_hour", "gauge", "Reconnections in the last hour.",
            [(labels, float(status.reconnects_last_hour)) for labels, status in cameras])
+    family("vigie_camera_lag_skips_total", "counter",
+           "Times decoding fell behind the camera and skipped to its next keyframe (short of CPU).",
+           [(labels, float(status.lag_skips)) for labels, status in cameras])
     walls = [(f'wall="{_label(wall_id)}"', runtime.wall_stream(wall_id)) for wall_id in runtime.walls]
     family("vigie_wall_fps_delivered", "gauge", "Frames per second sent by the wall's encoder.",
            [(labels, stream.fps_delivered()) for labels, stream in walls])

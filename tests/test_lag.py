@@ -1,0 +1,197 @@
+"""A worker that cannot keep up with its camera skips to a keyframe instead of falling ever
+further behind (ingest/lag.py), and only when the data waits in our own sockets
+(ingest/backlog.py): the meter and the guard alone, the socket reading on real sockets, then
+a real RTSP camera read by a real PyAV source whose consumer is twice too slow."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import numpy as np
+
+from ingest.backlog import BacklogMonitor, outbound_backlog, parse_table
+from ingest.lag import BACKLOG_MIN_BYTES, MAX_LAG, SKIP_LIMIT, LagGuard, LagMeter
+from ingest.sources import SourceSpec, open_source
+from ingest.stamp import read_stamp
+from tests.camsim import Mount
+
+
+def test_meter_reads_no_lag_while_packets_come_on_time_and_the_excess_when_late():
+    meter = LagMeter()
+    # A camera 123 s ahead of our clock, packets every 0.1 s, read with 20 ms of jitter.
+    for index in range(50):
+        stamp = 123.0 + index * 0.1
+        assert meter.lag(stamp, index * 0.1 + (0.02 if index % 3 else 0.0)) <= 0.02 + 1e-9
+    # Then read ever later: 0.2 s of wall time per 0.1 s of video.
+    lags = [meter.lag(123.0 + 5.0 + k * 0.1, 5.0 + k * 0.2) for k in range(30)]
+    assert lags == sorted(lags) and 2.8 < lags[-1] < 3.0, lags[-1]
+    meter.reset()
+    assert meter.lag(200.0, 10.0) == 0.0  # a new reference after a reset
+
+
+def test_meter_allows_clock_drift():
+    """The camera's clock running 300 ppm slow for an hour is not lag."""
+    meter = LagMeter()
+    lags = [meter.lag(t * (1 - 300e-6), t) for t in range(0, 3600, 10)]
+    assert max(lags) < 0.01, max(lags)
+
+
+class Sockets:
+    """What the guard reads from our sockets, set by the test."""
+
+    def __init__(self) -> None:
+        self.waiting = 0
+
+    def __call__(self) -> int:
+        return self.waiting
+
+
+def test_guard_does_not_skip_a_late_link():
+    """Behind the camera but nothing waits in our sockets: a thin link, decode everything."""
+    sockets = Sockets()
+    guard = LagGuard(sockets)
+    assert guard.decode(1000, 10.0, True, 0.0)
+    # 3 s late, for 2 s of packets: never skipped.
+    assert all(guard.decode(1000, 10.0 + 0.1 * k, False, 3.0 + 0.1 * k) for k in range(1, 20))
+    assert guard.skips == 0 and not guard.skipping
+
+
+def test_guard_skips_our_backlog_to_a_live_keyframe():
+    sockets = Sockets()
+    guard = LagGuard(sockets)
+    assert guard.decode(1000, 10.0, True, 0.0)
+    sockets.waiting = BACKLOG_MIN_BYTES * 4
+    assert guard.decode(1000, 10.1, False, 0.1)  # on time
+    assert not guard.decode(1000, 10.2, False, 2.2)  # 2 s late, the data waiting here
+    assert guard.skips == 1 and guard.skipping
+    # Read without decoding, the backlog drains: a keyframe still late is skipped too...
+    assert not guard.decode(1000, 11.0, True, 2.5)
+    sockets.waiting = 0
+    assert not guard.decode(1000, 12.45, False, 2.5)  # caught up, but no keyframe yet
+    # ...decoding resumes at the first keyframe back at the live edge.
+    assert guard.decode(1000, 12.5, True, 2.55)
+    assert not guard.skipping and guard.skips == 1
+    assert guard.decode(1000, 12.6, False, 2.65)
+
+
+def test_guard_needs_a_backlog_worth_half_a_second_of_the_camera():
+    """A blip of one frame in a socket is not a backlog for a 4 Mbit/s camera."""
+    sockets = Sockets()
+    guard = LagGuard(sockets)
+    # 500 kB/s for 3 s, on time.
+    for k in range(90):
+        assert guard.decode(16_666, 100.0 + k / 30, k % 30 == 0, k / 30)
+    sockets.waiting = 100_000  # one keyframe's worth, far below 250 kB
+    for k in range(90, 120):
+        assert guard.decode(16_666, 100.0 + k / 30, False, 3.0 + k / 30)
+    assert guard.skips == 0
+
+
+def test_guard_gives_up_skipping_after_the_limit():
+    """Timestamps that jump back (a camera's clock reset) look like lag that never melts."""
+    sockets = Sockets()
+    guard = LagGuard(sockets)
+    assert guard.decode(1000, 50.0, True, 0.0)
+    sockets.waiting = BACKLOG_MIN_BYTES * 4
+    verdicts = [guard.decode(1000, 10.0 + 0.1 * k, k % 10 == 0, 1.0 + 0.1 * k) for k in range(150)]
+    # Skipped from the first, until SKIP_LIMIT, resumed at the next keyframe.
+    assert guard.skips == 1
+    resumed = verdicts.index(True)
+    assert SKIP_LIMIT <= 0.1 * resumed <= SKIP_LIMIT + 1.1 and resumed % 10 == 0
+    assert all(verdicts[resumed:])
+
+
+def test_outbound_backlog_reads_unread_bytes_of_our_connections_only():
+    """Real sockets: bytes sent to a connection we opened and did not read are counted;
+    bytes waiting on a connection our own listener accepted are not (a viewer, the API)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    outbound = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    try:
+        before = outbound_backlog()
+        accepted.sendall(b"x" * 50_000)  # to our outbound connection: a camera's data
+        deadline = time.monotonic() + 5
+        while outbound_backlog() < 50_000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert outbound_backlog() >= 50_000 > before
+        assert len(outbound.recv(50_000, socket.MSG_WAITALL)) == 50_000
+        outbound.sendall(b"y" * 60_000)  # to the accepted one: a viewer's request
+        time.sleep(0.2)
+        assert outbound_backlog() < 50_000
+    finally:
+        for sock in (outbound, accepted, listener):
+            sock.close()
+
+
+def test_monitor_reports_a_backlog_seen_on_two_readings_in_a_row():
+    """Its own thread reads our sockets: bytes left unread on a connection we opened are
+    reported (once two readings in a row saw them), and no longer once they are read."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    outbound = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    monitor = BacklogMonitor(interval=0.05)
+    try:
+        assert monitor.persistent() == 0  # starts the thread
+        time.sleep(0.3)
+        accepted.sendall(b"x" * 40_000)
+        deadline = time.monotonic() + 5
+        while monitor.persistent() < 40_000 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert monitor.persistent() >= 40_000
+        assert len(outbound.recv(40_000, socket.MSG_WAITALL)) == 40_000
+        time.sleep(0.3)
+        assert monitor.persistent() < 40_000
+    finally:
+        for sock in (outbound, accepted, listener):
+            sock.close()
+
+
+def test_proc_table_rows_are_parsed():
+    text = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
+            "timeout inode\n"
+            "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0"
+            "        0 12345 1 0000000000000000 100 0 0 10 0\n"
+            "   1: 0100007F:A2C4 0100007F:22B8 01 00000000:0001E240 00:00000000 00000000     0"
+            "        0 67890 1 0000000000000000 20 4 30 10 -1\n")
+    rows = parse_table(text)
+    assert [(r.local_port, r.state, r.receive_queue, r.inode) for r in rows] == [
+        (8080, 0x0A, 0, 12345), (0xA2C4, 0x01, 123456, 67890)]
+
+
+def _stamp_age_ms(frame) -> int | None:
+    gray = frame.to_ndarray(format="gray")
+    stamp = read_stamp(np.ascontiguousarray(gray))
+    return None if stamp is None else stamp.age_ms()
+
+
+def test_a_source_read_too_slowly_skips_to_keyframes_and_stays_live(simulators):
+    """The consumer takes 0.2 s per frame of a 10 fps camera: read as it comes, every
+    picture would be 0.1 s older than the last, 5 s behind after 10 s. The data then waits
+    in our socket, so the source skips to the next keyframe whenever it falls MAX_LAG
+    behind."""
+    simulator = simulators([Mount("slow", fps=10, gop=10, tag=31)])
+    source = open_source(SourceSpec(simulator.url("slow")))
+    ages: list[int] = []
+    skipped = 0
+    started = time.monotonic()
+    try:
+        for packet in source.packets(lambda: True):
+            if time.monotonic() - started > 10.0:
+                break
+            if packet.skipped:
+                skipped += 1
+            if packet.frame is None:
+                continue
+            age = _stamp_age_ms(packet.frame)
+            if age is not None:
+                ages.append(age)
+            time.sleep(0.2)  # a worker short of CPU
+    finally:
+        source.close()
+    # Decoding went on after each skip, from live pictures: the newest ones are never
+    # much more than MAX_LAG old (without the guard the last ones were ~5 s old).
+    assert len(ages) >= 20, ages
+    assert max(ages[-10:]) < (MAX_LAG + 1.5) * 1000, ages[-10:]
+    assert source.lag_skips >= 2 and skipped > 0, (source.lag_skips, skipped)
