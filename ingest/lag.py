@@ -64,6 +64,7 @@ class LagGuard:
     def __init__(self, bytes_waiting: Callable[[], int]) -> None:
         self.meter = LagMeter()
         self.skips = 0  # times decoding fell behind and skipped to a keyframe
+        self.behind: float | None = None  # seconds behind the camera at the last packet
         self._bytes_waiting = bytes_waiting
         self._skipping_since: float | None = None
         self._rate_start = -1e18  # camera seconds
@@ -76,13 +77,14 @@ class LagGuard:
 
     def stop(self) -> None:
         """Nobody watches: nothing is decoded in full, nothing to guard."""
-        self._skipping_since = None
+        self._skipping_since = self.behind = None
 
     def decode(self, size: int, timestamp: float | None, is_keyframe: bool, now: float) -> bool:
         """False: skip decoding this packet (behind, by our fault). True after a skip means
         this packet is the keyframe decoding resumes at."""
         self._count(size, timestamp)
         lag = 0.0 if timestamp is None else self.meter.lag(timestamp, now)
+        self.behind = lag
         if self._skipping_since is None:
             if lag <= MAX_LAG or not self._backlog_is_ours():
                 return True

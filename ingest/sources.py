@@ -177,6 +177,12 @@ class PyAVSource:
         self._time_base = float(self._stream.time_base or 0)
 
     @property
+    def behind(self) -> float | None:
+        """Seconds behind the camera while decoding in full (the link's delay or ours,
+        beyond the best seen on this connection); None while idle or for files."""
+        return None if self._guard is None else self._guard.behind
+
+    @property
     def lag_skips(self) -> int:
         """Times decoding fell behind the camera and skipped to a keyframe."""
         return 0 if self._guard is None else self._guard.skips

@@ -64,6 +64,9 @@ class CameraStatus:
     frames_total: int
     full_decode: bool
     lag_skips: int = 0  # times decoding fell behind the camera and skipped to a keyframe
+    # Seconds the last picture came behind the camera's own clock (beyond the best seen on
+    # this connection): a slow link's or a busy server's delay. None while idle.
+    behind: float | None = None
 
 
 class CameraHealth:
@@ -86,6 +89,7 @@ class CameraHealth:
         self._frames_total = 0
         self._full_decode = False
         self._lag_skips = 0
+        self._behind: float | None = None
 
     def set_state(self, state: CameraState, reason: str | None = None) -> None:
         with self._lock:
@@ -105,8 +109,10 @@ class CameraHealth:
             self._packets.add(now, size)
             self._last_packet_mono = now
 
-    def frame(self, now: float, wall: float, width: int, height: int, full_decode: bool) -> None:
+    def frame(self, now: float, wall: float, width: int, height: int, full_decode: bool,
+              behind: float | None = None) -> None:
         with self._lock:
+            self._behind = behind if full_decode else None
             self._last_frame_mono = now
             self._last_frame_wall = wall
             self._size = (width, height)
@@ -155,4 +161,5 @@ class CameraHealth:
                 reconnects_last_hour=len(self._reconnects), last_error=self._last_error,
                 frames_total=self._frames_total, full_decode=self._full_decode,
                 lag_skips=self._lag_skips,
+                behind=None if self._behind is None or state != CameraState.LIVE else round(self._behind, 3),
             )

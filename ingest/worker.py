@@ -223,7 +223,7 @@ class CameraWorker:
             last_frame = now
             if live_since is None:
                 live_since = now
-            self._on_frame(packet, now, source.sample_aspect())
+            self._on_frame(packet, now, source.sample_aspect(), getattr(source, "behind", None))
         return live_since
 
     def _count_lag_skips(self, source, counted: int, now: float) -> int:
@@ -248,11 +248,12 @@ class CameraWorker:
                 logger.exception("camera %s: packet tap failed; removing it", self.camera.id)
                 self.remove_tap(tap)
 
-    def _on_frame(self, packet: Packet, now: float, sample_aspect: float) -> None:
+    def _on_frame(self, packet: Packet, now: float, sample_aspect: float,
+                  behind: float | None = None) -> None:
         frame = packet.frame
         wall = time.time()
         requests = self._requests
-        self.health.frame(now, wall, frame.width, frame.height, bool(requests))
+        self.health.frame(now, wall, frame.width, frame.height, bool(requests), behind)
         for request in requests:
             if request.normaliser.gate.admit(now):
                 self.store.publish(request.normaliser.normalise(frame, now, wall, sample_aspect))

@@ -38,6 +38,8 @@ def camera_json(worker: CameraWorker) -> dict[str, Any]:
         "input_fps": status.input_fps,
         "bitrate_bps": status.bitrate_bps,
         "frame_age": status.frame_age,
+        "behind": status.behind,
+        "lag_skips": status.lag_skips,
         "reconnects_last_hour": status.reconnects_last_hour,
         "last_error": status.last_error,
         "decoding": "full" if status.full_decode else "keyframes",
@@ -188,6 +190,9 @@ def render_metrics(runtime: Runtime) -> str:
            [(labels, -1.0 if status.frame_age is None else status.frame_age) for labels, status in cameras])
     family("vigie_camera_reconnects_last_hour", "gauge", "Reconnections in the last hour.",
            [(labels, float(status.reconnects_last_hour)) for labels, status in cameras])
+    family("vigie_camera_behind_seconds", "gauge",
+           "Seconds the last picture came behind the camera's clock (link or server delay; -1: not decoding in full).",
+           [(labels, -1.0 if status.behind is None else status.behind) for labels, status in cameras])
     family("vigie_camera_lag_skips_total", "counter",
            "Times decoding fell behind the camera and skipped to its next keyframe (short of CPU).",
            [(labels, float(status.lag_skips)) for labels, status in cameras])

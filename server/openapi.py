@@ -39,6 +39,7 @@ CAMERA = {"type": "object", "required": ["id", "name", "commune", "state"], "pro
     "codec": {"type": ["string", "null"]}, "width": {"type": ["integer", "null"]},
     "height": {"type": ["integer", "null"]}, "input_fps": {"type": "number"},
     "bitrate_bps": {"type": "number"}, "frame_age": {"type": ["number", "null"]},
+    "behind": {"type": ["number", "null"]}, "lag_skips": {"type": "integer"},
     "reconnects_last_hour": {"type": "integer"}, "last_error": {"type": ["string", "null"]},
     "decoding": {"type": "string", "enum": ["full", "keyframes"]}}}
 CELL = {"type": "object", "required": ["row", "column"], "additionalProperties": False, "properties": {

@@ -175,6 +175,7 @@ def test_a_source_read_too_slowly_skips_to_keyframes_and_stays_live(simulators):
     source = open_source(SourceSpec(simulator.url("slow")))
     ages: list[int] = []
     skipped = 0
+    most_behind = 0.0
     started = time.monotonic()
     try:
         for packet in source.packets(lambda: True):
@@ -182,6 +183,7 @@ def test_a_source_read_too_slowly_skips_to_keyframes_and_stays_live(simulators):
                 break
             if packet.skipped:
                 skipped += 1
+            most_behind = max(most_behind, source.behind or 0.0)
             if packet.frame is None:
                 continue
             age = _stamp_age_ms(packet.frame)
@@ -195,3 +197,4 @@ def test_a_source_read_too_slowly_skips_to_keyframes_and_stays_live(simulators):
     assert len(ages) >= 20, ages
     assert max(ages[-10:]) < (MAX_LAG + 1.5) * 1000, ages[-10:]
     assert source.lag_skips >= 2 and skipped > 0, (source.lag_skips, skipped)
+    assert MAX_LAG < most_behind < MAX_LAG + 1.5, most_behind  # what the API shows

@@ -64,11 +64,13 @@ def test_capped_rural_link_degrades_alone_and_recovers(namespace, simulators, vi
 
             capped_at = time.time()
             namespace.limit_rate("1mbit", burst="32kbit", latency="400ms")
-            states, ages = [], []
+            states, ages, behind = [], [], []
             while time.time() < capped_at + CAP_SECONDS:
                 time.sleep(0.5)
                 state = camera_state(server, "farm")
                 states.append(state["state"])
+                if state["behind"] is not None:
+                    behind.append(state["behind"])
                 age = frame_age_ms(reader.frames[-1], 1)
                 if age is not None:
                     ages.append(age)
@@ -77,7 +79,7 @@ def test_capped_rural_link_degrades_alone_and_recovers(namespace, simulators, vi
             print(f"\nfree: {free['input_fps']} fps {free['bitrate_bps'] / 1e6:.2f} Mbit/s; "
                   f"capped: states {states}, last {capped['state']} ({capped['reason']}), "
                   f"{capped['input_fps']} fps {capped['bitrate_bps'] / 1e6:.2f} Mbit/s, "
-                  f"picture ages ms {ages[:3]}..{ages[-3:]}\n{qdisc}")
+                  f"picture ages ms {ages[:3]}..{ages[-3:]}, behind s {behind[-3:]}\n{qdisc}")
             assert "dropped" in qdisc and "rate 1Mbit" in qdisc, qdisc
             # Live at a reduced quality, or reported stalled (with its reason); nothing else.
             assert set(states) <= {"live", "stalled"}, states
@@ -93,12 +95,17 @@ def test_capped_rural_link_degrades_alone_and_recovers(namespace, simulators, vi
             # Its pictures came late because of the link, not because Vigie fell behind:
             # skipping decoding (ingest/lag.py) would not bring them sooner.
             assert "camera farm: decoding fell" not in server.log(), server.log()[-2000:]
+            # ...and the API says how late they come (the picture's age, as read from its
+            # stamp, less what it had on the free link).
+            if ages and statistics.median(ages) > 1500:
+                assert behind and max(behind) > 0.5, (behind, ages)
             # The other camera and the wall did not notice.
             now = time.time()
             assert rate(reader.frames, capped_at, now) >= floor
             assert_cell_advances([f for f in reader.frames if f.received_wall >= capped_at], 0,
                                  111)
-            assert camera_state(server, "town")["state"] == "live"
+            town = camera_state(server, "town")
+            assert town["state"] == "live" and town["behind"] < 0.5, town
 
             lifted = time.time()
             namespace.unlimit()

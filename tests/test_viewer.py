@@ -152,6 +152,8 @@ def test_cell_opens_camera_view_with_stats(server, new_page):
     assert stats.locator('[data-stat="commune"]').inner_text() == "Sudbourg"
     age = stats.locator('[data-stat="frame_age"]').inner_text()
     assert re.fullmatch(r"\d+,\d s", age), age
+    # A synthetic camera has no clock of its own to be behind: shown as unknown.
+    assert stats.locator('[data-stat="behind"]').inner_text() == "—"
     assert page.locator("h1").inner_text() == "Phare"
     page.keyboard.press("Escape")
     page.wait_for_url(server.base_url + "/walls/centre")

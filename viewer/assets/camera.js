@@ -77,6 +77,7 @@ function renderStats() {
     h("dt", { text: t("camera.state") }), h("dd", { dataset: { stat: "state" } }, stateBadge(c)),
     ...row(t("camera.reason"), c.reason || null, "reason"),
     ...row(t("camera.frameAge"), formatAge(c.frame_age), "frame_age"),
+    ...row(t("camera.behind"), typeof c.behind === "number" ? formatAge(c.behind) : null, "behind"),
     ...row(t("camera.codec"), c.codec || null, "codec"),
     ...row(t("camera.resolution"), resolution, "resolution"),
     ...row(t("camera.fps"), typeof c.input_fps === "number" ? formatNumber(c.input_fps, 1) : null, "input_fps"),
