@@ -9,9 +9,9 @@ excess over it is the lag.
 Lag alone does not say whose fault it is: on a thin link a big keyframe, and the frames
 queued behind it, arrive late too, and not decoding would not bring them sooner, only
 freeze the camera (CI's rural-link test caught three guards built on lag and timing alone).
-So the guard skips only when the data is waiting in our own sockets (ingest/backlog.py):
-then reading without decoding drains it many times faster than real time, and decoding
-resumes at the first keyframe back at the live edge.
+So the guard skips only when the camera's data is waiting in our own socket
+(ingest/backlog.py): then reading without decoding drains it many times faster than real
+time, and decoding resumes at the first keyframe back at the live edge.
 """
 
 from __future__ import annotations
@@ -20,17 +20,20 @@ from collections.abc import Callable
 
 MAX_LAG = 1.0  # seconds behind the camera before skipping, if the backlog is ours
 CAUGHT_UP = 0.3  # seconds behind, at most, for a keyframe to resume decoding at
-# Skipping longer than this (a camera whose keyframes are not flagged, a very long GOP, a
-# timestamp jump), decoding resumes anyway: a picture that heals beats a frozen one.
+# Skipping longer than this (a camera whose keyframes are not flagged, a very long GOP),
+# decoding resumes anyway, mid-GOP: a picture that heals at the next keyframe beats a
+# frozen one.
 SKIP_LIMIT = 10.0
-# A backlog is ours when one of our sockets holds at least this much unread (on two readings
-# in a row, ingest/backlog.py).
+JUMP_BACK = 1.0  # timestamps going back more than this: the camera's clock was reset
+# A backlog is ours when the camera's socket holds at least this much unread (on two
+# readings in a row, ingest/backlog.py).
 BACKLOG_SECONDS = 0.5  # of the camera's own bitrate
 BACKLOG_MIN_BYTES = 16_384
-# The camera's clock and ours drift apart, and some cameras stamp a nominal rate (30 fps
-# for 29.97: 0.1 %). Letting "on time" creep later by 1 % keeps that from reading as lag;
-# a worker that cannot keep up falls behind much faster.
-DRIFT_ALLOWANCE = 0.01
+# The camera's clock and ours drift apart (quartz: 10-100 ppm), and some cameras stamp a
+# nominal rate (30 fps for 29.97: 0.1 %). Letting "on time" creep later by 0.2 % keeps that
+# from reading as lag; a worker that cannot keep up falls behind much faster (a backlog
+# growing slower than 7 s an hour is not seen).
+DRIFT_ALLOWANCE = 0.002
 RATE_WINDOW = 2.0  # camera seconds over which its bitrate is averaged
 
 
@@ -38,6 +41,7 @@ class LagMeter:
     def __init__(self) -> None:
         self._on_time: float | None = None  # smallest (arrival - timestamp) seen
         self._last_arrival = 0.0
+        self._last_timestamp: float | None = None
 
     def reset(self) -> None:
         """Forget the reference (at the live edge again, or the timestamps jumped)."""
@@ -46,6 +50,9 @@ class LagMeter:
     def lag(self, timestamp: float, arrival: float) -> float:
         """Seconds behind the camera for a packet stamped `timestamp` (camera seconds) and
         read at `arrival` (our monotonic clock)."""
+        if self._last_timestamp is not None and timestamp < self._last_timestamp - JUMP_BACK:
+            self._on_time = None  # a clock reset, not lag: a new reference
+        self._last_timestamp = timestamp
         offset = arrival - timestamp
         if self._on_time is None:
             self._on_time = offset
@@ -58,8 +65,8 @@ class LagMeter:
 class LagGuard:
     """One per source, used by its worker thread only: decode this packet or skip it.
 
-    `bytes_waiting` reads the backlog in our sockets (ingest.backlog.MONITOR.persistent in
-    service); it must answer at once."""
+    `bytes_waiting` says how much of this camera's data waits unread in our sockets
+    (ingest.backlog.MONITOR.waiting in service); it must answer at once."""
 
     def __init__(self, bytes_waiting: Callable[[], int]) -> None:
         self.meter = LagMeter()
@@ -83,16 +90,18 @@ class LagGuard:
         """False: skip decoding this packet (behind, by our fault). True after a skip means
         this packet is the keyframe decoding resumes at."""
         self._count(size, timestamp)
-        lag = 0.0 if timestamp is None else self.meter.lag(timestamp, now)
-        self.behind = lag
+        if timestamp is None:  # no timestamp (rare): as late as the last packet
+            lag = self.behind or 0.0
+        else:
+            lag = self.behind = self.meter.lag(timestamp, now)
         if self._skipping_since is None:
             if lag <= MAX_LAG or not self._backlog_is_ours():
                 return True
             self._skipping_since = now
             self.skips += 1
         elif now - self._skipping_since > SKIP_LIMIT:
-            self.meter.reset()  # not a backlog after all: the timestamps jumped
-            lag = 0.0
+            self._skipping_since = None  # no keyframe came (or none flagged): decode anyway
+            return True
         if lag > CAUGHT_UP or not is_keyframe:
             return False
         self._skipping_since = None

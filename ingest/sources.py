@@ -21,7 +21,7 @@ import av
 import av.error
 import numpy as np
 
-from ingest.backlog import MONITOR
+from ingest.backlog import CameraBacklog
 from ingest.lag import LagGuard
 from ingest.stamp import draw_stamp
 
@@ -173,7 +173,9 @@ class PyAVSource:
         self._gop: list[av.Packet] = []  # since the last keyframe, while idle
         self._gop_bytes = 0
         # How far behind the camera this worker reads (live sources only: files are paced).
-        self._guard = None if self._is_file or not self._stream.time_base else LagGuard(MONITOR.persistent)
+        self._guard: LagGuard | None = None
+        if not self._is_file and self._stream.time_base:
+            self._guard = LagGuard(CameraBacklog(spec.url))
         self._time_base = float(self._stream.time_base or 0)
 
     @property
