@@ -27,8 +27,11 @@ SKIP_LIMIT = 10.0
 JUMP_BACK = 1.0  # timestamps going back more than this: the camera's clock was reset
 # A backlog is ours when the camera's socket holds at least this much unread (on two
 # readings in a row, ingest/backlog.py).
-BACKLOG_SECONDS = 0.5  # of the camera's own bitrate
+BACKLOG_SECONDS = 0.5  # of the camera's own bitrate, within:
 BACKLOG_MIN_BYTES = 16_384
+# A socket read slowly may hold little more than its initial buffer (the kernel grows it
+# for readers that keep up): 0.5 s of an 8 Mbit/s camera (500 kB) might never be seen.
+BACKLOG_MAX_BYTES = 65_536
 # The camera's clock and ours drift apart (quartz: 10-100 ppm), and some cameras stamp a
 # nominal rate (30 fps for 29.97: 0.1 %). Letting "on time" creep later by 0.2 % keeps that
 # from reading as lag; a worker that cannot keep up falls behind much faster (a backlog
@@ -108,7 +111,8 @@ class LagGuard:
         return True
 
     def _backlog_is_ours(self) -> bool:
-        return self._bytes_waiting() >= max(BACKLOG_MIN_BYTES, BACKLOG_SECONDS * self._bitrate)
+        threshold = min(BACKLOG_MAX_BYTES, max(BACKLOG_MIN_BYTES, BACKLOG_SECONDS * self._bitrate))
+        return self._bytes_waiting() >= threshold
 
     def _count(self, size: int, timestamp: float | None) -> None:
         """The camera's bitrate over RATE_WINDOW of its own time (our reading rate would
