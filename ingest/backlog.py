@@ -26,7 +26,7 @@ import os
 import socket
 import threading
 import time
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ class BacklogMonitor:
     def stop(self) -> None:
         self._stopped.set()
         self._wanted.set()
+        self._readings = ({}, {})
 
     def _start(self) -> None:
         with self._lock:
@@ -161,17 +162,15 @@ MONITOR = BacklogMonitor()
 
 
 class CameraBacklog:
-    """`MONITOR.waiting` for one camera URL, its host resolved on first need (only once its
-    worker is behind: a DNS lookup per connection for nothing would delay every start)."""
+    """`MONITOR.waiting` for one camera URL. Made right after the camera's connection is
+    open, on its worker's thread: the host was just resolved for FFmpeg, so resolving it
+    again is quick (later, when the worker is behind, a slow DNS would stop it reading)."""
 
     def __init__(self, url: str, monitor: BacklogMonitor = MONITOR) -> None:
-        self._url = url
         self._monitor = monitor
-        self._endpoints: frozenset[Endpoint] | None = None
+        self._endpoints = camera_endpoints(url)
 
     def __call__(self) -> int:
-        if self._endpoints is None:
-            self._endpoints = camera_endpoints(self._url)
         return self._monitor.waiting(self._endpoints) if self._endpoints else 0
 
 
@@ -181,7 +180,8 @@ def camera_endpoints(url: str) -> frozenset[Endpoint]:
     parts = urlsplit(url)
     try:
         port = parts.port or (322 if parts.scheme == "rtsps" else 554)
-        answers = socket.getaddrinfo(parts.hostname or "", port, type=socket.SOCK_STREAM)
+        host = unquote(parts.hostname or "").split("%")[0]  # [fe80::1%25eth0]: no zone
+        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         return frozenset((normal_ip(ipaddress.ip_address(answer[4][0].split("%")[0])), port)
                          for answer in answers)
     except (OSError, ValueError, UnicodeError):

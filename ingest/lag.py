@@ -30,8 +30,9 @@ JUMP_BACK = 1.0  # timestamps going back more than this: the camera's clock was 
 BACKLOG_SECONDS = 0.5  # of the camera's own bitrate, within:
 BACKLOG_MIN_BYTES = 16_384
 # A socket read slowly may hold little more than its initial buffer (the kernel grows it
-# for readers that keep up): 0.5 s of an 8 Mbit/s camera (500 kB) might never be seen.
-BACKLOG_MAX_BYTES = 65_536
+# for readers that keep up): 0.5 s of an 8 Mbit/s camera (500 kB) might never be seen, and
+# older kernels' initial window is about 64 kB: kept clearly below.
+BACKLOG_MAX_BYTES = 49_152
 # The camera's clock and ours drift apart (quartz: 10-100 ppm), and some cameras stamp a
 # nominal rate (30 fps for 29.97: 0.1 %). Letting "on time" creep later by 0.2 % keeps that
 # from reading as lag; a worker that cannot keep up falls behind much faster (a backlog
@@ -105,7 +106,11 @@ class LagGuard:
         elif now - self._skipping_since > SKIP_LIMIT:
             self._skipping_since = None  # no keyframe came (or none flagged): decode anyway
             return True
-        if lag > CAUGHT_UP or not is_keyframe:
+        # Resume at a keyframe back at the live edge, or at one once our socket is empty: the
+        # lag left then is the link's (its data was late *and* ours briefly waited), and
+        # skipping on would freeze the camera for nothing.
+        drained = self._skipping_since is not None and not self._backlog_is_ours()
+        if not is_keyframe or (lag > CAUGHT_UP and not drained):
             return False
         self._skipping_since = None
         return True

@@ -226,6 +226,9 @@ class PyAVSource:
         if full and self._guard is not None:
             timestamp = None if packet.pts is None else packet.pts * self._time_base
             if not self._guard.decode(packet.size, timestamp, packet.is_keyframe, now):
+                # Skipping: what was kept while idle is of no use any more (decoding resumes
+                # at a keyframe, or at the skip limit, where stale references would not help).
+                self._gop, self._gop_bytes = [], 0
                 return []
         if not full:
             if self._guard is not None:

@@ -92,14 +92,31 @@ def late_guard(bytes_per_second: int, waiting: int) -> LagGuard:
     return guard
 
 
-def test_guard_needs_half_a_second_of_the_camera_waiting_between_16_and_64_kb():
-    # A 4 Mbit/s camera: one frame's worth waiting is no backlog; past 64 kB it is (its
+def test_guard_needs_half_a_second_of_the_camera_waiting_between_16_and_48_kb():
+    # A 4 Mbit/s camera: one frame's worth waiting is no backlog; past 48 kB it is (its
     # socket, read slowly, may never hold the 250 kB of half a second).
-    assert late_guard(500_000, 40_000).skips == 0
-    assert late_guard(500_000, 70_000).skips == 1
+    assert late_guard(500_000, 30_000).skips == 0
+    assert late_guard(500_000, 50_000).skips == 1
     # A 256 kbit/s substream: 16 kB is half a second of it.
     assert late_guard(32_000, 12_000).skips == 0
     assert late_guard(32_000, 17_000).skips == 1
+
+
+def test_guard_resumes_at_a_keyframe_once_our_socket_is_empty_even_if_still_late():
+    """A link that got slower, and our socket briefly holding its data: skipping drains the
+    socket, the lag left is the link's, so the next keyframe resumes decoding (skipping on
+    until the limit would freeze the camera for 10 s)."""
+    sockets = Sockets()
+    guard = LagGuard(sockets)
+    assert guard.decode(1000, 10.0, True, 0.0)
+    sockets.waiting = BACKLOG_MIN_BYTES * 4
+    assert not guard.decode(1000, 10.1, False, 2.1)  # 2 s late, data waiting: skip
+    sockets.waiting = 0  # drained; the link keeps the lag at 2 s
+    assert not guard.decode(1000, 10.2, False, 2.2)  # not a keyframe
+    assert guard.decode(1000, 10.3, True, 2.3)  # a keyframe: resume, still 2 s late
+    assert not guard.skipping and guard.skips == 1
+    assert all(guard.decode(1000, 10.3 + 0.1 * k, k % 10 == 0, 2.3 + 0.1 * k) for k in range(1, 30))
+    assert guard.skips == 1
 
 
 def test_meter_takes_timestamps_going_back_for_a_clock_reset_not_lag():
@@ -121,6 +138,9 @@ def test_guard_decodes_again_after_the_limit_when_no_keyframe_comes():
     resumed = verdicts.index(True)
     assert guard.skips >= 1 and resumed > 0
     assert SKIP_LIMIT <= 0.1 * resumed <= SKIP_LIMIT + 0.2, resumed
+    # Still 2 s late with the data waiting: the next packet starts a new skip (the lag was
+    # not forgotten at the limit).
+    assert verdicts[resumed + 1] is False and guard.skips == 2
 
 
 def test_monitor_reports_what_waits_on_a_camera_connection_and_nothing_for_another():
