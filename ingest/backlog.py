@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from urllib.parse import unquote, urlsplit
@@ -65,9 +66,10 @@ def normal_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
 
 def parse_address(text: str) -> Endpoint:
     """'0100007F:22B8' (or 32 hex digits for IPv6) -> ('127.0.0.1', 8888). The kernel prints
-    the address as 32-bit words in host order (little-endian here)."""
+    the address as 32-bit words in host order."""
     address, port = text.rsplit(":", 1)
-    raw = b"".join(bytes.fromhex(address[i : i + 8])[::-1] for i in range(0, len(address), 8))
+    step = -1 if sys.byteorder == "little" else 1
+    raw = b"".join(bytes.fromhex(address[i : i + 8])[::step] for i in range(0, len(address), 8))
     return normal_ip(ipaddress.ip_address(raw)), int(port, 16)
 
 

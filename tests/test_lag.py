@@ -173,6 +173,31 @@ def test_monitor_reports_what_waits_on_a_camera_connection_and_nothing_for_anoth
             sock.close()
 
 
+def test_monitor_does_not_report_what_one_reading_alone_saw():
+    """A keyframe that just landed is in the socket for one reading, read before the next:
+    not a backlog."""
+    camera = socket.create_server(("127.0.0.1", 0))
+    endpoint = frozenset({("127.0.0.1", camera.getsockname()[1])})
+    ours = socket.create_connection(camera.getsockname())
+    theirs, _ = camera.accept()
+    monitor = BacklogMonitor(interval=0.2)
+    seen: list[int] = []
+    try:
+        monitor.waiting(endpoint)  # starts the thread: readings every 0.2 s
+        for _ in range(5):
+            theirs.sendall(b"k" * 40_000)
+            time.sleep(0.1)  # at most one reading sees it...
+            seen.append(monitor.waiting(endpoint))
+            assert len(ours.recv(40_000, socket.MSG_WAITALL)) == 40_000  # ...then it is read
+            seen.append(monitor.waiting(endpoint))
+            time.sleep(0.3)
+        assert max(seen) == 0, seen
+    finally:
+        monitor.stop()
+        for sock in (ours, theirs, camera):
+            sock.close()
+
+
 def test_proc_table_rows_are_parsed():
     text = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  "
             "timeout inode\n"
