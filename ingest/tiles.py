@@ -45,7 +45,9 @@ class Tile:
     i420: np.ndarray
     seq: int
     captured_at: float  # time.monotonic() when the source frame was decoded
-    captured_wall: float = field(default=0.0)  # time.time() at the same instant
+    # time.time() when the picture was taken, as near as known: when it was decoded, less
+    # how far behind its camera's clock it came (ingest/lag.py); the tile's clock shows it
+    captured_wall: float = field(default=0.0)
 
     @property
     def width(self) -> int:

@@ -254,12 +254,15 @@ class CameraWorker:
         wall = time.time()
         requests = self._requests
         self.health.frame(now, wall, frame.width, frame.height, bool(requests), behind)
+        # The tile's clock tells when the picture was taken, as near as we know: a picture
+        # that came 3 s late (a slow link, a busy server) must not show the current time.
+        taken = wall - behind if behind and behind > 0 else wall
         for request in requests:
             if request.normaliser.gate.admit(now):
-                self.store.publish(request.normaliser.normalise(frame, now, wall, sample_aspect))
+                self.store.publish(request.normaliser.normalise(frame, now, taken, sample_aspect))
         if not requests or now - self._last_still >= STILL_INTERVAL:
             self._last_still = now
-            self._still = self._make_still(frame, now, wall, sample_aspect)
+            self._still = self._make_still(frame, now, taken, sample_aspect)
 
     def _make_still(self, frame: av.VideoFrame, now: float, wall: float,
                     sample_aspect: float) -> Tile:

@@ -14,8 +14,11 @@ import numpy as np
 
 from ingest.backlog import BacklogMonitor, parse_address, parse_table
 from ingest.lag import BACKLOG_MIN_BYTES, MAX_LAG, SKIP_LIMIT, LagGuard, LagMeter
+from ingest.redact import Redactor
 from ingest.sources import SourceSpec, open_source
 from ingest.stamp import read_stamp
+from ingest.tiles import TileStore
+from ingest.worker import CameraInfo, CameraWorker
 from tests.camsim import Mount
 from tests.faultproxy import FaultProxy
 
@@ -294,3 +297,33 @@ def test_a_camera_late_by_its_link_is_not_skipped_beside_one_read_too_slowly(sim
     assert slow.lag_skips >= 1, slow.lag_skips
     assert most_behind > 2.0, most_behind  # B was late, and said so
     assert linked.lag_skips == 0 and pictures >= 50, (linked.lag_skips, pictures)
+
+
+def test_a_late_camera_s_tiles_carry_the_time_their_picture_was_taken(simulators):
+    """A real worker behind a link that delays everything 2.5 s: its tiles (whose clock the
+    overlay draws) carry the time the picture was taken, not the time it arrived."""
+    simulator = simulators([Mount("late", fps=10, gop=10, tag=43)])
+    with FaultProxy(simulator.port) as proxy:
+        store = TileStore()
+        worker = CameraWorker(CameraInfo("late", "Lavoir", "c1", "Le Bourg"),
+                              SourceSpec(proxy.url("late")), store, Redactor())
+        request = worker.attach((320, 180), 10)
+        worker.start()
+        try:
+            # A second of pictures on time first: "behind" is measured against the best
+            # delay seen on the connection.
+            deadline = time.monotonic() + 10
+            while worker.status().frames_total < 10 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            fresh = store.latest("late", (320, 180))
+            assert fresh is not None and abs(time.time() - fresh.captured_wall) < 1.0
+            proxy.latency(2500)
+            time.sleep(6.0)
+            late = store.latest("late", (320, 180))
+            status = worker.status()
+        finally:
+            worker.detach(request)
+            worker.request_stop()
+            worker.join(5)
+    assert status.behind is not None and 2.0 < status.behind < 3.5, status
+    assert 2.0 < time.time() - late.captured_wall < 3.6, time.time() - late.captured_wall
