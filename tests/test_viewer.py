@@ -331,3 +331,46 @@ def test_page_reconnects_after_server_restart(server, new_page):
     assert_plays(sample_playback(page, 3))
     wait_live(kiosk)
     assert_plays(sample_playback(kiosk, 2))
+
+
+# -- 8. a camera late behind its link: the wall says how old its picture is ------------------
+def test_wall_cell_age_counts_how_late_the_camera_is(simulators, new_page, tmp_path):
+    """A real RTSP camera behind a link that delays everything 2.5 s: its cell's age is the
+    picture's (decoded a moment ago, taken 2.5 s before that), not the moment it arrived."""
+    from tests.camsim import Mount
+    from tests.faultproxy import FaultProxy
+
+    simulator = simulators([Mount("late", fps=10, gop=10, tag=44)])
+    with FaultProxy(simulator.port) as proxy:
+        config = ('server: {listen: "127.0.0.1:{port}"}\n'
+                  "communes:\n  - {id: bourg, name: Le Bourg}\n"
+                  f'cameras:\n  - {{id: late, name: Lavoir, commune: bourg, url: "{proxy.url("late")}"}}\n'
+                  "walls:\n  - {id: w, name: W, size: 640x360, fps: 10, layout: 1x1, cameras: [late]}\n")
+        server = start_vigie(config, tmp_path)
+        try:
+            wait_until(lambda: server.get_json("/api/cameras/late")["state"] == "live", 15,
+                       message="camera live")
+            page = new_page()
+            form_login(page, server.base_url, "operator", TEST_PASSWORDS["operator"], "/walls/w")
+            wait_live(page)
+            time.sleep(1.0)  # on time first: "behind" counts from the best delay seen
+            proxy.latency(2500)
+            wait_until(lambda: (server.get_json("/api/cameras/late")["behind"] or 0) > 2.0, 15,
+                       message="the API sees the camera 2.5 s behind")
+
+            def cell_age() -> float:
+                text = page.locator(".cell[data-camera=late] .cell-age").inner_text()
+                match = re.fullmatch(r"(\d+)(?:,(\d))? s", text)
+                return float(f"{match[1]}.{match[2] or 0}") if match else -1.0
+
+            # Pictures flow again, 2.5 s late: over a few polls of the page, every age shown
+            # counts the delay (the time since the last decoded frame alone reads ~0.1 s).
+            time.sleep(3.0)
+            ages = []
+            for _ in range(8):
+                ages.append(cell_age())
+                time.sleep(0.5)
+            assert all(2.0 <= age < 5.0 for age in ages), ages
+            assert not page.errors, page.errors
+        finally:
+            server.terminate()

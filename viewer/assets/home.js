@@ -4,7 +4,7 @@
 import { api, cameraPath, wallPath } from "./api.js";
 import { applyI18n, formatAge, onLangChange, t } from "./i18n.js";
 import { Stills } from "./stills.js";
-import { clear, every, h, keepHeader, stateBadge } from "./ui.js";
+import { clear, every, h, keepHeader, pictureAge, stateBadge } from "./ui.js";
 
 const WALL_STILL_SECONDS = 10;
 const CAMERA_STILL_SECONDS = 30;
@@ -49,8 +49,8 @@ function wallCard(wall) {
 
 function cameraMeta(camera) {
   return [stateBadge(camera),
-    h("span", { class: "age", title: t("age.label", { age: formatAge(camera.frame_age) }),
-      text: formatAge(camera.frame_age) })];
+    h("span", { class: "age", title: t("age.label", { age: formatAge(pictureAge(camera)) }),
+      text: formatAge(pictureAge(camera)) })];
 }
 
 function cameraCard(camera) {

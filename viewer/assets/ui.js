@@ -35,6 +35,13 @@ export function stateOf(camera) {
   return camera && STATES.includes(camera.state) ? camera.state : "unknown";
 }
 
+/** How old the camera's latest picture is: since it was decoded, plus how far behind its
+ * camera's clock it came (a slow link, a busy server); null if there is none. */
+export function pictureAge(camera) {
+  if (!camera || typeof camera.frame_age !== "number" || camera.frame_age < 0) return null;
+  return camera.frame_age + (typeof camera.behind === "number" && camera.behind > 0 ? camera.behind : 0);
+}
+
 export function stateText(camera) {
   return t(`state.${stateOf(camera)}`);
 }

@@ -7,7 +7,7 @@ import { api, cameraPath, isKiosk, onSessionLost, sessionLost, wallPath } from "
 import { WallEditor, grid, orderedCells } from "./editor.js";
 import { applyI18n, formatAge, onLangChange, t } from "./i18n.js";
 import { LivePlayer } from "./player.js";
-import { clear, every, h, renderHeader, stateOf, stateText } from "./ui.js";
+import { clear, every, h, pictureAge, renderHeader, stateOf, stateText } from "./ui.js";
 
 const CAMERA_POLL_MS = 2000;
 const kiosk = isKiosk();
@@ -52,7 +52,7 @@ function place(element, cell, columns, rows) {
 
 function statusContent(camera) {
   const state = stateOf(camera);
-  const age = state === "offline" ? stateText(camera) : formatAge(camera.frame_age);
+  const age = state === "offline" ? stateText(camera) : formatAge(pictureAge(camera));
   return [h("span", { class: "dot", "aria-hidden": "true" }),
     h("span", { class: "cell-age", text: age }),
     h("span", { class: "visually-hidden", text: stateText(camera) })];
@@ -82,7 +82,7 @@ function renderCells() {
     place(element, cell, columns, rows);
     if (camera) {
       element.append(
-        h("span", { class: `cell-status state-${stateOf(camera)}`, title: t("age.label", { age: formatAge(camera.frame_age) }) },
+        h("span", { class: `cell-status state-${stateOf(camera)}`, title: t("age.label", { age: formatAge(pictureAge(camera)) }) },
           statusContent(camera)),
         h("span", { class: "cell-label" }, h("span", { class: "cell-name", text: camera.name }), " ",
           h("span", { class: "cell-commune", text: camera.commune_name })));
@@ -100,7 +100,7 @@ function updateCellStates() {
     const status = element.querySelector(".cell-status");
     if (!camera || !status) continue;
     status.className = `cell-status state-${stateOf(camera)}`;
-    status.title = t("age.label", { age: formatAge(camera.frame_age) });
+    status.title = t("age.label", { age: formatAge(pictureAge(camera)) });
     status.replaceChildren(...statusContent(camera));
   }
 }
