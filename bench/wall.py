@@ -362,10 +362,11 @@ class Bench:
             result["camera_reconnects"] = sum(c["reconnects_last_hour"] for c in cameras)
             result["decoding"] = {mode: sum(1 for c in cameras if c.get("decoding") == mode)
                                   for mode in ("full", "keyframes")}
-            log_lines = vigie.log().splitlines()
+            log_text = vigie.log()
+            log_lines = log_text.splitlines()
             if self.keep_profile is not None:  # the server's whole log goes with the profiles
                 self.keep_profile.mkdir(parents=True, exist_ok=True)
-                (self.keep_profile / f"vigie-{row.name.replace(' ', '-')}.log").write_text(vigie.log())
+                (self.keep_profile / f"vigie-{row.name.replace(' ', '-')}.log").write_text(log_text)
             result["vigie_log_head"] = log_lines[:15]
             result["camera_log"] = [line for line in log_lines
                                     if "WARNING" in line or "ERROR" in line][-20:]

@@ -47,10 +47,6 @@ class LagMeter:
         self._last_arrival = 0.0
         self._last_timestamp: float | None = None
 
-    def reset(self) -> None:
-        """Forget the reference (at the live edge again, or the timestamps jumped)."""
-        self._on_time = None
-
     def lag(self, timestamp: float, arrival: float) -> float:
         """Seconds behind the camera for a packet stamped `timestamp` (camera seconds) and
         read at `arrival` (our monotonic clock)."""
@@ -109,8 +105,7 @@ class LagGuard:
         # Resume at a keyframe back at the live edge, or at one once our socket is empty: the
         # lag left then is the link's (its data was late *and* ours briefly waited), and
         # skipping on would freeze the camera for nothing.
-        drained = self._skipping_since is not None and not self._backlog_is_ours()
-        if not is_keyframe or (lag > CAUGHT_UP and not drained):
+        if not is_keyframe or (lag > CAUGHT_UP and self._backlog_is_ours()):
             return False
         self._skipping_since = None
         return True

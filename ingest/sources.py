@@ -79,6 +79,8 @@ def source_error(error: Exception) -> SourceError:
 
 class Source(Protocol):
     codec: str
+    behind: float | None  # seconds behind the camera's clock (ingest/lag.py), if known
+    lag_skips: int  # times decoding fell behind and skipped to a keyframe
 
     def sample_aspect(self) -> float: ...
 
@@ -294,6 +296,8 @@ class SyntheticSource:
     """
 
     codec = "synthetic"
+    behind = None  # drawn here, never late
+    lag_skips = 0
 
     def sample_aspect(self) -> float:
         return 1.0

@@ -112,7 +112,7 @@ class CameraHealth:
     def frame(self, now: float, wall: float, width: int, height: int, full_decode: bool,
               behind: float | None = None) -> None:
         with self._lock:
-            self._behind = behind if full_decode else None
+            self._behind = behind
             self._last_frame_mono = now
             self._last_frame_wall = wall
             self._size = (width, height)

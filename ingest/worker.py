@@ -21,7 +21,7 @@ from ingest.layout import letterbox
 from ingest.normalise import Label, Normaliser, Polygon
 from ingest.overlay import TextRenderer
 from ingest.redact import Redactor
-from ingest.sources import Packet, SourceError, SourceSpec, open_source
+from ingest.sources import Packet, Source, SourceError, SourceSpec, open_source
 from ingest.stats import CameraHealth, CameraState, CameraStatus
 from ingest.tiles import Size, Tile, TileStore
 
@@ -184,7 +184,7 @@ class CameraWorker:
             self._stop.wait(delay)
         logger.info("camera %s: worker stopped", self.camera.id)
 
-    def _read(self, source) -> float | None:
+    def _read(self, source: Source) -> float | None:
         """Read until the stream ends; returns when frames first arrived (monotonic)."""
         opened = time.monotonic()
         live_since: float | None = None
@@ -223,13 +223,13 @@ class CameraWorker:
             last_frame = now
             if live_since is None:
                 live_since = now
-            self._on_frame(packet, now, source.sample_aspect(), getattr(source, "behind", None))
+            self._on_frame(packet, now, source.sample_aspect(), source.behind)
         return live_since
 
-    def _count_lag_skips(self, source, counted: int, now: float) -> int:
+    def _count_lag_skips(self, source: Source, counted: int, now: float) -> int:
         """Record the source's new skips to a keyframe (decoding fell behind the camera: the
         machine is short of CPU); log at most once a minute per camera."""
-        skips = getattr(source, "lag_skips", 0)
+        skips = source.lag_skips
         if skips > counted:
             self.health.lag_skipped(skips - counted)
             if now - self._last_skip_log >= SKIP_LOG_INTERVAL:
@@ -256,7 +256,7 @@ class CameraWorker:
         self.health.frame(now, wall, frame.width, frame.height, bool(requests), behind)
         # The tile's clock tells when the picture was taken, as near as we know: a picture
         # that came 3 s late (a slow link, a busy server) must not show the current time.
-        taken = wall - behind if behind and behind > 0 else wall
+        taken = wall - (behind or 0.0)
         for request in requests:
             if request.normaliser.gate.admit(now):
                 self.store.publish(request.normaliser.normalise(frame, now, taken, sample_aspect))
