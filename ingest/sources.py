@@ -1,12 +1,10 @@
 """Sources: open a camera URL by scheme and yield packets' sizes and decoded frames.
 
-Registry by scheme (STYLE.md): `rtsp`, `rtsps` and `file` are read with PyAV; `synthetic`
-draws frames in-process (demo and tests, no camera needed). A source knows nothing of
-tiles or walls; it honours one question from its worker: "is full decoding wanted now?".
-When it is not, only keyframes are decoded (at most one per second): health stays known
-and a fresh still exists, at a fraction of the cost (DESIGN.md, demand). The packets since
-the last keyframe are kept meanwhile, so that when someone starts watching the decoder
-catches up at once instead of waiting for the camera's next keyframe (up to its GOP).
+Registry by scheme (STYLE.md): `rtsp` over TCP with H.264 or H.265 is read by our own
+client (ingest/rtsp_source.py), which reads in bulk; other `rtsp` streams, `rtsps` and
+`file` are read with PyAV (FFmpeg); `synthetic` draws frames in-process (demo and tests,
+no camera needed). A source knows nothing of tiles or walls; it honours one question from
+its worker: "is full decoding wanted now?" (ingest/decoding.py says what follows from it).
 """
 
 from __future__ import annotations
@@ -22,15 +20,11 @@ import av.error
 import numpy as np
 
 from ingest.backlog import CameraBacklog
+from ingest.decoding import IDLE_STILL_INTERVAL, DecodePolicy
 from ingest.lag import LagGuard
 from ingest.stamp import draw_stamp
 
 SINGLE_THREAD_PIXELS = 1280 * 720  # above this, FFmpeg's own decoder threads pay
-IDLE_STILL_INTERVAL = 1.0  # seconds between keyframes decoded while nobody watches
-# Compressed packets kept since the last keyframe while idle (catch-up on demand). A GOP
-# bigger than this (a 4 Mbit/s camera with a 10 s GOP) is let go: its viewers wait for the
-# next keyframe instead.
-CATCH_UP_MAX_BYTES = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -170,26 +164,20 @@ class PyAVSource:
             # slice threads only add hand-offs on small pictures (about 4 % of the decode
             # CPU for 16 x 640x360, and 3 idle threads less per camera).
             context.thread_count = 1
-        self._resync = False
-        self._last_idle_decode = 0.0
-        self._gop: list[av.Packet] = []  # since the last keyframe, while idle
-        self._gop_bytes = 0
         # How far behind the camera this worker reads (live sources only: files are paced).
-        self._guard: LagGuard | None = None
+        guard = None
         if not self._is_file and self._stream.time_base:
-            self._guard = LagGuard(CameraBacklog(spec.url))
+            guard = LagGuard(CameraBacklog(spec.url))
+        self._policy = DecodePolicy(lambda packet: list(packet.decode()), guard)
         self._time_base = float(self._stream.time_base or 0)
 
     @property
     def behind(self) -> float | None:
-        """Seconds behind the camera while decoding in full (the link's delay or ours,
-        beyond the best seen on this connection); None while idle or for files."""
-        return None if self._guard is None else self._guard.behind
+        return self._policy.behind
 
     @property
     def lag_skips(self) -> int:
-        """Times decoding fell behind the camera and skipped to a keyframe."""
-        return 0 if self._guard is None else self._guard.skips
+        return self._policy.lag_skips
 
     def packets(self, full_decode: Callable[[], bool]) -> Iterator[Packet]:
         start_wall = time.monotonic()
@@ -199,10 +187,12 @@ class PyAVSource:
                 for packet in self._container.demux(self._stream):
                     if packet.size == 0:
                         continue
-                    frames = self._decode(packet, full_decode())
+                    timestamp = None if packet.pts is None else packet.pts * self._time_base
+                    frames = self._policy.decode(packet, packet.is_keyframe, timestamp,
+                                                 full_decode(), time.monotonic())
                     if not frames:
                         yield Packet(packet.size, None, packet, self._stream,
-                                     skipped=self._guard is not None and self._guard.skipping)
+                                     skipped=self._policy.skipping)
                     for index, frame in enumerate(frames):
                         if self._is_file:
                             first_pts = self._pace(frame, start_wall, first_pts)
@@ -222,57 +212,6 @@ class PyAVSource:
     def sample_aspect(self) -> float:
         ratio = self._stream.codec_context.sample_aspect_ratio
         return float(ratio) if ratio else 1.0
-
-    def _decode(self, packet: av.Packet, full: bool) -> list[av.VideoFrame]:
-        now = time.monotonic()
-        if full and self._guard is not None:
-            timestamp = None if packet.pts is None else packet.pts * self._time_base
-            if not self._guard.decode(packet.size, timestamp, packet.is_keyframe, now):
-                # Skipping: what was kept while idle is of no use any more (decoding resumes
-                # at a keyframe, or at the skip limit, where stale references would not help).
-                self._gop, self._gop_bytes = [], 0
-                return []
-        if not full:
-            if self._guard is not None:
-                self._guard.stop()
-            self._resync = True
-            self._keep(packet)
-            if not packet.is_keyframe or now - self._last_idle_decode < IDLE_STILL_INTERVAL * 0.8:
-                return []
-            self._last_idle_decode = now
-        elif self._resync:
-            # Back to full decoding: predicted frames need the references we skipped.
-            if not packet.is_keyframe and not self._catch_up():
-                return []
-            self._resync = False
-            self._gop, self._gop_bytes = [], 0
-        return self._decode_packet(packet)
-
-    @staticmethod
-    def _decode_packet(packet: av.Packet) -> list[av.VideoFrame]:
-        try:
-            return list(packet.decode())
-        except av.error.InvalidDataError:
-            return []  # a corrupt packet costs one frame, not the connection
-
-    def _keep(self, packet: av.Packet) -> None:
-        if packet.is_keyframe:
-            self._gop, self._gop_bytes = [packet], packet.size
-        elif self._gop and self._gop_bytes + packet.size <= CATCH_UP_MAX_BYTES:
-            self._gop.append(packet)
-            self._gop_bytes += packet.size
-        else:
-            self._gop, self._gop_bytes = [], 0
-
-    def _catch_up(self) -> bool:
-        """Decode the packets kept since the last keyframe, pictures thrown away, so that
-        the decoder holds the references the current packet needs. Costs one GOP of
-        decoding once per start of watching (16 x 640x360, 15 frames: ~0.3 s of CPU)."""
-        if not self._gop:
-            return False
-        for kept in self._gop:
-            self._decode_packet(kept)
-        return True
 
     @staticmethod
     def _pace(frame: av.VideoFrame, start: float, first_pts: float | None) -> float | None:
@@ -355,8 +294,14 @@ class SyntheticSource:
         pass
 
 
+def _open_rtsp(spec: SourceSpec) -> Source:
+    from ingest.rtsp_source import open_rtsp  # it builds on this module's types
+
+    return open_rtsp(spec)
+
+
 SOURCE_TYPES: dict[str, Callable[[SourceSpec], Source]] = {
-    "rtsp": PyAVSource,
+    "rtsp": _open_rtsp,
     "rtsps": PyAVSource,
     "file": PyAVSource,
     "synthetic": SyntheticSource,

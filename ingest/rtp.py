@@ -1,0 +1,213 @@
+"""RTP video depacketising: H.264 (RFC 6184) and H.265 (RFC 7798) payloads into access
+units in Annex B form, the form PyAV's decoders and FFmpeg's MP4 muxer take.
+
+Pure byte work, no I/O: ingest/rtsp.py feeds it the interleaved packets it reads. A lost
+fragment (a sequence gap) drops the unit it belonged to rather than hand the decoder half
+a picture; the decoder then conceals until the next keyframe, as it would with FFmpeg's
+own depacketiser.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+START_CODE = b"\x00\x00\x00\x01"
+_WRAP = 1 << 32
+
+
+@dataclass(frozen=True)
+class AccessUnit:
+    data: bytes  # Annex B: NAL units, each after a start code
+    timestamp: int  # RTP clock ticks, unwrapped (monotonic across the 32-bit wrap)
+    keyframe: bool  # an IDR (H.264) or IRAP (H.265) picture: decoding can start here
+
+
+def rtp_payload(packet: bytes | memoryview) -> tuple[bytes, int, int, bool] | None:
+    """(payload, sequence, timestamp, marker) of an RTP packet; None if it is not one."""
+    if len(packet) < 12 or packet[0] >> 6 != 2:
+        return None
+    first = packet[0]
+    start = 12 + 4 * (first & 0x0F)
+    if first & 0x10:  # header extension: 4 bytes, then its length in 32-bit words
+        if len(packet) < start + 4:
+            return None
+        start += 4 + 4 * ((packet[start + 2] << 8) | packet[start + 3])
+    end = len(packet)
+    if first & 0x20:  # padding: its length is the last byte
+        end -= packet[-1]
+    if end <= start:
+        return None
+    sequence = (packet[2] << 8) | packet[3]
+    timestamp = int.from_bytes(packet[4:8], "big")
+    return bytes(packet[start:end]), sequence, timestamp, bool(packet[1] & 0x80)
+
+
+class Depacketiser:
+    """Base: sequence tracking, timestamp unwrapping, access-unit assembly. Subclasses say
+    how a payload splits into NAL units and which NAL units make a keyframe."""
+
+    codec = ""
+
+    def __init__(self, parameter_sets: list[bytes]) -> None:
+        # Sent out of band in the SDP: prepended to keyframes that lack them in band.
+        self.parameter_sets = parameter_sets
+        self._nals: list[bytes] = []
+        self._fragment: bytearray | None = None
+        self._keyframe = False
+        self._has_parameters = False
+        self._broken = False  # this unit lost a packet
+        self._sequence: int | None = None
+        self._timestamp: int | None = None  # the current unit's, unwrapped
+        self._last_raw = 0
+
+    def push(self, packet: bytes | memoryview) -> AccessUnit | None:
+        """One RTP packet in; the access unit it completes, if any."""
+        parsed = rtp_payload(packet)
+        if parsed is None:
+            return None
+        payload, sequence, raw_timestamp, marker = parsed
+        done: AccessUnit | None = None
+        timestamp = self._unwrap(raw_timestamp)
+        # Lost (or reordered) packets: the unit they fell in is incomplete.
+        gap = self._sequence is not None and sequence != (self._sequence + 1) & 0xFFFF
+        self._sequence = sequence
+        if self._timestamp is not None and timestamp != self._timestamp and (
+                self._nals or self._fragment is not None):
+            # A new picture began without a marker on the last one (lost, or not sent): a
+            # gap here is that picture's lost end. (If the new picture lost its start, a
+            # fragment without its start flag tells, below.)
+            self._broken = self._broken or gap
+            done = self._finish()
+            gap = False
+        if gap:
+            self._broken = True
+            self._fragment = None
+        self._timestamp = timestamp
+        self._payload(payload)
+        if marker:
+            done = self._finish() or done
+        return done
+
+    def _unwrap(self, raw: int) -> int:
+        if self._timestamp is None:
+            self._last_raw = raw
+            return raw
+        step = (raw - self._last_raw) % _WRAP
+        if step >= _WRAP // 2:
+            step -= _WRAP  # a little back in time (reordering, a B-frame), not a wrap
+        self._last_raw = raw
+        return self._timestamp + step
+
+    def _add(self, nal: bytes) -> None:
+        if not nal:
+            return
+        kind = self._nal_kind(nal)
+        if kind == "key":
+            self._keyframe = True
+        elif kind == "parameters":
+            self._has_parameters = True
+        self._nals.append(nal)
+
+    def _finish(self) -> AccessUnit | None:
+        nals, self._nals = self._nals, []
+        keyframe, self._keyframe = self._keyframe, False
+        has_parameters, self._has_parameters = self._has_parameters, False
+        broken, self._broken = self._broken, False
+        self._fragment = None
+        if not nals or broken:
+            return None
+        if keyframe and not has_parameters:
+            nals = self.parameter_sets + nals
+        return AccessUnit(b"".join(START_CODE + nal for nal in nals), self._timestamp or 0,
+                          keyframe)
+
+    def _payload(self, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def _nal_kind(self, nal: bytes) -> str:
+        raise NotImplementedError
+
+
+class H264Depacketiser(Depacketiser):
+    codec = "h264"
+
+    def _payload(self, payload: bytes) -> None:
+        kind = payload[0] & 0x1F
+        if 1 <= kind <= 23:
+            self._add(payload)
+        elif kind == 24:  # STAP-A: 16-bit size, NAL unit, ...
+            self._aggregate(payload, 1)
+        elif kind == 28 and len(payload) > 2:  # FU-A
+            header = payload[1]
+            if header & 0x80:  # start: the NAL header is rebuilt from both bytes
+                self._fragment = bytearray(((payload[0] & 0xE0) | (header & 0x1F),))
+            if self._fragment is None:
+                self._broken = True  # a fragment whose start we never saw
+                return
+            self._fragment += payload[2:]
+            if header & 0x40:  # end
+                self._add(bytes(self._fragment))
+                self._fragment = None
+        # STAP-B, MTAP and FU-B (interleaved mode) are not sent by cameras: ignored.
+
+    def _aggregate(self, payload: bytes, offset: int) -> None:
+        while offset + 2 <= len(payload):
+            size = (payload[offset] << 8) | payload[offset + 1]
+            self._add(payload[offset + 2 : offset + 2 + size])
+            offset += 2 + size
+
+    def _nal_kind(self, nal: bytes) -> str:
+        kind = nal[0] & 0x1F
+        return "key" if kind == 5 else "parameters" if kind == 7 else ""
+
+
+class H265Depacketiser(H264Depacketiser):
+    codec = "hevc"
+
+    def _payload(self, payload: bytes) -> None:
+        if len(payload) < 3:
+            return
+        kind = (payload[0] >> 1) & 0x3F
+        if kind < 48:
+            self._add(payload)
+        elif kind == 48:  # aggregation packet (no DONL: cameras do not interleave)
+            self._aggregate(payload, 2)
+        elif kind == 49:  # fragmentation unit
+            header = payload[2]
+            if header & 0x80:
+                self._fragment = bytearray((((payload[0] & 0x81) | ((header & 0x3F) << 1)),
+                                            payload[1]))
+            if self._fragment is None:
+                self._broken = True
+                return
+            self._fragment += payload[3:]
+            if header & 0x40:
+                self._add(bytes(self._fragment))
+                self._fragment = None
+        # 50 (PACI) carries nothing a camera sends: ignored.
+
+    def _nal_kind(self, nal: bytes) -> str:
+        kind = (nal[0] >> 1) & 0x3F
+        return "key" if 16 <= kind <= 23 else "parameters" if kind == 33 else ""
+
+
+DEPACKETISERS: dict[str, type[Depacketiser]] = {"H264": H264Depacketiser,
+                                                 "H265": H265Depacketiser}
+
+
+def parameter_sets(codec: str, fmtp: dict[str, str]) -> list[bytes]:
+    """The SDP's out-of-band parameter sets (base64), in decoding order."""
+    keys = ["sprop-parameter-sets"] if codec == "H264" else ["sprop-vps", "sprop-sps", "sprop-pps"]
+    sets: list[bytes] = []
+    for key in keys:
+        for item in fmtp.get(key, "").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            try:
+                sets.append(base64.b64decode(item + "=" * (-len(item) % 4)))
+            except (binascii.Error, ValueError):
+                continue  # a broken SDP value: the camera also sends them in band, usually
+    return [s for s in sets if s]

@@ -1,0 +1,174 @@
+"""RTSP cameras (H.264, H.265 over TCP) read by our own client (ingest/rtsp.py) and decoded
+by PyAV's decoders; the rest goes to FFmpeg's client (ingest/sources.PyAVSource).
+
+While someone watches, the worker reads the socket as data comes (latency). While nobody
+does, it reads it every quarter second in one go: a camera then costs four wake-ups a
+second instead of one per RTP packet (bench D).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+
+import av
+
+from ingest.backlog import CameraBacklog
+from ingest.decoding import DecodePolicy
+from ingest.lag import LagGuard
+from ingest.rtsp import RtspClient, RtspError, Unsupported
+from ingest.sources import SINGLE_THREAD_PIXELS, Packet, PyAVSource, Source, SourceError, SourceSpec
+
+logger = logging.getLogger(__name__)
+
+IDLE_READ_INTERVAL = 0.25  # seconds between bulk reads while nobody watches
+IDLE_POLL = 0.05  # how soon a new viewer is noticed during that wait
+CODECS = {"H264": "h264", "H265": "hevc"}
+# Between our client's DESCRIBE and FFmpeg's: GStreamer's RTSP server answers 503 to a
+# DESCRIBE that comes while it still unprepares the media the first one prepared.
+FALLBACK_PAUSE = 0.5
+# Cameras whose stream our client does not take (MJPEG, a camera refusing TCP...): FFmpeg
+# reads them from the first try on, instead of a refused handshake at every reconnect.
+_FFMPEG_ONLY: set[str] = set()
+_FFMPEG_ONLY_LOCK = threading.Lock()
+
+
+class StreamTemplate:
+    """What a remuxer needs to know of the camera's stream (ingest/remux.py): our client
+    has no FFmpeg stream to copy from."""
+
+    def __init__(self, codec: str, time_base: Fraction, parameter_sets: bytes) -> None:
+        self.codec = codec
+        self.time_base = time_base
+        self.extradata = parameter_sets  # Annex B; the MP4 muxer converts it
+        self.width = 0
+        self.height = 0
+
+
+class RtspSource:
+    """One camera over our RTSP client; raises Unsupported before any media flows when
+    its stream is one FFmpeg must read."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self._client = RtspClient(spec.url, spec.username, spec.password, spec.open_timeout,
+                                  spec.read_timeout)
+        try:
+            self._client.open()
+        except Unsupported:
+            self._client.close()
+            raise
+        except RtspError as error:
+            self._client.close()
+            raise SourceError(error.reason, definitive=error.definitive,
+                              timed_out=error.timed_out) from None
+        track = self._client.track
+        self.codec = CODECS[track.codec]
+        self._time_base = Fraction(1, track.clock_rate)
+        self._clock_rate = float(track.clock_rate)
+        self._read_timeout = spec.read_timeout
+        self._context = self._new_decoder(threads=False)
+        self._threads_checked = False
+        self.stream = StreamTemplate(self.codec, self._time_base,
+                                     b"".join(b"\x00\x00\x00\x01" + s for s in
+                                              self._client.depacketiser.parameter_sets))
+        self._policy = DecodePolicy(self._decode, LagGuard(CameraBacklog(spec.url)))
+        self._first_timestamp: int | None = None
+
+    def _new_decoder(self, threads: bool) -> av.CodecContext:
+        context = av.CodecContext.create(self.codec, "r")
+        if not threads:
+            # One decoder thread per camera: cameras already run in parallel, and FFmpeg's
+            # slice threads only add hand-offs on small pictures (ingest/sources.py).
+            context.thread_count = 1
+        return context
+
+    def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        return self._context.decode(packet)
+
+    @property
+    def behind(self) -> float | None:
+        return self._policy.behind
+
+    @property
+    def lag_skips(self) -> int:
+        return self._policy.lag_skips
+
+    def sample_aspect(self) -> float:
+        ratio = self._context.sample_aspect_ratio
+        return float(ratio) if ratio else 1.0
+
+    def packets(self, full_decode: Callable[[], bool]) -> Iterator[Packet]:
+        last_unit = time.monotonic()
+        while True:
+            if not full_decode():
+                self._idle_wait(full_decode)
+            try:
+                units = self._client.read()
+            except RtspError as error:
+                raise SourceError(error.reason, timed_out=error.timed_out) from None
+            if units is None:
+                return  # the camera ended the stream: the worker reconnects
+            now = time.monotonic()
+            if not units:
+                if now - last_unit > self._read_timeout:
+                    raise SourceError("no video from the camera", timed_out=True)
+                continue
+            last_unit = now
+            for unit in units:
+                if self._first_timestamp is None:
+                    self._first_timestamp = unit.timestamp
+                packet = av.Packet(unit.data)
+                packet.pts = packet.dts = unit.timestamp - self._first_timestamp
+                packet.time_base = self._time_base
+                packet.is_keyframe = unit.keyframe
+                if unit.keyframe and not self._threads_checked:
+                    self._check_threads()
+                frames = self._policy.decode(packet, unit.keyframe,
+                                             unit.timestamp / self._clock_rate, full_decode(), now)
+                if not frames:
+                    yield Packet(packet.size, None, packet, self.stream,
+                                 skipped=self._policy.skipping)
+                for index, frame in enumerate(frames):
+                    if index == 0 and not self.stream.width:
+                        self.stream.width, self.stream.height = frame.width, frame.height
+                    yield Packet(packet.size if index == 0 else 0, frame,
+                                 packet if index == 0 else None, self.stream)
+
+    def _check_threads(self) -> None:
+        """Big pictures decode with FFmpeg's threads, as PyAVSource does: known once the
+        first picture is decoded, applied from the next keyframe (a fresh decoder)."""
+        if not self.stream.width:
+            return
+        self._threads_checked = True
+        if self.stream.width * self.stream.height > SINGLE_THREAD_PIXELS:
+            self._context = self._new_decoder(threads=True)
+
+    def _idle_wait(self, full_decode: Callable[[], bool]) -> None:
+        """Let a quarter second of the camera gather in the socket, to read it at once;
+        cut short when someone starts watching."""
+        due = time.monotonic() + IDLE_READ_INTERVAL
+        while not full_decode():
+            left = due - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(IDLE_POLL, left))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def open_rtsp(spec: SourceSpec) -> Source:
+    """Our client for TCP H.264/H.265 cameras, FFmpeg's for the rest."""
+    if spec.transport != "tcp" or spec.url in _FFMPEG_ONLY:
+        return PyAVSource(spec)
+    try:
+        return RtspSource(spec)
+    except Unsupported as reason:
+        logger.info("camera stream read with FFmpeg's RTSP client (%s)", reason.reason)
+        with _FFMPEG_ONLY_LOCK:
+            _FFMPEG_ONLY.add(spec.url)
+        time.sleep(FALLBACK_PAUSE)
+        return PyAVSource(spec)

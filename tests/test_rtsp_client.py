@@ -1,0 +1,134 @@
+"""Our RTSP client (ingest/rtsp.py, ingest/rtsp_source.py) against the real GStreamer RTSP
+server: codecs, credentials, the fallback to FFmpeg's client, and bulk reading while idle.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from ingest.rtsp_source import IDLE_READ_INTERVAL, RtspSource
+from ingest.sources import PyAVSource, SourceError, SourceSpec, open_source
+from ingest.stamp import read_stamp
+from tests.camsim import CameraSimulator, Mount
+from tests.test_camsim import gstreamer  # noqa: F401 - fixture (fails under CI=true)
+
+USER, PASSWORD = "carole", "pa:ss/w@rd"
+
+MOUNTS = [
+    Mount("h264", codec="h264", tag=31),
+    Mount("h265", codec="h265", tag=32),
+    Mount("mjpeg", codec="mjpeg", tag=33),
+    Mount("basic", tag=34, username=USER, password=PASSWORD, auth="basic"),
+    Mount("digest", tag=35, username=USER, password=PASSWORD, auth="digest"),
+]
+TAGS = {mount.path: mount.tag for mount in MOUNTS}
+
+
+@pytest.fixture(scope="module")
+def sim(gstreamer):  # noqa: F811
+    with CameraSimulator(MOUNTS) as simulator:
+        yield simulator
+
+
+def first_tag(source, seconds: float = 8.0) -> int | None:
+    """The stamp tag of the first decoded picture (decoding in full)."""
+    deadline = time.monotonic() + seconds
+    for packet in source.packets(lambda: True):
+        if packet.frame is not None:
+            stamp = read_stamp(packet.frame.to_ndarray(format="gray"))
+            if stamp is not None:
+                return stamp.tag
+        if time.monotonic() > deadline:
+            return None
+    return None
+
+
+@pytest.mark.parametrize(("path", "kind", "codec"), [
+    ("h264", RtspSource, "h264"),
+    ("h265", RtspSource, "hevc"),
+    ("mjpeg", PyAVSource, "mjpeg"),  # RTP/JPEG: FFmpeg's client reads it
+])
+def test_each_codec_reaches_the_right_reader_and_decodes(sim, path, kind, codec) -> None:
+    source = open_source(SourceSpec(sim.url(path)))
+    try:
+        assert type(source) is kind and source.codec == codec
+        assert first_tag(source) == TAGS[path]
+    finally:
+        source.close()
+
+
+def test_udp_cameras_stay_with_ffmpeg(sim) -> None:
+    source = open_source(SourceSpec(sim.url("h264"), transport="udp"))
+    try:
+        assert type(source) is PyAVSource
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize("path", ["basic", "digest"])
+def test_credentials_basic_and_digest(sim, path) -> None:
+    source = open_source(SourceSpec(sim.url(path), username=USER, password=PASSWORD))
+    try:
+        assert type(source) is RtspSource
+        assert first_tag(source) == TAGS[path]
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize("path", ["basic", "digest"])
+def test_wrong_password_is_definitive_and_never_echoed(sim, path) -> None:
+    wrong = "n0t-" + PASSWORD
+    with pytest.raises(SourceError) as caught:
+        open_source(SourceSpec(sim.url(path), username=USER, password=wrong))
+    assert caught.value.reason == "authentication failed (401 Unauthorized)"
+    assert caught.value.definitive
+    assert wrong not in str(caught.value) and PASSWORD not in str(caught.value)
+
+
+def test_no_camera_there_is_refused_definitively() -> None:
+    with pytest.raises(SourceError) as caught:
+        open_source(SourceSpec("rtsp://127.0.0.1:9/none"))  # the discard port: nobody
+    assert caught.value.reason == "connection refused" and caught.value.definitive
+
+
+def test_idle_reads_in_bulk_and_still_decodes_keyframes(sim) -> None:
+    """Nobody watching: a few reads a second, each bringing a quarter second of the camera,
+    and a keyframe decoded now and then; watching: a read as data comes."""
+    source = open_source(SourceSpec(sim.url("h264")))
+    assert type(source) is RtspSource
+    reads = 0
+    real_read = source._client.read
+
+    def counted():
+        nonlocal reads
+        reads += 1
+        return real_read()
+
+    source._client.read = counted
+    try:
+        watching = False
+        idle = {"units": 0, "frames": 0, "reads": 0}
+        started = time.monotonic()
+        for packet in source.packets(lambda: watching):
+            if packet.frame is not None:
+                idle["frames"] += 1
+            idle["units"] += 1 if packet.size else 0
+            if time.monotonic() - started > 3.0:
+                break
+        idle["reads"] = reads
+        watching, reads, full_units = True, 0, 0
+        started = time.monotonic()
+        for packet in source.packets(lambda: watching):
+            full_units += 1 if packet.size else 0
+            if time.monotonic() - started > 2.0:
+                break
+    finally:
+        source.close()
+    # 15 fps for 3 s: ~45 pictures in at most 3 / 0.25 + 1 reads.
+    assert idle["units"] >= 30, idle
+    assert idle["reads"] <= 3.0 / IDLE_READ_INTERVAL + 2, idle
+    assert 1 <= idle["frames"] <= 5, idle  # keyframes only, about one a second
+    # Watching, the socket is read as pictures come: at least one read per picture.
+    assert full_units >= 20 and reads >= full_units, (full_units, reads)
