@@ -109,6 +109,8 @@ def parse_sdp(sdp: str) -> tuple[Track | None, str | None]:
     name, rate = rtpmap.get(number, ("JPEG" if number == "26" else "", 90_000))
     if name not in DEPACKETISERS:
         return None, name or f"payload type {number}"
+    if fmtp.get(number, {}).get("packetization-mode") == "2":
+        return None, f"{name} interleaved mode"  # reordering by DON: FFmpeg's job
     return Track(name, rate, control, fmtp.get(number, {})), None
 
 
@@ -259,10 +261,11 @@ class RtspClient:
             reason = _STATUS_REASONS.get(response.status)
             if reason is not None:
                 raise RtspError(reason, definitive=True)
-            if response.status in (415, 461):  # media or transport the camera will not do
+            if 300 <= response.status < 500:
+                # A redirect, or a request this client words in a way the camera refuses:
+                # FFmpeg's client follows redirects and words things its own way.
                 raise Unsupported(f"{method} answered {response.status}")
-            raise RtspError(f"{method} answered {response.status} {response.reason}"[:80],
-                            definitive=400 <= response.status < 500)
+            raise RtspError(f"{method} answered {response.status} {response.reason}"[:80])
         raise RtspError(_STATUS_REASONS[401], definitive=True)
 
     def _response(self, deadline: float) -> Response:
@@ -344,9 +347,14 @@ class RtspClient:
         while size - position >= 4:
             if data[position] != 0x24:
                 # An RTSP answer (to a keep-alive) or a request from the camera: skipped.
-                end = data.find(b"\r\n\r\n", position)
+                end = data.find(b"\r\n\r\n", position, position + MAX_HEADER)
                 if end < 0:
-                    break
+                    if size - position < MAX_HEADER:
+                        break  # the rest of it is still to come
+                    # Not RTSP: garbage; resume at the next packet marker.
+                    following = data.find(b"$", position + 1)
+                    position = size if following < 0 else following
+                    continue
                 length = re.search(rb"(?i)content-length:\s*(\d+)", data[position:end])
                 skip = end + 4 + (int(length.group(1)) if length else 0)
                 if skip > size:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import av
 
@@ -24,6 +25,9 @@ from ingest.redact import Redactor
 from ingest.sources import Packet, Source, SourceError, SourceSpec, open_source
 from ingest.stats import CameraHealth, CameraState, CameraStatus
 from ingest.tiles import Size, Tile, TileStore
+
+if TYPE_CHECKING:
+    from ingest.rtsp_source import StreamTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +50,7 @@ class StalledError(Exception):
     pass
 
 
-PacketTap = Callable[[av.Packet, "av.video.stream.VideoStream"], None]
+PacketTap = Callable[[av.Packet, "av.video.stream.VideoStream | StreamTemplate"], None]
 
 
 class TileRequest:
