@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import struct
 from dataclasses import dataclass
 
 START_CODE = b"\x00\x00\x00\x01"
@@ -24,24 +25,26 @@ class AccessUnit:
     keyframe: bool  # an IDR (H.264) or IRAP (H.265) picture: decoding can start here
 
 
-def rtp_payload(packet: bytes | memoryview) -> tuple[bytes, int, int, bool] | None:
-    """(payload, sequence, timestamp, marker) of an RTP packet; None if it is not one."""
-    if len(packet) < 12 or packet[0] >> 6 != 2:
+_HEADER = struct.Struct(">BBHI")
+
+
+def rtp_bounds(packet: bytes | memoryview) -> tuple[int, int] | None:
+    """Where an RTP packet's payload starts and ends; None if it is not an RTP packet."""
+    size = len(packet)
+    if size <= 12:
         return None
     first = packet[0]
+    if first == 0x80:  # version 2, nothing optional: nearly every camera packet
+        return 12, size
+    if first >> 6 != 2:
+        return None
     start = 12 + 4 * (first & 0x0F)
     if first & 0x10:  # header extension: 4 bytes, then its length in 32-bit words
-        if len(packet) < start + 4:
+        if size < start + 4:
             return None
         start += 4 + 4 * ((packet[start + 2] << 8) | packet[start + 3])
-    end = len(packet)
-    if first & 0x20:  # padding: its length is the last byte
-        end -= packet[-1]
-    if end <= start:
-        return None
-    sequence = (packet[2] << 8) | packet[3]
-    timestamp = int.from_bytes(packet[4:8], "big")
-    return bytes(packet[start:end]), sequence, timestamp, bool(packet[1] & 0x80)
+    end = size - (packet[-1] if first & 0x20 else 0)  # padding: its length is the last byte
+    return (start, end) if start < end else None
 
 
 class Depacketiser:
@@ -63,18 +66,22 @@ class Depacketiser:
         self._last_raw = 0
 
     def push(self, packet: bytes | memoryview) -> AccessUnit | None:
-        """One RTP packet in; the access unit it completes, if any."""
-        parsed = rtp_payload(packet)
-        if parsed is None:
+        """One RTP packet in; the access unit it completes, if any. Runs for every packet
+        of every camera (7,400 a second for 64 cameras at 1.3 Mbit/s): no copies but the
+        payload's one."""
+        bounds = rtp_bounds(packet)
+        if bounds is None:
             return None
-        payload, sequence, raw_timestamp, marker = parsed
+        _, second, sequence, raw_timestamp = _HEADER.unpack_from(packet)
         done: AccessUnit | None = None
-        timestamp = self._unwrap(raw_timestamp)
+        if raw_timestamp == self._last_raw and self._timestamp is not None:
+            timestamp = self._timestamp
+        else:
+            timestamp = self._unwrap(raw_timestamp)
         # Lost (or reordered) packets: the unit they fell in is incomplete.
         gap = self._sequence is not None and sequence != (self._sequence + 1) & 0xFFFF
         self._sequence = sequence
-        if self._timestamp is not None and timestamp != self._timestamp and (
-                self._nals or self._fragment is not None):
+        if timestamp != self._timestamp and (self._nals or self._fragment is not None):
             # A new picture began without a marker on the last one (lost, or not sent): a
             # gap here is that picture's lost end. (If the new picture lost its start, a
             # fragment without its start flag tells, below.)
@@ -85,8 +92,8 @@ class Depacketiser:
             self._broken = True
             self._fragment = None
         self._timestamp = timestamp
-        self._payload(payload)
-        if marker:
+        self._payload(packet, *bounds)
+        if second & 0x80:  # marker: the picture's last packet
             done = self._finish() or done
         return done
 
@@ -120,10 +127,11 @@ class Depacketiser:
             return None
         if keyframe and not has_parameters:
             nals = self.parameter_sets + nals
-        return AccessUnit(b"".join(START_CODE + nal for nal in nals), self._timestamp or 0,
-                          keyframe)
+        parts = [START_CODE] * (2 * len(nals))
+        parts[1::2] = nals
+        return AccessUnit(b"".join(parts), self._timestamp or 0, keyframe)
 
-    def _payload(self, payload: bytes) -> None:
+    def _payload(self, packet: bytes | memoryview, start: int, end: int) -> None:
         raise NotImplementedError
 
     def _nal_kind(self, nal: bytes) -> str:
@@ -133,23 +141,24 @@ class Depacketiser:
 class H264Depacketiser(Depacketiser):
     codec = "h264"
 
-    def _payload(self, payload: bytes) -> None:
-        kind = payload[0] & 0x1F
-        if 1 <= kind <= 23:
-            self._add(payload)
-        elif kind == 24:  # STAP-A: 16-bit size, NAL unit, ...
-            self._aggregate(payload, 1)
-        elif kind == 28 and len(payload) > 2:  # FU-A
-            header = payload[1]
+    def _payload(self, packet: bytes | memoryview, start: int, end: int) -> None:
+        indicator = packet[start]
+        kind = indicator & 0x1F
+        if kind == 28 and end - start > 2:  # FU-A
+            header = packet[start + 1]
             if header & 0x80:  # start: the NAL header is rebuilt from both bytes
-                self._fragment = bytearray(((payload[0] & 0xE0) | (header & 0x1F),))
+                self._fragment = bytearray(((indicator & 0xE0) | (header & 0x1F),))
             if self._fragment is None:
                 self._broken = True  # a fragment whose start we never saw
                 return
-            self._fragment += payload[2:]
+            self._fragment += packet[start + 2 : end]
             if header & 0x40:  # end
                 self._add(bytes(self._fragment))
                 self._fragment = None
+        elif 1 <= kind <= 23:
+            self._add(bytes(packet[start:end]))
+        elif kind == 24:  # STAP-A: 16-bit size, NAL unit, ...
+            self._aggregate(bytes(packet[start:end]), 1)
         # STAP-B, MTAP and FU-B (interleaved mode) are not sent by cameras: ignored.
 
     def _aggregate(self, payload: bytes, offset: int) -> None:
@@ -166,26 +175,26 @@ class H264Depacketiser(Depacketiser):
 class H265Depacketiser(H264Depacketiser):
     codec = "hevc"
 
-    def _payload(self, payload: bytes) -> None:
-        if len(payload) < 3:
+    def _payload(self, packet: bytes | memoryview, start: int, end: int) -> None:
+        if end - start < 3:
             return
-        kind = (payload[0] >> 1) & 0x3F
-        if kind < 48:
-            self._add(payload)
-        elif kind == 48:  # aggregation packet (no DONL: cameras do not interleave)
-            self._aggregate(payload, 2)
-        elif kind == 49:  # fragmentation unit
-            header = payload[2]
+        kind = (packet[start] >> 1) & 0x3F
+        if kind == 49:  # fragmentation unit
+            header = packet[start + 2]
             if header & 0x80:
-                self._fragment = bytearray((((payload[0] & 0x81) | ((header & 0x3F) << 1)),
-                                            payload[1]))
+                self._fragment = bytearray((((packet[start] & 0x81) | ((header & 0x3F) << 1)),
+                                            packet[start + 1]))
             if self._fragment is None:
                 self._broken = True
                 return
-            self._fragment += payload[3:]
+            self._fragment += packet[start + 3 : end]
             if header & 0x40:
                 self._add(bytes(self._fragment))
                 self._fragment = None
+        elif kind < 48:
+            self._add(bytes(packet[start:end]))
+        elif kind == 48:  # aggregation packet (no DONL: cameras do not interleave)
+            self._aggregate(bytes(packet[start:end]), 2)
         # 50 (PACI) carries nothing a camera sends: ignored.
 
     def _nal_kind(self, nal: bytes) -> str:

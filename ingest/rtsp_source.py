@@ -25,7 +25,6 @@ from ingest.sources import SINGLE_THREAD_PIXELS, Packet, PyAVSource, Source, Sou
 logger = logging.getLogger(__name__)
 
 IDLE_READ_INTERVAL = 0.25  # seconds between bulk reads while nobody watches
-IDLE_POLL = 0.05  # how soon a new viewer is noticed during that wait
 CODECS = {"H264": "h264", "H265": "hevc"}
 # Between our client's DESCRIBE and FFmpeg's: GStreamer's RTSP server answers 503 to a
 # DESCRIBE that comes while it still unprepares the media the first one prepared.
@@ -100,11 +99,13 @@ class RtspSource:
         ratio = self._context.sample_aspect_ratio
         return float(ratio) if ratio else 1.0
 
-    def packets(self, full_decode: Callable[[], bool]) -> Iterator[Packet]:
+    def packets(self, full_decode: Callable[[], bool],
+                wanted: threading.Event | None = None) -> Iterator[Packet]:
         last_unit = time.monotonic()
+        wanted = wanted or threading.Event()
         while True:
             if not full_decode():
-                self._idle_wait(full_decode)
+                self._idle_wait(full_decode, wanted)
             try:
                 units = self._client.read()
             except RtspError as error:
@@ -146,15 +147,14 @@ class RtspSource:
         if self.stream.width * self.stream.height > SINGLE_THREAD_PIXELS:
             self._context = self._new_decoder(threads=True)
 
-    def _idle_wait(self, full_decode: Callable[[], bool]) -> None:
+    @staticmethod
+    def _idle_wait(full_decode: Callable[[], bool], wanted: threading.Event) -> None:
         """Let a quarter second of the camera gather in the socket, to read it at once;
-        cut short when someone starts watching."""
-        due = time.monotonic() + IDLE_READ_INTERVAL
-        while not full_decode():
-            left = due - time.monotonic()
-            if left <= 0:
-                return
-            time.sleep(min(IDLE_POLL, left))
+        cut short when someone starts watching. One wake-up: polling `full_decode` every
+        50 ms instead cost 0.24 s/s for 64 cameras (GIL hand-offs), 15 times the reading."""
+        wanted.clear()
+        if not full_decode():  # (checked after clearing: a viewer arriving now sets it)
+            wanted.wait(IDLE_READ_INTERVAL)
 
     def close(self) -> None:
         self._client.close()

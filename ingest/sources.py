@@ -9,6 +9,7 @@ its worker: "is full decoding wanted now?" (ingest/decoding.py says what follows
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -82,7 +83,11 @@ class Source(Protocol):
 
     def sample_aspect(self) -> float: ...
 
-    def packets(self, full_decode: Callable[[], bool]) -> Iterator[Packet]: ...
+    def packets(self, full_decode: Callable[[], bool],
+                wanted: threading.Event | None = None) -> Iterator[Packet]:
+        """Packets, decoded in full while `full_decode()`; `wanted` is set when it turns
+        true (a source that waits while idle wakes on it)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -183,7 +188,8 @@ class PyAVSource:
     def lag_skips(self) -> int:
         return self._policy.lag_skips
 
-    def packets(self, full_decode: Callable[[], bool]) -> Iterator[Packet]:
+    def packets(self, full_decode: Callable[[], bool],
+                wanted: threading.Event | None = None) -> Iterator[Packet]:
         start_wall = time.monotonic()
         first_pts: float | None = None
         while True:
@@ -266,7 +272,8 @@ class SyntheticSource:
         self._v = np.full((self.height // 2, self.width // 2), 128 - (seed - 100) // 3, np.uint8)
         self._index = 0
 
-    def packets(self, full_decode: Callable[[], bool]) -> Iterator[Packet]:
+    def packets(self, full_decode: Callable[[], bool],
+                wanted: threading.Event | None = None) -> Iterator[Packet]:
         period = 1.0 / self.fps
         next_due = time.monotonic()
         while True:

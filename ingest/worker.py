@@ -78,6 +78,7 @@ class CameraWorker:
         self._taps: tuple[PacketTap, ...] = ()
         self._requests_lock = threading.Lock()
         self._stop = threading.Event()
+        self._wanted = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self._still: Tile | None = None
         self._still_normaliser: Normaliser | None = None
@@ -118,6 +119,7 @@ class CameraWorker:
         # Ownership of the normaliser passes to the worker thread from here on.
         with self._requests_lock:
             self._requests = (*self._requests, request)
+        self._wanted.set()  # a source waiting between idle reads starts decoding now
         return request
 
     def detach(self, request: TileRequest) -> None:
@@ -196,7 +198,7 @@ class CameraWorker:
         stale_after = self.camera.stale_after
         watched = False
         skips = 0
-        for packet in source.packets(self._full_decode_wanted):
+        for packet in source.packets(self._full_decode_wanted, self._wanted):
             now = time.monotonic()
             if self._stop.is_set():
                 break

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from ingest.rtp import H264Depacketiser, H265Depacketiser, parameter_sets, rtp_payload
+from ingest.rtp import H264Depacketiser, H265Depacketiser, parameter_sets, rtp_bounds
 
 MTU = 1200
 
@@ -187,7 +187,7 @@ def test_h265_fragments_and_aggregates() -> None:
 @pytest.mark.parametrize("packet", [b"", b"\x80" * 11, b"\x40" + b"\x00" * 20,
                                     bytes((0x90, 96)) + b"\x00" * 10 + b"\x00\x00\xff\xff"])
 def test_not_rtp_or_truncated_is_refused(packet: bytes) -> None:
-    assert rtp_payload(packet) is None
+    assert rtp_bounds(packet) is None
     assert H264Depacketiser([]).push(packet) is None
 
 
