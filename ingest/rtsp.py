@@ -164,6 +164,8 @@ class RtspClient:
         self._keepalive_method = "OPTIONS"
         self._keepalive_every = KEEPALIVE_DEFAULT / 2
         self._last_request = 0.0
+        self.keepalives = 0  # sent while streaming
+        self.keepalives_answered = 0  # answered 200 (a camera that says no soon drops us)
         self._channel = 0
         self._play_url = self.url
         self.track: Track | None = None
@@ -327,6 +329,7 @@ class RtspClient:
         the read timeout; None when the camera closed the stream."""
         if time.monotonic() - self._last_request >= self._keepalive_every:
             self._send(self._keepalive_method, self._play_url)  # its answer is skipped below
+            self.keepalives += 1
         try:
             chunk = self._socket.recv(READ_SIZE)
         except TimeoutError:
@@ -359,6 +362,8 @@ class RtspClient:
                 skip = end + 4 + (int(length.group(1)) if length else 0)
                 if skip > size:
                     break
+                if data.startswith(b"RTSP/1.0 200", position):
+                    self.keepalives_answered += 1
                 position = skip
                 continue
             end = position + 4 + ((data[position + 2] << 8) | data[position + 3])

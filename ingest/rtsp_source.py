@@ -1,9 +1,10 @@
 """RTSP cameras (H.264, H.265 over TCP) read by our own client (ingest/rtsp.py) and decoded
 by PyAV's decoders; the rest goes to FFmpeg's client (ingest/sources.PyAVSource).
 
-While someone watches, the worker reads the socket as data comes (latency). While nobody
-does, it reads it every quarter second in one go: a camera then costs four wake-ups a
-second instead of one per RTP packet (bench D).
+While someone watches (a wall, a viewer, a remux of the camera's own stream), the worker
+reads the socket as data comes (latency). While nobody does, it reads it every quarter
+second in one go: a camera then costs four wake-ups a second instead of one per RTP packet
+(bench D).
 """
 
 from __future__ import annotations
@@ -100,12 +101,16 @@ class RtspSource:
         return float(ratio) if ratio else 1.0
 
     def packets(self, full_decode: Callable[[], bool],
-                wanted: threading.Event | None = None) -> Iterator[Packet]:
+                watched: threading.Event | None = None) -> Iterator[Packet]:
         last_unit = time.monotonic()
-        wanted = wanted or threading.Event()
+        watched = watched or threading.Event()
         while True:
             if not full_decode():
-                self._idle_wait(full_decode, wanted)
+                # Nobody watching: let a quarter second of the camera gather in the
+                # socket, to read it at once; at once if someone starts watching. (One
+                # wake-up: polling `full_decode` every 50 ms instead cost 64 cameras
+                # 0.24 s/s in GIL hand-offs, 15 times the reading.)
+                watched.wait(IDLE_READ_INTERVAL)
             try:
                 units = self._client.read()
             except RtspError as error:
@@ -146,15 +151,6 @@ class RtspSource:
         self._threads_checked = True
         if self.stream.width * self.stream.height > SINGLE_THREAD_PIXELS:
             self._context = self._new_decoder(threads=True)
-
-    @staticmethod
-    def _idle_wait(full_decode: Callable[[], bool], wanted: threading.Event) -> None:
-        """Let a quarter second of the camera gather in the socket, to read it at once;
-        cut short when someone starts watching. One wake-up: polling `full_decode` every
-        50 ms instead cost 0.24 s/s for 64 cameras (GIL hand-offs), 15 times the reading."""
-        wanted.clear()
-        if not full_decode():  # (checked after clearing: a viewer arriving now sets it)
-            wanted.wait(IDLE_READ_INTERVAL)
 
     def close(self) -> None:
         self._client.close()

@@ -84,9 +84,10 @@ class Source(Protocol):
     def sample_aspect(self) -> float: ...
 
     def packets(self, full_decode: Callable[[], bool],
-                wanted: threading.Event | None = None) -> Iterator[Packet]:
-        """Packets, decoded in full while `full_decode()`; `wanted` is set when it turns
-        true (a source that waits while idle wakes on it)."""
+                watched: threading.Event | None = None) -> Iterator[Packet]:
+        """Packets, decoded in full while `full_decode()`. `watched` is set while anyone
+        uses the camera, decoded or not (a remux): a source that reads an idle camera in
+        bursts reads it as data comes then, and wakes when it is set."""
         ...
 
     def close(self) -> None: ...
@@ -189,7 +190,7 @@ class PyAVSource:
         return self._policy.lag_skips
 
     def packets(self, full_decode: Callable[[], bool],
-                wanted: threading.Event | None = None) -> Iterator[Packet]:
+                watched: threading.Event | None = None) -> Iterator[Packet]:
         start_wall = time.monotonic()
         first_pts: float | None = None
         while True:
@@ -273,17 +274,21 @@ class SyntheticSource:
         self._index = 0
 
     def packets(self, full_decode: Callable[[], bool],
-                wanted: threading.Event | None = None) -> Iterator[Packet]:
+                watched: threading.Event | None = None) -> Iterator[Packet]:
         period = 1.0 / self.fps
         next_due = time.monotonic()
+        watched = watched or threading.Event()
         while True:
-            interval = period if full_decode() else max(period, IDLE_STILL_INTERVAL)
+            active = full_decode() or watched.is_set()
+            interval = period if active else max(period, IDLE_STILL_INTERVAL)
             next_due += interval
             delay = next_due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            else:
+            if delay <= 0:
                 next_due = time.monotonic()
+            elif active:
+                time.sleep(delay)
+            elif watched.wait(delay):
+                next_due = time.monotonic()  # someone started watching: a picture now
             yield Packet(self.width * self.height // 10, self._frame())
 
     def _frame(self) -> av.VideoFrame:

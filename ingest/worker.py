@@ -78,7 +78,9 @@ class CameraWorker:
         self._taps: tuple[PacketTap, ...] = ()
         self._requests_lock = threading.Lock()
         self._stop = threading.Event()
-        self._wanted = threading.Event()
+        # Set while anyone uses this camera (tiles or packet taps): its source then reads
+        # the camera as data comes, not in idle bursts (ingest/rtsp_source.py).
+        self._watched = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self._still: Tile | None = None
         self._still_normaliser: Normaliser | None = None
@@ -119,7 +121,7 @@ class CameraWorker:
         # Ownership of the normaliser passes to the worker thread from here on.
         with self._requests_lock:
             self._requests = (*self._requests, request)
-        self._wanted.set()  # a source waiting between idle reads starts decoding now
+            self._watched.set()  # a source waiting between idle reads goes on at once
         return request
 
     def detach(self, request: TileRequest) -> None:
@@ -127,16 +129,24 @@ class CameraWorker:
             self._requests = tuple(r for r in self._requests if r is not request)
             if all(r.size != request.size for r in self._requests):
                 self.store.discard(self.camera.id, request.size)
+            self._update_watched()
 
     def add_tap(self, tap: "PacketTap") -> None:
         """Have `tap(packet, stream)` called, in this worker's thread, for every compressed
         packet (remuxing to the browser without decoding)."""
         with self._requests_lock:
             self._taps = (*self._taps, tap)
+            self._watched.set()
 
     def remove_tap(self, tap: "PacketTap") -> None:
         with self._requests_lock:
             self._taps = tuple(t for t in self._taps if t is not tap)
+            self._update_watched()
+
+    def _update_watched(self) -> None:
+        """(Under the requests lock.)"""
+        if not self._requests and not self._taps:
+            self._watched.clear()
 
     def _full_decode_wanted(self) -> bool:
         return bool(self._requests)
@@ -198,7 +208,7 @@ class CameraWorker:
         stale_after = self.camera.stale_after
         watched = False
         skips = 0
-        for packet in source.packets(self._full_decode_wanted, self._wanted):
+        for packet in source.packets(self._full_decode_wanted, self._watched):
             now = time.monotonic()
             if self._stop.is_set():
                 break

@@ -47,12 +47,14 @@ class Mount:
 class CameraSimulator:
     """One simulator process serving several mounts on one port."""
 
-    def __init__(self, mounts: list[Mount], port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, mounts: list[Mount], port: int = 0, host: str = "127.0.0.1",
+                 session_timeout: int | None = None) -> None:
         if not mounts:
             raise ValueError("CameraSimulator needs at least one mount")
         self.mounts = list(mounts)
         self.host = host
         self._port = port
+        self.session_timeout = session_timeout  # seconds; None: GStreamer's (not enforced)
         self._process: subprocess.Popen | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._paused = False
@@ -64,7 +66,7 @@ class CameraSimulator:
         if self.running:
             return self
         self.stop()  # reap a server that died on its own
-        config = {"host": self.host, "port": self._port,
+        config = {"host": self.host, "port": self._port, "session_timeout": self.session_timeout,
                   "mounts": [asdict(mount) for mount in self.mounts]}
         env = {k: v for k, v in os.environ.items()
                if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}

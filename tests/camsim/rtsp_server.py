@@ -236,6 +236,11 @@ class Simulator:
         self.auth = self._make_auth()
         if self.auth is not None:
             self.server.set_auth(self.auth)
+        # Sessions that expire when not kept alive, as cameras' do (GStreamer's default, 60 s,
+        # is only enforced if someone cleans the pool): None keeps the default.
+        self.session_timeout = config.get("session_timeout")
+        if self.session_timeout is not None:
+            self.server.connect("client-connected", self._on_client)
         mount_points = self.server.get_mount_points()
         for mount in self.mounts:
             mount_points.add_factory("/" + mount["path"], self._make_factory(mount))
@@ -331,12 +336,28 @@ class Simulator:
             self.feeders.discard(feeder)
         log(f"{feeder.mount['path']}: media unprepared, feeder stopped")
 
+    # -- sessions
+
+    def _on_client(self, _server, client) -> None:
+        client.connect("new-session", self._on_session)
+
+    def _on_session(self, _client, session) -> None:
+        session.set_timeout(int(self.session_timeout))
+
+    def _clean_sessions(self) -> bool:
+        removed = self.server.get_session_pool().cleanup()
+        if removed:
+            log(f"{removed} session(s) expired (not kept alive)")
+        return True  # keep the timer
+
     # -- lifecycle
 
     def run(self, exit_on_stdin_eof: bool) -> int:
         if self.server.attach(None) == 0:
             log(f"cannot listen on {self.host}:{self.port} (address in use?)")
             return 2
+        if self.session_timeout is not None:
+            GLib.timeout_add(500, self._clean_sessions)
         port = self.server.get_bound_port()
         for signum in (signal.SIGTERM, signal.SIGINT):
             GLib.unix_signal_add(GLib.PRIORITY_HIGH, signum, self._quit, signum)
