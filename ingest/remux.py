@@ -41,19 +41,10 @@ class Remuxer:
         self._sink = _Sink()
         self._container = av.open(self._sink, mode="w", format="mp4", options={
             "movflags": "empty_moov+default_base_moof+frag_every_frame+skip_trailer"})
-        if isinstance(stream, av.stream.Stream):  # FFmpeg's RTSP client read the camera
-            self._output = self._container.add_stream_from_template(stream)
-            extradata = stream.codec_context.extradata
-        else:  # ours (ingest/rtsp_source.py): described, not copied
-            self._output = self._container.add_stream(stream.codec)
-            context = self._output.codec_context
-            context.width, context.height = stream.width, stream.height
-            context.pix_fmt = "yuv420p"
-            context.time_base = self._output.time_base = stream.time_base
-            context.extradata = extradata = stream.extradata or None
+        self._output = self._container.add_stream_from_template(stream)
         self._pending.clear()
         self._header_sent = False
-        self._mime = MIME_TEMPLATE.format(codec=avc_codec_string(extradata))
+        self._mime = MIME_TEMPLATE.format(codec=avc_codec_string(stream.codec_context.extradata))
 
     def __call__(self, packet: av.Packet, stream: av.video.stream.VideoStream) -> None:
         if stream is not self._input:

@@ -15,6 +15,9 @@ import struct
 from dataclasses import dataclass
 
 START_CODE = b"\x00\x00\x00\x01"
+# An access unit bigger than this (a 4K keyframe is 1-4 MB) is garbage that never ended:
+# dropped rather than kept growing.
+MAX_UNIT_BYTES = 16_000_000
 _WRAP = 1 << 32
 
 
@@ -57,45 +60,54 @@ class Depacketiser:
         # Sent out of band in the SDP: prepended to keyframes that lack them in band.
         self.parameter_sets = parameter_sets
         self._nals: list[bytes] = []
+        self._bytes = 0
         self._fragment: bytearray | None = None
         self._keyframe = False
         self._has_parameters = False
-        self._broken = False  # this unit lost a packet
+        self._has_picture = False  # a slice (VCL NAL unit) is in: a marker may end the unit
+        self._broken = False  # this unit lost a packet, or outgrew MAX_UNIT_BYTES
         self._sequence: int | None = None
         self._timestamp: int | None = None  # the current unit's, unwrapped
         self._last_raw = 0
 
-    def push(self, packet: bytes | memoryview) -> AccessUnit | None:
-        """One RTP packet in; the access unit it completes, if any. Runs for every packet
-        of every camera (7,400 a second for 64 cameras at 1.3 Mbit/s): no copies but the
-        payload's one."""
-        bounds = rtp_bounds(packet)
-        if bounds is None:
-            return None
+    def push(self, packet: bytes | memoryview, out: list[AccessUnit]) -> None:
+        """One RTP packet in; the access units it completes go to `out` (a packet that
+        starts a picture may end the previous one and, alone, its own). Runs for every
+        packet of every camera (7,400 a second for 64 cameras at 1.3 Mbit/s): no copies
+        but the payload's one."""
+        if len(packet) < 12 or packet[0] >> 6 != 2:
+            return
         _, second, sequence, raw_timestamp = _HEADER.unpack_from(packet)
-        done: AccessUnit | None = None
         if raw_timestamp == self._last_raw and self._timestamp is not None:
             timestamp = self._timestamp
         else:
             timestamp = self._unwrap(raw_timestamp)
-        # Lost (or reordered) packets: the unit they fell in is incomplete.
+        # Lost (or reordered) packets: the unit they fell in is incomplete. (Counted for
+        # every packet, payload or not: an empty one is not a gap.)
         gap = self._sequence is not None and sequence != (self._sequence + 1) & 0xFFFF
         self._sequence = sequence
-        if timestamp != self._timestamp and (self._nals or self._fragment is not None):
+        if timestamp != self._timestamp and (self._nals or self._fragment is not None
+                                             or self._broken):
             # A new picture began without a marker on the last one (lost, or not sent): a
             # gap here is that picture's lost end. (If the new picture lost its start, a
             # fragment without its start flag tells, below.)
             self._broken = self._broken or gap
-            done = self._finish()
+            self._finish(out)
             gap = False
         if gap:
             self._broken = True
             self._fragment = None
         self._timestamp = timestamp
-        self._payload(packet, *bounds)
-        if second & 0x80:  # marker: the picture's last packet
-            done = self._finish() or done
-        return done
+        bounds = rtp_bounds(packet)
+        if bounds is not None:
+            self._payload(packet, *bounds)
+            if self._bytes > MAX_UNIT_BYTES:  # no marker, no new timestamp: not a camera
+                self._broken = True
+                self._nals, self._bytes, self._fragment = [], 0, None
+        # The marker ends a picture; some cameras also set it on their parameter-set
+        # packets, which would make a second unit with the same timestamp.
+        if second & 0x80 and self._has_picture:
+            self._finish(out)
 
     def _unwrap(self, raw: int) -> int:
         if self._timestamp is None:
@@ -108,28 +120,34 @@ class Depacketiser:
         return self._timestamp + step
 
     def _add(self, nal: bytes) -> None:
-        if not nal:
-            return
+        if not nal or self._broken:
+            return  # a broken unit is dropped whole: nothing of it is kept meanwhile
         kind = self._nal_kind(nal)
         if kind == "key":
-            self._keyframe = True
+            self._keyframe = self._has_picture = True
+        elif kind == "picture":
+            self._has_picture = True
         elif kind == "parameters":
             self._has_parameters = True
+        elif kind == "recovery":
+            self._keyframe = True  # an I picture announced as a recovery point (open GOP)
         self._nals.append(nal)
+        self._bytes += len(nal)
 
-    def _finish(self) -> AccessUnit | None:
-        nals, self._nals = self._nals, []
+    def _finish(self, out: list[AccessUnit]) -> None:
+        nals, self._nals, self._bytes = self._nals, [], 0
         keyframe, self._keyframe = self._keyframe, False
         has_parameters, self._has_parameters = self._has_parameters, False
         broken, self._broken = self._broken, False
+        self._has_picture = False
         self._fragment = None
         if not nals or broken:
-            return None
+            return
         if keyframe and not has_parameters:
             nals = self.parameter_sets + nals
         parts = [START_CODE] * (2 * len(nals))
         parts[1::2] = nals
-        return AccessUnit(b"".join(parts), self._timestamp or 0, keyframe)
+        out.append(AccessUnit(b"".join(parts), self._timestamp or 0, keyframe))
 
     def _payload(self, packet: bytes | memoryview, start: int, end: int) -> None:
         raise NotImplementedError
@@ -169,7 +187,13 @@ class H264Depacketiser(Depacketiser):
 
     def _nal_kind(self, nal: bytes) -> str:
         kind = nal[0] & 0x1F
-        return "key" if kind == 5 else "parameters" if kind == 7 else ""
+        if 1 <= kind <= 5:
+            return "key" if kind == 5 else "picture"
+        if kind == 7:
+            return "parameters"
+        # SEI whose first message is a recovery point (payload type 6), as FFmpeg's parser
+        # counts it: cameras with open GOPs or intra refresh send no IDR at all.
+        return "recovery" if kind == 6 and len(nal) > 1 and nal[1] == 6 else ""
 
 
 class H265Depacketiser(H264Depacketiser):
@@ -199,7 +223,11 @@ class H265Depacketiser(H264Depacketiser):
 
     def _nal_kind(self, nal: bytes) -> str:
         kind = (nal[0] >> 1) & 0x3F
-        return "key" if 16 <= kind <= 23 else "parameters" if kind == 33 else ""
+        if kind < 32:
+            return "key" if 16 <= kind <= 23 else "picture"
+        if kind == 33:
+            return "parameters"
+        return "recovery" if kind == 39 and len(nal) > 2 and nal[2] == 6 else ""
 
 
 DEPACKETISERS: dict[str, type[Depacketiser]] = {"H264": H264Depacketiser,

@@ -45,6 +45,9 @@ class Unsupported(RtspError):
     """The camera is fine but this client does not handle its stream: use FFmpeg's."""
 
 
+# Bad request, method not allowed, unsupported media type, parameter not understood,
+# unsupported transport, option not supported.
+_WORDING = {400, 405, 415, 451, 461, 551}
 _STATUS_REASONS = {401: "authentication failed (401 Unauthorized)",
                    403: "access forbidden (403)", 404: "stream not found (404)"}
 
@@ -69,16 +72,23 @@ class Track:
     fmtp: dict[str, str]
 
 
-def parse_sdp(sdp: str) -> tuple[Track | None, str | None]:
-    """The first video track of an SDP, and the codec it names if it is one we lack."""
+def parse_sdp(sdp: str) -> tuple[Track | None, str | None, str]:
+    """The first video track of an SDP, the codec it names if it is one we lack, and the
+    session-level control URL (the aggregate one, for PLAY; often none)."""
     in_video = False
+    seen_media = False
+    session_control = ""
     payload_types: list[str] = []
     rtpmap: dict[str, tuple[str, int]] = {}
     fmtp: dict[str, dict[str, str]] = {}
     control = ""
     for line in sdp.splitlines():
         line = line.strip()
+        if line.startswith("a=control:") and not seen_media:
+            session_control = line[10:].strip()
+            continue
         if line.startswith("m="):
+            seen_media = True
             if in_video:
                 break  # only the first video track
             parts = line[2:].split()
@@ -104,14 +114,15 @@ def parse_sdp(sdp: str) -> tuple[Track | None, str | None]:
         elif line.startswith("a=control:"):
             control = line[10:].strip()
     if not payload_types:
-        return None, None
+        return None, None, session_control
     number = payload_types[0]
     name, rate = rtpmap.get(number, ("JPEG" if number == "26" else "", 90_000))
     if name not in DEPACKETISERS:
-        return None, name or f"payload type {number}"
+        return None, name or f"payload type {number}", session_control
     if fmtp.get(number, {}).get("packetization-mode") == "2":
-        return None, f"{name} interleaved mode"  # reordering by DON: FFmpeg's job
-    return Track(name, rate, control, fmtp.get(number, {})), None
+        # reordering by decoding order number: FFmpeg's job
+        return None, f"{name} interleaved mode", session_control
+    return Track(name, rate, control, fmtp.get(number, {})), None, session_control
 
 
 def _digest(username: str, password: str, method: str, uri: str, challenge: dict[str, str],
@@ -132,13 +143,25 @@ def _digest(username: str, password: str, method: str, uri: str, challenge: dict
     fields.append(f'response="{response}"')
     if "opaque" in challenge:
         fields.append(f'opaque="{challenge["opaque"]}"')
+    if "algorithm" in challenge:
+        fields.append(f"algorithm={challenge['algorithm']}")
     return "Digest " + ", ".join(fields)
 
 
 def _parse_challenge(value: str) -> tuple[str, dict[str, str]]:
     scheme, _, rest = value.strip().partition(" ")
-    return scheme.lower(), {k.lower(): v for k, v in
-                            re.findall(r'(\w+)\s*=\s*"?([^",]*)"?', rest)}
+    return scheme.lower(), {key.lower(): quoted or bare for key, quoted, bare in
+                            re.findall(r'([\w-]+)\s*=\s*(?:"([^"]*)"|([^,\s]*))', rest)}
+
+
+def _choose_challenge(values: list[str]) -> tuple[str, dict[str, str]] | None:
+    """Digest with MD5 (what cameras do; SHA-256 and -sess variants are not spoken
+    here), else Basic."""
+    challenges = [_parse_challenge(value) for value in values]
+    for scheme, fields in challenges:
+        if scheme == "digest" and fields.get("algorithm", "MD5").upper() == "MD5":
+            return scheme, fields
+    return next(((scheme, fields) for scheme, fields in challenges if scheme == "basic"), None)
 
 
 class RtspClient:
@@ -164,6 +187,7 @@ class RtspClient:
         self._keepalive_method = "OPTIONS"
         self._keepalive_every = KEEPALIVE_DEFAULT / 2
         self._last_request = 0.0
+        self.drained = True  # the last read took all there was
         self.keepalives = 0  # sent while streaming
         self.keepalives_answered = 0  # answered 200 (a camera that says no soon drops us)
         self._channel = 0
@@ -179,7 +203,8 @@ class RtspClient:
         except ConnectionRefusedError:
             raise RtspError("connection refused", definitive=True) from None
         except socket.gaierror:
-            raise RtspError("host not found", definitive=True) from None
+            # Not definitive: a resolver that is down (EAI_AGAIN) says the same.
+            raise RtspError("host not found") from None
         except TimeoutError:
             raise RtspError("timed out (no answer)", timed_out=True) from None
         except OSError as error:
@@ -191,7 +216,7 @@ class RtspClient:
             self._keepalive_method = "GET_PARAMETER"
         described = self._request("DESCRIBE", self.url, {"Accept": "application/sdp"},
                                   deadline=deadline)
-        track, other = parse_sdp(described.body.decode("utf-8", "replace"))
+        track, other, session_control = parse_sdp(described.body.decode("utf-8", "replace"))
         if track is None:
             raise Unsupported(f"{other} video" if other else "no video track")
         base = (described.header("content-base") or described.header("content-location")
@@ -209,9 +234,10 @@ class RtspClient:
         timeout = re.search(r"timeout=(\d+)", parameters)
         if timeout:
             self._keepalive_every = max(5.0, int(timeout.group(1)) / 2)
-        # The aggregate control URL is the content base (as FFmpeg uses it).
-        self._play_url = base
-        self._request("PLAY", base, {"Range": "npt=0.000-"}, deadline=deadline)
+        # The aggregate control URL: the SDP's session-level one, else the content base
+        # (as FFmpeg does).
+        self._play_url = self._control_url(base, session_control)
+        self._request("PLAY", self._play_url, {"Range": "npt=0.000-"}, deadline=deadline)
         self.track = track
         self.depacketiser = DEPACKETISERS[track.codec](parameter_sets(track.codec, track.fmtp))
         self._socket.settimeout(self._read_timeout)
@@ -234,7 +260,12 @@ class RtspClient:
         if self._authorization is not None:
             lines.append(f"Authorization: {self._authorize(method, url)}")
         lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-        self._socket.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        try:
+            self._socket.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        except TimeoutError:
+            raise RtspError("timed out", timed_out=True) from None
+        except OSError as error:  # reset, broken pipe: the camera went away
+            raise RtspError(error.strerror or type(error).__name__) from None
         self._last_request = time.monotonic()
 
     def _authorize(self, method: str, url: str) -> str:
@@ -252,9 +283,7 @@ class RtspClient:
             self._send(method, url, headers)
             response = self._response(deadline)
             if response.status == 401 and attempt == 0 and self._username:
-                challenges = [_parse_challenge(v) for v in response.headers.get("www-authenticate", [])]
-                chosen = next((c for c in challenges if c[0] == "digest"), None) or next(
-                    (c for c in challenges if c[0] == "basic"), None)
+                chosen = _choose_challenge(response.headers.get("www-authenticate", []))
                 if chosen is not None and self._authorization != chosen:
                     self._authorization, self._nonce_count = chosen, 0
                     continue
@@ -263,10 +292,11 @@ class RtspClient:
             reason = _STATUS_REASONS.get(response.status)
             if reason is not None:
                 raise RtspError(reason, definitive=True)
-            if 300 <= response.status < 500:
+            if 300 <= response.status < 400 or response.status in _WORDING:
                 # A redirect, or a request this client words in a way the camera refuses:
                 # FFmpeg's client follows redirects and words things its own way.
                 raise Unsupported(f"{method} answered {response.status}")
+            # Anything else (453 not enough bandwidth, 454 session not found, 5xx) may pass.
             raise RtspError(f"{method} answered {response.status} {response.reason}"[:80])
         raise RtspError(_STATUS_REASONS[401], definitive=True)
 
@@ -338,6 +368,8 @@ class RtspClient:
             raise RtspError(error.strerror or type(error).__name__) from None
         if not chunk:
             return None
+        # A full read: more is waiting (a camera above 8 Mbit/s read every quarter second).
+        self.drained = len(chunk) < READ_SIZE
         if self._buffer:
             self._buffer += chunk
             data = bytes(self._buffer)
@@ -364,19 +396,28 @@ class RtspClient:
                     break
                 if data.startswith(b"RTSP/1.0 200", position):
                     self.keepalives_answered += 1
+                elif data.startswith(b"RTSP/1.0 401", position):
+                    self._reauthorize(data[position:end])
                 position = skip
                 continue
             end = position + 4 + ((data[position + 2] << 8) | data[position + 3])
             if end > size:
                 break
             if data[position + 1] == channel:
-                unit = push(view[position + 4 : end])
-                if unit is not None:
-                    units.append(unit)
+                push(view[position + 4 : end], units)
             position = end
         view.release()
         self._buffer = bytearray(data[position:]) if position < size else bytearray()
         return units
+
+    def _reauthorize(self, head: bytes) -> None:
+        """A keep-alive refused with a new challenge (a Digest nonce gone stale): answer it
+        with the next keep-alive, sent at once."""
+        values = re.findall(rb"(?im)^www-authenticate:\s*(.+?)\s*$", head)
+        chosen = _choose_challenge([value.decode("latin-1") for value in values])
+        if chosen is not None and self._username:
+            self._authorization, self._nonce_count = chosen, 0
+            self._last_request = 0.0
 
     def pending(self) -> int:
         """Bytes received and not yet handed over (the socket's own queue not counted)."""

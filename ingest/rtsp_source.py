@@ -9,6 +9,7 @@ second in one go: a camera then costs four wake-ups a second instead of one per 
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 import av
+import av.error
 
 from ingest.backlog import CameraBacklog
 from ingest.decoding import DecodePolicy
@@ -36,16 +38,13 @@ _FFMPEG_ONLY: set[str] = set()
 _FFMPEG_ONLY_LOCK = threading.Lock()
 
 
-class StreamTemplate:
-    """What a remuxer needs to know of the camera's stream (ingest/remux.py): our client
-    has no FFmpeg stream to copy from."""
-
-    def __init__(self, codec: str, time_base: Fraction, parameter_sets: bytes) -> None:
-        self.codec = codec
-        self.time_base = time_base
-        self.extradata = parameter_sets  # Annex B; the MP4 muxer converts it
-        self.width = 0
-        self.height = 0
+def stream_template(codec: str, keyframe: bytes) -> tuple[av.container.InputContainer,
+                                                         av.video.stream.VideoStream]:
+    """A real FFmpeg stream for the camera's, made by probing its first keyframe (with its
+    parameter sets) in memory: what a remuxer copies its MP4 track from (size, profile,
+    avcC built from the camera's own SPS/PPS). Keep the container: the stream lives in it."""
+    container = av.open(io.BytesIO(keyframe), format=codec)
+    return container, container.streams.video[0]
 
 
 class RtspSource:
@@ -71,11 +70,12 @@ class RtspSource:
         self._read_timeout = spec.read_timeout
         self._context = self._new_decoder(threads=False)
         self._threads_checked = False
-        self.stream = StreamTemplate(self.codec, self._time_base,
-                                     b"".join(b"\x00\x00\x00\x01" + s for s in
-                                              self._client.depacketiser.parameter_sets))
+        # Made at the first keyframe; until then no compressed packet goes to a remux.
+        self._template: av.container.InputContainer | None = None
+        self._stream: av.video.stream.VideoStream | None = None
         self._policy = DecodePolicy(self._decode, LagGuard(CameraBacklog(spec.url)))
         self._first_timestamp: int | None = None
+        self._size = 0  # pixels of the first decoded picture
 
     def _new_decoder(self, threads: bool) -> av.CodecContext:
         context = av.CodecContext.create(self.codec, "r")
@@ -105,7 +105,7 @@ class RtspSource:
         last_unit = time.monotonic()
         watched = watched or threading.Event()
         while True:
-            if not full_decode():
+            if not full_decode() and self._client.drained:
                 # Nobody watching: let a quarter second of the camera gather in the
                 # socket, to read it at once; at once if someone starts watching. (One
                 # wake-up: polling `full_decode` every 50 ms instead cost 64 cameras
@@ -130,30 +130,43 @@ class RtspSource:
                 packet.pts = packet.dts = unit.timestamp - self._first_timestamp
                 packet.time_base = self._time_base
                 packet.is_keyframe = unit.keyframe
+                if unit.keyframe and self._stream is None:
+                    self._make_template(unit.data)
                 if unit.keyframe and not self._threads_checked:
                     self._check_threads()
                 frames = self._policy.decode(packet, unit.keyframe,
                                              unit.timestamp / self._clock_rate, full_decode(), now)
+                raw = packet if self._stream is not None else None
                 if not frames:
-                    yield Packet(packet.size, None, packet, self.stream,
+                    yield Packet(packet.size, None, raw, self._stream,
                                  skipped=self._policy.skipping)
                 for index, frame in enumerate(frames):
-                    if index == 0 and not self.stream.width:
-                        self.stream.width, self.stream.height = frame.width, frame.height
+                    if index == 0 and not self._size:
+                        self._size = frame.width * frame.height
                     yield Packet(packet.size if index == 0 else 0, frame,
-                                 packet if index == 0 else None, self.stream)
+                                 raw if index == 0 else None, self._stream)
+
+    def _make_template(self, keyframe: bytes) -> None:
+        try:
+            self._template, self._stream = stream_template(self.codec, keyframe)
+        except (av.error.FFmpegError, IndexError):
+            # Not probed (a broken first keyframe): the next one is tried. Only remuxing
+            # waits for it; decoding does not need the template.
+            self._template = self._stream = None
 
     def _check_threads(self) -> None:
         """Big pictures decode with FFmpeg's threads, as PyAVSource does: known once the
         first picture is decoded, applied from the next keyframe (a fresh decoder)."""
-        if not self.stream.width:
+        if not self._size:
             return
         self._threads_checked = True
-        if self.stream.width * self.stream.height > SINGLE_THREAD_PIXELS:
+        if self._size > SINGLE_THREAD_PIXELS:
             self._context = self._new_decoder(threads=True)
 
     def close(self) -> None:
         self._client.close()
+        if self._template is not None:
+            self._template.close()
 
 
 def open_rtsp(spec: SourceSpec) -> Source:
@@ -163,7 +176,8 @@ def open_rtsp(spec: SourceSpec) -> Source:
     try:
         return RtspSource(spec)
     except Unsupported as reason:
-        logger.info("camera stream read with FFmpeg's RTSP client (%s)", reason.reason)
+        logger.info("camera stream read with FFmpeg's RTSP client from now on (%s)",
+                    reason.reason)
         with _FFMPEG_ONLY_LOCK:
             _FFMPEG_ONLY.add(spec.url)
         time.sleep(FALLBACK_PAUSE)

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
 
 import av
@@ -24,9 +24,6 @@ from ingest.backlog import CameraBacklog
 from ingest.decoding import IDLE_STILL_INTERVAL, DecodePolicy
 from ingest.lag import LagGuard
 from ingest.stamp import draw_stamp
-
-if TYPE_CHECKING:
-    from ingest.rtsp_source import StreamTemplate
 
 SINGLE_THREAD_PIXELS = 1280 * 720  # above this, FFmpeg's own decoder threads pay
 
@@ -49,8 +46,7 @@ class Packet:
     size: int
     frame: av.VideoFrame | None = None
     raw: av.Packet | None = None
-    # FFmpeg's stream, or our client's description of it (ingest/rtsp_source.StreamTemplate).
-    stream: "av.video.stream.VideoStream | StreamTemplate | None" = None
+    stream: av.video.stream.VideoStream | None = None
     # Not decoded on purpose (behind the camera: skipping to a keyframe), not for garbage.
     skipped: bool = False
 

@@ -12,7 +12,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import av
 
@@ -25,9 +24,6 @@ from ingest.redact import Redactor
 from ingest.sources import Packet, Source, SourceError, SourceSpec, open_source
 from ingest.stats import CameraHealth, CameraState, CameraStatus
 from ingest.tiles import Size, Tile, TileStore
-
-if TYPE_CHECKING:
-    from ingest.rtsp_source import StreamTemplate
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +46,7 @@ class StalledError(Exception):
     pass
 
 
-PacketTap = Callable[[av.Packet, "av.video.stream.VideoStream | StreamTemplate"], None]
+PacketTap = Callable[[av.Packet, "av.video.stream.VideoStream"], None]
 
 
 class TileRequest:

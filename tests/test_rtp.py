@@ -58,6 +58,13 @@ def packetise_h264(unit: bytes, sequence: int, timestamp: int) -> list[bytes]:
     return packets
 
 
+def push_all(depacketiser, packets) -> list:
+    out: list = []
+    for packet in packets:
+        depacketiser.push(packet, out)
+    return out
+
+
 def decode_all(units: list[bytes]) -> int:
     decoder = av.CodecContext.create("h264", "r")
     pictures = 0
@@ -73,10 +80,7 @@ def test_h264_units_rebuilt_from_fu_a_decode_like_the_originals() -> None:
     for index, (unit, _) in enumerate(source):
         packets = packetise_h264(unit, sequence, 0xFFFFF000 + index * 6000)  # and the 32-bit one
         sequence += len(packets)
-        for packet in packets:
-            done = depacketiser.push(packet)
-            if done is not None:
-                rebuilt.append(done)
+        rebuilt += push_all(depacketiser, packets)
     assert [u.keyframe for u in rebuilt] == [k for _, k in source]
     assert [u.data for u in rebuilt] == [b"".join(b"\x00\x00\x00\x01" + n for n in nal_units(u))
                                          for u, _ in source]
@@ -96,9 +100,7 @@ def test_a_lost_fragment_drops_its_picture_only() -> None:
             if index == 3 and number == 0 and len(packets) > 1:
                 lost += 1
                 continue  # the first fragment of picture 3 never arrives
-            done = depacketiser.push(packet)
-            if done is not None:
-                rebuilt.append(done.timestamp // 6000)
+            rebuilt += [done.timestamp // 6000 for done in push_all(depacketiser, [packet])]
     assert lost == 1
     assert rebuilt == [i for i in range(len(source)) if i != 3]
 
@@ -115,9 +117,7 @@ def test_a_lost_marker_packet_ends_the_picture_at_the_next_timestamp() -> None:
         for number, packet in enumerate(packets):
             if index == 2 and number == len(packets) - 1:
                 continue
-            done = depacketiser.push(packet)
-            if done is not None:
-                rebuilt.append(done.timestamp // 6000)
+            rebuilt += [done.timestamp // 6000 for done in push_all(depacketiser, [packet])]
     assert rebuilt == [0, 1, 3, 4, 5]
 
 
@@ -137,10 +137,7 @@ def test_sdp_parameter_sets_go_before_a_keyframe_that_lacks_them() -> None:
     for index, unit in enumerate([idr_only, source[1][0], source[2][0]]):
         packets = packetise_h264(unit, sequence, index * 6000)
         sequence += len(packets)
-        for packet in packets:
-            done = depacketiser.push(packet)
-            if done is not None:
-                units.append(done.data)
+        units += [done.data for done in push_all(depacketiser, packets)]
     assert units[0].startswith(b"\x00\x00\x00\x01" + sps)
     assert decode_all(units) == 3
 
@@ -173,11 +170,9 @@ def test_h265_fragments_and_aggregates() -> None:
                 payloads.append(bytes(((nal[0] & 0x81) | (49 << 1), nal[1], header)) + chunk)
         for number, payload in enumerate(payloads):
             marker = 0x80 if number == len(payloads) - 1 else 0
-            done = depacketiser.push(struct.pack(">BBHII", 0x80, marker | 96, sequence, index * 6000, 1)
-                                     + payload)
+            rebuilt += push_all(depacketiser, [struct.pack(">BBHII", 0x80, marker | 96, sequence,
+                                                           index * 6000, 1) + payload])
             sequence += 1
-            if done is not None:
-                rebuilt.append(done)
     assert [u.keyframe for u in rebuilt] == [k for _, k in source]
     decoder = av.CodecContext.create("hevc", "r")
     pictures = sum(len(decoder.decode(av.Packet(u.data))) for u in rebuilt)
@@ -188,12 +183,44 @@ def test_h265_fragments_and_aggregates() -> None:
                                     bytes((0x90, 96)) + b"\x00" * 10 + b"\x00\x00\xff\xff"])
 def test_not_rtp_or_truncated_is_refused(packet: bytes) -> None:
     assert rtp_bounds(packet) is None
-    assert H264Depacketiser([]).push(packet) is None
+    assert push_all(H264Depacketiser([]), [packet]) == []
 
 
 def test_padding_and_header_extension_are_stripped() -> None:
     payload = b"\x65" + b"\xab" * 10  # an IDR slice, single NAL unit
     extension = b"\xbe\xde\x00\x01" + b"\x00" * 4
     packet = struct.pack(">BBHII", 0x80 | 0x20 | 0x10, 0x80 | 96, 1, 90000, 7) + extension + payload + b"\x00\x00\x03"
-    unit = H264Depacketiser([]).push(packet)
-    assert unit is not None and unit.keyframe and unit.data == b"\x00\x00\x00\x01" + payload
+    (unit,) = push_all(H264Depacketiser([]), [packet])
+    assert unit.keyframe and unit.data == b"\x00\x00\x00\x01" + payload
+
+
+def rtp(sequence: int, timestamp: int, payload: bytes, marker: bool = False) -> bytes:
+    return struct.pack(">BBHII", 0x80, (0x80 if marker else 0) | 96, sequence, timestamp, 9) + payload
+
+
+def test_a_marker_on_parameter_sets_does_not_split_the_picture() -> None:
+    """Some cameras set the marker on every packet of their SPS/PPS too: one picture, one
+    unit (two with the same timestamp broke the MP4 muxer)."""
+    sps, pps, idr = b"\x67\x42\x00\x1e\xab", b"\x68\xce\x3c\x80", b"\x65\x88\x84" + b"\x11" * 50
+    units = push_all(H264Depacketiser([]), [rtp(1, 3000, sps, True), rtp(2, 3000, pps, True),
+                                             rtp(3, 3000, idr, True), rtp(4, 6000, b"\x41\x9a" + b"\x22" * 9, True)])
+    assert [(u.timestamp, u.keyframe) for u in units] == [(3000, True), (6000, False)]
+    assert units[0].data.count(b"\x00\x00\x00\x01") == 3
+
+
+def test_one_packet_can_end_the_last_picture_and_be_a_whole_new_one() -> None:
+    """The last picture lost its marker; the next packet is a whole picture with its own:
+    both come out, the first one complete."""
+    first, second = b"\x41\x9a" + b"\x01" * 9, b"\x41\x9a" + b"\x02" * 9
+    units = push_all(H264Depacketiser([]), [rtp(1, 3000, first), rtp(2, 6000, second, True)])
+    assert [u.timestamp for u in units] == [3000, 6000]
+
+
+def test_an_empty_packet_is_no_gap_and_a_recovery_point_is_a_keyframe() -> None:
+    """A padding-only packet still counts in the sequence; an SEI recovery point marks an
+    I picture of a camera that sends no IDR (open GOP)."""
+    sei_recovery, islice = b"\x06\x06\x01\xc4\x80", b"\x21\x88" + b"\x03" * 20
+    padding_only = struct.pack(">BBHII", 0xA0, 96, 2, 3000, 9) + b"\x00\x00\x03"
+    units = push_all(H264Depacketiser([]), [rtp(1, 3000, sei_recovery), padding_only,
+                                             rtp(3, 3000, islice, True)])
+    assert len(units) == 1 and units[0].keyframe

@@ -171,3 +171,26 @@ def test_keep_alives_follow_the_session_timeout_and_their_answers_do_not_disturb
         finally:
             source.close()
     assert tags == {36}  # every picture decoded whole, before and after the answers
+
+
+def test_idle_reading_keeps_up_with_a_camera_above_one_read_per_wake(sim, monkeypatch) -> None:
+    """An idle camera sending more than one read's worth between two wakes (above 8 Mbit/s
+    with the real read size; here the read size is cut to 4 kB for a 1 Mbit/s camera) is
+    read until its socket is empty, not a read per wake: it must not fall behind."""
+    import ingest.rtsp
+
+    monkeypatch.setattr(ingest.rtsp, "READ_SIZE", 4096)
+    source = open_source(SourceSpec(sim.url("h264")))
+    assert type(source) is RtspSource
+    units = 0
+    started = time.monotonic()
+    try:
+        for packet in source.packets(lambda: False):
+            units += 1 if packet.size else 0
+            if time.monotonic() - started > 4.0:
+                break
+        behind = source._client.pending() + len(source._client._socket.recv(1 << 20, 0x40))  # MSG_DONTWAIT
+    finally:
+        source.close()
+    assert units >= 45, units  # 15 fps for 4 s, minus the last quarter second
+    assert behind < 64_000, behind  # what arrived since the last wake, not seconds of it
