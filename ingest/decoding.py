@@ -104,3 +104,17 @@ class DecodePolicy:
         for kept in self._gop:
             self._safely(kept)
         return True
+
+
+class PolicySource:
+    """What a source reading through a DecodePolicy tells of its lag (Source protocol)."""
+
+    _policy: DecodePolicy
+
+    @property
+    def behind(self) -> float | None:
+        return self._policy.behind
+
+    @property
+    def lag_skips(self) -> int:
+        return self._policy.lag_skips

@@ -20,7 +20,7 @@ import av
 import av.error
 
 from ingest.backlog import CameraBacklog
-from ingest.decoding import DecodePolicy
+from ingest.decoding import DecodePolicy, PolicySource
 from ingest.lag import LagGuard
 from ingest.rtsp import RtspClient, RtspError, Unsupported
 from ingest.sources import SINGLE_THREAD_PIXELS, Packet, PyAVSource, Source, SourceError, SourceSpec
@@ -47,7 +47,7 @@ def stream_template(codec: str, keyframe: bytes) -> tuple[av.container.InputCont
     return container, container.streams.video[0]
 
 
-class RtspSource:
+class RtspSource(PolicySource):
     """One camera over our RTSP client; raises Unsupported before any media flows when
     its stream is one FFmpeg must read."""
 
@@ -87,14 +87,6 @@ class RtspSource:
 
     def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
         return self._context.decode(packet)
-
-    @property
-    def behind(self) -> float | None:
-        return self._policy.behind
-
-    @property
-    def lag_skips(self) -> int:
-        return self._policy.lag_skips
 
     def sample_aspect(self) -> float:
         ratio = self._context.sample_aspect_ratio

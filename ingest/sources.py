@@ -21,7 +21,7 @@ import av.error
 import numpy as np
 
 from ingest.backlog import CameraBacklog
-from ingest.decoding import IDLE_STILL_INTERVAL, DecodePolicy
+from ingest.decoding import IDLE_STILL_INTERVAL, DecodePolicy, PolicySource
 from ingest.lag import LagGuard
 from ingest.stamp import draw_stamp
 
@@ -120,7 +120,7 @@ def describe_av_error(error: Exception) -> str:
     return type(error).__name__
 
 
-class PyAVSource:
+class PyAVSource(PolicySource):
     """rtsp://, rtsps:// and file:// through PyAV (FFmpeg)."""
 
     def __init__(self, spec: SourceSpec) -> None:
@@ -176,14 +176,6 @@ class PyAVSource:
             guard = LagGuard(CameraBacklog(spec.url))
         self._policy = DecodePolicy(lambda packet: list(packet.decode()), guard)
         self._time_base = float(self._stream.time_base or 0)
-
-    @property
-    def behind(self) -> float | None:
-        return self._policy.behind
-
-    @property
-    def lag_skips(self) -> int:
-        return self._policy.lag_skips
 
     def packets(self, full_decode: Callable[[], bool],
                 watched: threading.Event | None = None) -> Iterator[Packet]:
