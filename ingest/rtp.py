@@ -25,7 +25,8 @@ _WRAP = 1 << 32
 class AccessUnit:
     data: bytes  # Annex B: NAL units, each after a start code
     timestamp: int  # RTP clock ticks, unwrapped (monotonic across the 32-bit wrap)
-    keyframe: bool  # an IDR (H.264) or IRAP (H.265) picture: decoding can start here
+    # An IDR (H.264), IRAP (H.265) or recovery-point picture: decoding can start here.
+    keyframe: bool
 
 
 _HEADER = struct.Struct(">BBHI")
@@ -54,7 +55,7 @@ class Depacketiser:
     """Base: sequence tracking, timestamp unwrapping, access-unit assembly. Subclasses say
     how a payload splits into NAL units and which NAL units make a keyframe."""
 
-    codec = ""
+    codec = ""  # FFmpeg's decoder name
 
     def __init__(self, parameter_sets: list[bytes]) -> None:
         # Sent out of band in the SDP: prepended to keyframes that lack them in band.

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ingest.rtp import DEPACKETISERS, AccessUnit, Depacketiser, parameter_sets
+from ingest.sources import SourceError
 
 USER_AGENT = "Vigie"
 READ_SIZE = 262_144  # one recv: a quarter second of an 8 Mbit/s camera
@@ -31,17 +32,7 @@ MAX_HEADER = 65_536  # an RTSP answer's header longer than this is not a camera 
 KEEPALIVE_DEFAULT = 60.0  # session timeout when the camera does not say (RFC 2326)
 
 
-class RtspError(Exception):
-    """A failure with a short reason free of URL and credentials."""
-
-    def __init__(self, reason: str, definitive: bool = False, timed_out: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.definitive = definitive  # the camera answered and said no
-        self.timed_out = timed_out
-
-
-class Unsupported(RtspError):
+class Unsupported(SourceError):
     """The camera is fine but this client does not handle its stream: use FFmpeg's."""
 
 
@@ -201,14 +192,14 @@ class RtspClient:
         try:
             self._socket = socket.create_connection(self._address, timeout=self._open_timeout)
         except ConnectionRefusedError:
-            raise RtspError("connection refused", definitive=True) from None
+            raise SourceError("connection refused", definitive=True) from None
         except socket.gaierror:
             # Not definitive: a resolver that is down (EAI_AGAIN) says the same.
-            raise RtspError("host not found") from None
+            raise SourceError("host not found") from None
         except TimeoutError:
-            raise RtspError("timed out (no answer)", timed_out=True) from None
+            raise SourceError("timed out (no answer)", timed_out=True) from None
         except OSError as error:
-            raise RtspError(error.strerror or type(error).__name__) from None
+            raise SourceError(error.strerror or type(error).__name__) from None
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         options = self._request("OPTIONS", self.url, deadline=deadline)
         public = options.header("public").upper()
@@ -248,8 +239,7 @@ class RtspClient:
             return base
         if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", control):
             return control
-        return base if base.endswith("/") and not control else (
-            base + ("" if base.endswith("/") else "/") + control)
+        return base + ("" if base.endswith("/") else "/") + control
 
     # -- requests ------------------------------------------------------------------------
     def _send(self, method: str, url: str, headers: dict[str, str] | None = None) -> None:
@@ -263,9 +253,9 @@ class RtspClient:
         try:
             self._socket.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         except TimeoutError:
-            raise RtspError("timed out", timed_out=True) from None
+            raise SourceError("timed out", timed_out=True) from None
         except OSError as error:  # reset, broken pipe: the camera went away
-            raise RtspError(error.strerror or type(error).__name__) from None
+            raise SourceError(error.strerror or type(error).__name__) from None
         self._last_request = time.monotonic()
 
     def _authorize(self, method: str, url: str) -> str:
@@ -291,14 +281,14 @@ class RtspClient:
                 return response
             reason = _STATUS_REASONS.get(response.status)
             if reason is not None:
-                raise RtspError(reason, definitive=True)
+                raise SourceError(reason, definitive=True)
             if 300 <= response.status < 400 or response.status in _WORDING:
                 # A redirect, or a request this client words in a way the camera refuses:
                 # FFmpeg's client follows redirects and words things its own way.
                 raise Unsupported(f"{method} answered {response.status}")
             # Anything else (453 not enough bandwidth, 454 session not found, 5xx) may pass.
-            raise RtspError(f"{method} answered {response.status} {response.reason}"[:80])
-        raise RtspError(_STATUS_REASONS[401], definitive=True)
+            raise SourceError(f"{method} answered {response.status} {response.reason}"[:80])
+        raise SourceError(_STATUS_REASONS[401], definitive=True)
 
     def _response(self, deadline: float) -> Response:
         """The next RTSP answer; interleaved packets before it are dropped (none flow
@@ -309,13 +299,13 @@ class RtspClient:
             if end >= 0:
                 break
             if len(self._buffer) > MAX_HEADER:
-                raise RtspError("not an RTSP camera (bad answer)")
+                raise SourceError("not an RTSP camera (bad answer)")
             self._fill(deadline)
         head = bytes(self._buffer[:end]).decode("utf-8", "replace").split("\r\n")
         del self._buffer[: end + 4]
         match = re.match(r"RTSP/\d\.\d\s+(\d{3})\s*(.*)", head[0])
         if not match:
-            raise RtspError("not an RTSP camera (bad answer)")
+            raise SourceError("not an RTSP camera (bad answer)")
         headers: dict[str, list[str]] = {}
         for line in head[1:]:
             name, _, value = line.partition(":")
@@ -341,17 +331,20 @@ class RtspClient:
     def _fill(self, deadline: float) -> None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise RtspError("timed out (no answer)", timed_out=True)
+            raise SourceError("timed out (no answer)", timed_out=True)
         self._socket.settimeout(remaining)
-        try:
-            chunk = self._socket.recv(READ_SIZE)
-        except TimeoutError:
-            raise RtspError("timed out (no answer)", timed_out=True) from None
-        except OSError as error:
-            raise RtspError(error.strerror or type(error).__name__) from None
+        chunk = self._recv("timed out (no answer)")
         if not chunk:
-            raise RtspError("camera closed the connection")
+            raise SourceError("camera closed the connection")
         self._buffer += chunk
+
+    def _recv(self, timeout_reason: str) -> bytes:
+        try:
+            return self._socket.recv(READ_SIZE)
+        except TimeoutError:
+            raise SourceError(timeout_reason, timed_out=True) from None
+        except OSError as error:
+            raise SourceError(error.strerror or type(error).__name__) from None
 
     # -- streaming -----------------------------------------------------------------------
     def read(self) -> list[AccessUnit] | None:
@@ -360,12 +353,7 @@ class RtspClient:
         if time.monotonic() - self._last_request >= self._keepalive_every:
             self._send(self._keepalive_method, self._play_url)  # its answer is skipped below
             self.keepalives += 1
-        try:
-            chunk = self._socket.recv(READ_SIZE)
-        except TimeoutError:
-            raise RtspError("timed out", timed_out=True) from None
-        except OSError as error:
-            raise RtspError(error.strerror or type(error).__name__) from None
+        chunk = self._recv("timed out")
         if not chunk:
             return None
         # A full read: more is waiting (a camera above 8 Mbit/s read every quarter second).
@@ -422,9 +410,6 @@ class RtspClient:
     def pending(self) -> int:
         """Bytes received and not yet handed over (the socket's own queue not counted)."""
         return len(self._buffer)
-
-    def fileno(self) -> int:
-        return self._socket.fileno() if self._socket is not None else -1
 
     def close(self) -> None:
         if self._socket is None:

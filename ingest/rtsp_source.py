@@ -22,20 +22,18 @@ import av.error
 from ingest.backlog import CameraBacklog
 from ingest.decoding import DecodePolicy, PolicySource
 from ingest.lag import LagGuard
-from ingest.rtsp import RtspClient, RtspError, Unsupported
+from ingest.rtsp import RtspClient, Unsupported
 from ingest.sources import SINGLE_THREAD_PIXELS, Packet, PyAVSource, Source, SourceError, SourceSpec
 
 logger = logging.getLogger(__name__)
 
 IDLE_READ_INTERVAL = 0.25  # seconds between bulk reads while nobody watches
-CODECS = {"H264": "h264", "H265": "hevc"}
 # Between our client's DESCRIBE and FFmpeg's: GStreamer's RTSP server answers 503 to a
 # DESCRIBE that comes while it still unprepares the media the first one prepared.
 FALLBACK_PAUSE = 0.5
 # Cameras whose stream our client does not take (MJPEG, a camera refusing TCP...): FFmpeg
 # reads them from the first try on, instead of a refused handshake at every reconnect.
 _FFMPEG_ONLY: set[str] = set()
-_FFMPEG_ONLY_LOCK = threading.Lock()
 
 
 def stream_template(codec: str, keyframe: bytes) -> tuple[av.container.InputContainer,
@@ -56,26 +54,21 @@ class RtspSource(PolicySource):
                                   spec.read_timeout)
         try:
             self._client.open()
-        except Unsupported:
+        except SourceError:  # Unsupported among them
             self._client.close()
             raise
-        except RtspError as error:
-            self._client.close()
-            raise SourceError(error.reason, definitive=error.definitive,
-                              timed_out=error.timed_out) from None
         track = self._client.track
-        self.codec = CODECS[track.codec]
+        self.codec = self._client.depacketiser.codec
         self._time_base = Fraction(1, track.clock_rate)
         self._clock_rate = float(track.clock_rate)
         self._read_timeout = spec.read_timeout
+        # One decoder thread until the picture size is known (the first keyframe's).
         self._context = self._new_decoder(threads=False)
-        self._threads_checked = False
         # Made at the first keyframe; until then no compressed packet goes to a remux.
         self._template: av.container.InputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
         self._policy = DecodePolicy(self._decode, LagGuard(CameraBacklog(spec.url)))
         self._first_timestamp: int | None = None
-        self._size = 0  # pixels of the first decoded picture
 
     def _new_decoder(self, threads: bool) -> av.CodecContext:
         context = av.CodecContext.create(self.codec, "r")
@@ -103,10 +96,7 @@ class RtspSource(PolicySource):
                 # wake-up: polling `full_decode` every 50 ms instead cost 64 cameras
                 # 0.24 s/s in GIL hand-offs, 15 times the reading.)
                 watched.wait(IDLE_READ_INTERVAL)
-            try:
-                units = self._client.read()
-            except RtspError as error:
-                raise SourceError(error.reason, timed_out=error.timed_out) from None
+            units = self._client.read()
             if units is None:
                 return  # the camera ended the stream: the worker reconnects
             now = time.monotonic()
@@ -124,8 +114,6 @@ class RtspSource(PolicySource):
                 packet.is_keyframe = unit.keyframe
                 if unit.keyframe and self._stream is None:
                     self._make_template(unit.data)
-                if unit.keyframe and not self._threads_checked:
-                    self._check_threads()
                 frames = self._policy.decode(packet, unit.keyframe,
                                              unit.timestamp / self._clock_rate, full_decode(), now)
                 raw = packet if self._stream is not None else None
@@ -133,26 +121,22 @@ class RtspSource(PolicySource):
                     yield Packet(packet.size, None, raw, self._stream,
                                  skipped=self._policy.skipping)
                 for index, frame in enumerate(frames):
-                    if index == 0 and not self._size:
-                        self._size = frame.width * frame.height
                     yield Packet(packet.size if index == 0 else 0, frame,
                                  raw if index == 0 else None, self._stream)
 
     def _make_template(self, keyframe: bytes) -> None:
+        """At the first keyframe: the stream a remux copies, and the picture size, which
+        says whether FFmpeg's decoder threads pay (as PyAVSource decides from its probe);
+        a keyframe is where a fresh decoder can start."""
         try:
             self._template, self._stream = stream_template(self.codec, keyframe)
         except (av.error.FFmpegError, IndexError):
             # Not probed (a broken first keyframe): the next one is tried. Only remuxing
-            # waits for it; decoding does not need the template.
+            # and threading wait for it; decoding does not need the template.
             self._template = self._stream = None
-
-    def _check_threads(self) -> None:
-        """Big pictures decode with FFmpeg's threads, as PyAVSource does: known once the
-        first picture is decoded, applied from the next keyframe (a fresh decoder)."""
-        if not self._size:
             return
-        self._threads_checked = True
-        if self._size > SINGLE_THREAD_PIXELS:
+        context = self._stream.codec_context
+        if context.width * context.height > SINGLE_THREAD_PIXELS:
             self._context = self._new_decoder(threads=True)
 
     def close(self) -> None:
@@ -170,7 +154,6 @@ def open_rtsp(spec: SourceSpec) -> Source:
     except Unsupported as reason:
         logger.info("camera stream read with FFmpeg's RTSP client from now on (%s)",
                     reason.reason)
-        with _FFMPEG_ONLY_LOCK:
-            _FFMPEG_ONLY.add(spec.url)
+        _FFMPEG_ONLY.add(spec.url)
         time.sleep(FALLBACK_PAUSE)
         return PyAVSource(spec)

@@ -202,15 +202,15 @@ class CameraWorker:
         live_since: float | None = None
         last_frame = last_packet = opened
         stale_after = self.camera.stale_after
-        watched = False
+        decoding = False  # in full (tiles wanted)
         skips = 0
         for packet in source.packets(self._full_decode_wanted, self._watched):
             now = time.monotonic()
             if self._stop.is_set():
                 break
-            if bool(self._requests) != watched:
-                watched = not watched
-                if watched:
+            if bool(self._requests) != decoding:
+                decoding = not decoding
+                if decoding:
                     # Decoding in full starts now; while idle only keyframes were decoded,
                     # so the last frame's age says nothing about garbage.
                     last_frame = now
