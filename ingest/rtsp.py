@@ -171,6 +171,9 @@ class RtspClient:
         self._open_timeout, self._read_timeout = open_timeout, read_timeout
         self._socket: socket.socket | None = None
         self._buffer = bytearray()
+        # Media is received into this one buffer: a fresh bytes object per recv (256 kB
+        # asked, a few kB given) cost an mmap, page faults and an mremap each time.
+        self._scratch = bytearray(READ_SIZE)
         self._cseq = 0
         self._authorization: tuple[str, dict[str, str]] | None = None
         self._nonce_count = 0
@@ -338,9 +341,11 @@ class RtspClient:
             raise SourceError("camera closed the connection")
         self._buffer += chunk
 
-    def _recv(self, timeout_reason: str) -> bytes:
+    def _recv(self, timeout_reason: str) -> memoryview:
+        """One recv into the reused buffer: a view of what came (empty: the camera closed).
+        Valid until the next recv."""
         try:
-            return self._socket.recv(READ_SIZE)
+            return memoryview(self._scratch)[: self._socket.recv_into(self._scratch)]
         except TimeoutError:
             raise SourceError(timeout_reason, timed_out=True) from None
         except OSError as error:
@@ -357,46 +362,64 @@ class RtspClient:
         if not chunk:
             return None
         # A full read: more is waiting (a camera above 8 Mbit/s read every quarter second).
-        self.drained = len(chunk) < READ_SIZE
-        if self._buffer:
+        self.drained = len(chunk) < len(self._scratch)
+        if self._buffer:  # the end of a packet the last read cut
             self._buffer += chunk
-            data = bytes(self._buffer)
+            view = memoryview(self._buffer)
         else:
-            data = chunk
+            view = chunk
         units: list[AccessUnit] = []
-        position, size = 0, len(data)
+        try:
+            position = self._walk(view, units)
+            # What is left (a packet cut by this read) waits for the next one.
+            rest = bytearray(view[position:])
+        finally:
+            view.release()
+        self._buffer = rest
+        return units
+
+    def _walk(self, view: memoryview, units: list[AccessUnit]) -> int:
+        """Depacketise the whole interleaved packets in `view`; returns where the first
+        incomplete one starts. RTSP messages met on the way are skipped."""
+        position, size = 0, len(view)
         channel, push = self._channel, self.depacketiser.push
-        view = memoryview(data)
         while size - position >= 4:
-            if data[position] != 0x24:
+            if view[position] != 0x24:
                 # An RTSP answer (to a keep-alive) or a request from the camera: skipped.
-                end = data.find(b"\r\n\r\n", position, position + MAX_HEADER)
-                if end < 0:
-                    if size - position < MAX_HEADER:
-                        break  # the rest of it is still to come
+                skip = self._skip_message(view[position : position + MAX_HEADER].tobytes(),
+                                          size - position)
+                if skip is None:
+                    break  # the rest of it is still to come
+                if skip == 0:
                     # Not RTSP: garbage; resume at the next packet marker.
-                    following = data.find(b"$", position + 1)
-                    position = size if following < 0 else following
+                    following = view[position + 1 :].tobytes().find(b"$")
+                    position = size if following < 0 else position + 1 + following
                     continue
-                length = re.search(rb"(?i)content-length:\s*(\d+)", data[position:end])
-                skip = end + 4 + (int(length.group(1)) if length else 0)
-                if skip > size:
-                    break
-                if data.startswith(b"RTSP/1.0 200", position):
-                    self.keepalives_answered += 1
-                elif data.startswith(b"RTSP/1.0 401", position):
-                    self._reauthorize(data[position:end])
-                position = skip
+                position += skip
                 continue
-            end = position + 4 + ((data[position + 2] << 8) | data[position + 3])
+            end = position + 4 + ((view[position + 2] << 8) | view[position + 3])
             if end > size:
                 break
-            if data[position + 1] == channel:
+            if view[position + 1] == channel:
                 push(view[position + 4 : end], units)
             position = end
-        view.release()
-        self._buffer = bytearray(data[position:]) if position < size else bytearray()
-        return units
+        return position
+
+    def _skip_message(self, head: bytes, available: int) -> int | None:
+        """The length of the RTSP message at the start of `head` (the first MAX_HEADER of
+        `available` bytes): None while it is incomplete, 0 if it is not one."""
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            return None if available < MAX_HEADER else 0
+        length = re.search(rb"(?i)content-length:\s*(\d+)", head[:end])
+        skip = end + 4 + (int(length.group(1)) if length else 0)
+        if skip > available:
+            return None
+        if head.startswith(b"RTSP/1.0 200"):
+            self.keepalives_answered += 1
+        elif head.startswith(b"RTSP/1.0 401"):
+            self._reauthorize(head[:end])
+        return skip
 
     def _reauthorize(self, head: bytes) -> None:
         """A keep-alive refused with a new challenge (a Digest nonce gone stale): answer it
