@@ -24,6 +24,12 @@ from ingest.tiles import BLACK_Y, NEUTRAL_CHROMA, Size, Tile, i420_planes, new_i
 # ~500 us with the default pool on this 2-core machine: `python -m bench.tiles --threads 0`).
 cv2.setNumThreads(1)
 
+# Every tile of one size shows the same clock: rendered once a second for all the cameras,
+# not once per camera (16 renders a second on a 4x4 wall; the label stays per camera).
+# Room for the current and the last second at a dozen tile sizes, and the widest clock.
+CLOCK_TEXT = TextRenderer(capacity=40)
+WIDEST_CLOCK = "00:00:00"
+
 Polygon = Sequence[tuple[float, float]]  # points in normalised source coordinates (0..1)
 
 
@@ -169,9 +175,9 @@ class Normaliser:
         pixels = text_size_for(height)
         margin = max(2, height // 60)
         clock = time.strftime("%H:%M:%S", time.localtime(wall_time))
-        self._text.draw(luma, clock, width - margin, height - margin, pixels, anchor="bottom-right")
+        CLOCK_TEXT.draw(luma, clock, width - margin, height - margin, pixels, anchor="bottom-right")
         # The label gets the room the clock leaves (measured with the widest clock).
-        label = self._fitted_label(width - self._text.mask("00:00:00", pixels).width - 3 * margin, pixels)
+        label = self._fitted_label(width - CLOCK_TEXT.mask(WIDEST_CLOCK, pixels).width - 3 * margin, pixels)
         if label:
             self._text.draw(luma, label, margin, height - margin, pixels, anchor="bottom-left")
 

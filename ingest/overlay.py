@@ -9,6 +9,7 @@ Rendered masks are cached: a label is drawn once, then stamped with numpy.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -56,39 +57,49 @@ class TextMask:
         return self.ink.shape[0]
 
 
+def _render(text: str, pixels: int) -> TextMask:
+    font = _font(pixels)
+    border = max(1, pixels // 10)
+    left, top, right, bottom = font.getbbox(text or " ")
+    width, height = max(1, right - left) + 2 * border, max(1, bottom - top) + 2 * border
+    image = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(image).text((border - left, border - top), text, font=font, fill=255)
+    fill = np.asarray(image)
+    # The outline is the fill grown by a few pixels: same glyphs, same advance.
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border + 1, 2 * border + 1))
+    outline = cv2.dilate(fill, kernel) > 96
+    return TextMask(keep=np.where(outline, BLACK, WHITE).astype(np.uint8),
+                    ink=np.where(fill > 128, WHITE, BLACK).astype(np.uint8))
+
+
 class TextRenderer:
     """Renders and caches text masks, most recently used first.
 
     What a tile shows is a name, a commune and a clock that changes every second: a clock
     is never drawn again once its second has passed, so a big cache only fills with dead
     clocks (256 of them were 5 MB per 960x540 camera view). A few entries hold the labels
-    and the current second; a new clock costs one render per second."""
+    and the current second; a new clock costs one render per second.
+
+    Safe to share between threads (the clock renderer is shared by every camera)."""
 
     def __init__(self, capacity: int = 8) -> None:
         self._cache: OrderedDict[tuple[str, int], TextMask] = OrderedDict()
         self._capacity = capacity
+        self._lock = threading.Lock()
 
     def mask(self, text: str, pixels: int) -> TextMask:
         key = (text, pixels)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-            return cached
-        font = _font(pixels)
-        border = max(1, pixels // 10)
-        left, top, right, bottom = font.getbbox(text or " ")
-        width, height = max(1, right - left) + 2 * border, max(1, bottom - top) + 2 * border
-        image = Image.new("L", (width, height), 0)
-        ImageDraw.Draw(image).text((border - left, border - top), text, font=font, fill=255)
-        fill = np.asarray(image)
-        # The outline is the fill grown by a few pixels: same glyphs, same advance.
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border + 1, 2 * border + 1))
-        outline = cv2.dilate(fill, kernel) > 96
-        rendered = TextMask(keep=np.where(outline, BLACK, WHITE).astype(np.uint8),
-                            ink=np.where(fill > 128, WHITE, BLACK).astype(np.uint8))
-        self._cache[key] = rendered
-        if len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        # Rendered outside the lock: two threads may both render a new text, once each.
+        rendered = _render(text, pixels)
+        with self._lock:
+            self._cache[key] = rendered
+            if len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
         return rendered
 
     def draw(self, luma: np.ndarray, text: str, x: int, y: int, pixels: int,
