@@ -19,6 +19,7 @@ import numpy as np
 from av.video.reformatter import ColorRange
 
 from ingest.encoders import EncodedFrame
+from ingest.tiles import i420_planes
 
 MIME_TEMPLATE = 'video/mp4; codecs="{codec}"'
 
@@ -96,6 +97,13 @@ class Fmp4Encoder:
         context.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
                            "g": str(gop), "keyint_min": str(gop), "bf": "0", "crf": str(crf),
                            "sc_threshold": "0", "threads": str(x264_threads(width, height))}
+        # One input frame, refilled each tick: a new one per canvas (from_ndarray) cost
+        # 1.2 ms at 1920x1080 (allocation and page faults) against 0.17 ms for the copy.
+        # Safe to reuse: x264 copies the picture in before encode() returns.
+        self._frame = av.VideoFrame(width, height, "yuv420p")
+        self._frame.color_range = ColorRange.JPEG  # our canvas is full range
+        self._planes = [np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+                        [:, : plane.width] for plane in self._frame.planes]
         self._fps = float(rate)
         self._pts = 0
         self._started: float | None = None
@@ -110,8 +118,9 @@ class Fmp4Encoder:
     def encode(self, canvas: np.ndarray, wall_time: float, seq: int,
                force_keyframe: bool = False) -> list[EncodedFrame]:
         """Encode one canvas; returns the fragments that became complete (usually one)."""
-        frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
-        frame.color_range = ColorRange.JPEG
+        for target, source in zip(self._planes, i420_planes(canvas, self.width, self.height)):
+            np.copyto(target, source)
+        frame = self._frame
         # Timestamps follow the clock, not the frame count: a tick skipped (nothing changed
         # on the wall) leaves a gap instead of making the browser play ahead of real time.
         now = time.monotonic()
@@ -119,8 +128,8 @@ class Fmp4Encoder:
             self._started = now
         frame.pts = max(self._pts, round((now - self._started) * self._fps))
         self._pts = frame.pts + 1
-        if force_keyframe:
-            frame.pict_type = av.video.frame.PictureType.I
+        frame.pict_type = (av.video.frame.PictureType.I if force_keyframe
+                           else av.video.frame.PictureType.NONE)
         out: list[EncodedFrame] = []
         for packet in self._stream.encode(frame):
             self._pending.append((bool(packet.is_keyframe), wall_time))
