@@ -37,6 +37,7 @@ xstack, analyse (stamps), profile (py-spy, perf), report (the table), measure (/
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import json
 import os
@@ -64,7 +65,7 @@ from bench.report import command_line, cpu_model, report
 from bench.scenarios import KEEPS_UP_FPS, Row, diagonal, plan
 from bench.xstack import Xstack
 from server.secrets import hash_token
-from tests.conftest import VigieProcess, start_vigie
+from tests.conftest import REPO, VigieProcess, start_vigie
 
 CAMERAS_LIVE_TIMEOUT = 40.0
 FLOOR_READY_TIMEOUT = 40.0
@@ -657,6 +658,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def compile_vigie(log) -> None:
+    """Compile Vigie's modules to bytecode first, as installing it does (pip, the Docker
+    image): with PYTHONDONTWRITEBYTECODE set (CI images set it), every `vigie serve` of
+    the bench would otherwise compile them again: 0.1-0.2 s more to ready, measured here."""
+    started = time.monotonic()
+    for package in ("ingest", "server"):
+        compileall.compile_dir(REPO / package, quiet=1)
+    log(f"bench: Vigie's bytecode compiled in {time.monotonic() - started:.1f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -674,6 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     restore_priority = set_priority(args.nice, log) if args.nice else None
+    compile_vigie(log)
     bench = Bench(rows, args.seconds, args.warmup, args.profile, log, args.quick)
     bench.keep_profile = Path(args.keep_profile) if args.keep_profile else None
     started = time.monotonic()
