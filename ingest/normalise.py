@@ -16,7 +16,7 @@ import numpy as np
 from av.video.reformatter import ColorRange, VideoReformatter
 
 from ingest.layout import Rect, letterbox
-from ingest.overlay import TextRenderer, text_size_for
+from ingest.overlay import Stamp, TextRenderer, text_size_for
 from ingest.tiles import BLACK_Y, NEUTRAL_CHROMA, Size, Tile, i420_planes, new_i420
 
 # Parallelism comes from the cameras (one worker thread each): OpenCV's own thread pool on
@@ -124,6 +124,7 @@ class Normaliser:
         self._seq = 0
         self._geometry: tuple[int, int, float, Rect] | None = None
         self._label_fit: tuple[tuple[int, int], str] | None = None
+        self._stamp: tuple[tuple, Stamp | None] | None = None  # (second, shape), the overlay
 
     def _content_rect(self, frame: av.VideoFrame, sample_aspect: float) -> Rect:
         key = (frame.width, frame.height, sample_aspect)
@@ -171,15 +172,26 @@ class Normaliser:
         )
 
     def _draw_overlay(self, luma: np.ndarray, wall_time: float) -> None:
-        height, width = luma.shape
+        # What the overlay shows changes once a second: composed then, stamped every frame.
+        key = (int(wall_time), luma.shape)
+        if self._stamp is None or self._stamp[0] != key:
+            self._stamp = (key, self._compose_overlay(*luma.shape, wall_time))
+        stamp = self._stamp[1]
+        if stamp is not None:
+            stamp.apply(luma)
+
+    def _compose_overlay(self, height: int, width: int, wall_time: float) -> Stamp | None:
         pixels = text_size_for(height)
         margin = max(2, height // 60)
         clock = time.strftime("%H:%M:%S", time.localtime(wall_time))
-        CLOCK_TEXT.draw(luma, clock, width - margin, height - margin, pixels, anchor="bottom-right")
+        placed = [CLOCK_TEXT.place(clock, width - margin, height - margin, pixels,
+                                   anchor="bottom-right")]
         # The label gets the room the clock leaves (measured with the widest clock).
         label = self._fitted_label(width - CLOCK_TEXT.mask(WIDEST_CLOCK, pixels).width - 3 * margin, pixels)
         if label:
-            self._text.draw(luma, label, margin, height - margin, pixels, anchor="bottom-left")
+            placed.append(self._text.place(label, margin, height - margin, pixels,
+                                           anchor="bottom-left"))
+        return Stamp.compose(height, width, placed)
 
     def _fitted_label(self, room: int, pixels: int) -> str:
         """'Camera – Commune', cut with an ellipsis to fit `room` pixels (cached)."""
