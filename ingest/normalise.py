@@ -17,7 +17,7 @@ from av.video.reformatter import ColorRange, VideoReformatter
 
 from ingest.layout import Rect, letterbox
 from ingest.overlay import Stamp, TextRenderer, text_size_for
-from ingest.tiles import BLACK_Y, NEUTRAL_CHROMA, Size, Tile, i420_planes, new_i420
+from ingest.tiles import BLACK_Y, NEUTRAL_CHROMA, Size, Tile, TilePool, i420_planes
 
 # Parallelism comes from the cameras (one worker thread each): OpenCV's own thread pool on
 # top of that only adds hand-offs (a 640x360 -> 480x270 tile: ~300 us single-threaded,
@@ -112,7 +112,7 @@ class FrameGate:
 class Normaliser:
     def __init__(self, camera_id: str, size: Size, fps: float, label: Label,
                  masks: Sequence[Polygon] = (), overlay: bool = True,
-                 text: TextRenderer | None = None) -> None:
+                 text: TextRenderer | None = None, reuse_buffers: bool = True) -> None:
         self.camera_id = camera_id
         self.size = size
         self.gate = FrameGate(fps)
@@ -121,6 +121,8 @@ class Normaliser:
         self._overlay = overlay
         self._text = text or TextRenderer()
         self._reformatter = VideoReformatter()
+        # Tiles made at every frame reuse their buffers; a still a second does not need to.
+        self._pool = TilePool() if reuse_buffers else None
         self._seq = 0
         self._geometry: tuple[int, int, float, Rect] | None = None
         self._label_fit: tuple[tuple[int, int], str] | None = None
@@ -139,7 +141,11 @@ class Normaliser:
         width, height = self.size
         rect = self._content_rect(frame, sample_aspect)
         letterboxed = (rect.width, rect.height) != (width, height)
-        tile = new_i420(width, height) if letterboxed else np.empty((height * 3 // 2, width), np.uint8)
+        tile = (self._pool.buffer(width, height) if self._pool is not None
+                else np.empty((height * 3 // 2, width), np.uint8))
+        if letterboxed:  # the bars, and what an earlier tile's overlay left on them
+            tile[:height] = BLACK_Y
+            tile[height:] = NEUTRAL_CHROMA
         y, u, v = i420_planes(tile, width, height)
         cy, cx = rect.y // 2, rect.x // 2
         content = (y[rect.y : rect.y + rect.height, rect.x : rect.x + rect.width],
@@ -165,11 +171,14 @@ class Normaliser:
         if self._overlay:
             self._draw_overlay(y, wall_now)
         self._seq += 1
-        return Tile(
+        made = Tile(
             camera_id=self.camera_id, size=self.size, i420=tile, seq=self._seq,
             captured_at=captured_at if captured_at is not None else time.monotonic(),
             captured_wall=wall_now,
         )
+        if self._pool is not None:
+            self._pool.add(made)
+        return made
 
     def _draw_overlay(self, luma: np.ndarray, wall_time: float) -> None:
         # What the overlay shows changes once a second: composed then, stamped every frame.

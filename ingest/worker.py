@@ -283,7 +283,8 @@ class CameraWorker:
         size = (min(fit.width, frame.width // 2 * 2 or 2), min(fit.height, frame.height // 2 * 2 or 2))
         if self._still_normaliser is None or self._still_normaliser.size != size:
             self._still_normaliser = Normaliser(self.camera.id, size, 0, self._label,
-                                                self.camera.masks, overlay=False, text=self._text)
+                                                self.camera.masks, overlay=False, text=self._text,
+                                                reuse_buffers=False)
         return self._still_normaliser.normalise(frame, now, wall, sample_aspect)
 
 
