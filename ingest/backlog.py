@@ -9,9 +9,11 @@ waits in our socket's receive queue (the kernel holds it until we read); on a th
 waits upstream (the camera, the link) and our queue stays empty, since we read whatever
 comes at once.
 
-FFmpeg owns the sockets and PyAV does not expose them, so the queues are read the way `ss`
-reads them: /proc/net/tcp and tcp6 list every TCP socket of the network namespace with its
-receive queue, remote address and inode; /proc/self/fd says which inodes are ours. A
+For cameras read by Vigie's own RTSP client the socket is ours and asked directly
+(RtspClient.waiting). For the others FFmpeg owns the sockets and PyAV does not expose them,
+so the queues are read the way `ss` reads them: /proc/net/tcp and tcp6 list every TCP
+socket of the network namespace with its receive queue, remote address and inode;
+/proc/self/fd says which inodes are ours. A
 camera's sockets are ours whose remote address is the camera's (host, port): cameras
 behind one recorder share theirs, and are judged together. RTSP over UDP is not covered:
 FFmpeg's RTP sockets are not connected (no remote address), and a full UDP buffer drops

@@ -65,8 +65,9 @@ class LagMeter:
 class LagGuard:
     """One per source, used by its worker thread only: decode this packet or skip it.
 
-    `bytes_waiting` says how much of this camera's data waits unread in our sockets
-    (ingest.backlog.MONITOR.waiting in service); it must answer at once."""
+    `bytes_waiting` says how much of this camera's data waits unread in our sockets (our
+    RTSP client's own socket, or ingest.backlog's reading of /proc for FFmpeg's); it must
+    answer at once."""
 
     def __init__(self, bytes_waiting: Callable[[], int]) -> None:
         self.meter = LagMeter()

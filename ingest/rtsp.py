@@ -15,10 +15,13 @@ any media flows. Blocking sockets, one client per camera worker thread.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import os
 import re
 import socket
+import struct
+import termios
 import time
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -433,6 +436,19 @@ class RtspClient:
     def pending(self) -> int:
         """Bytes received and not yet handed over (the socket's own queue not counted)."""
         return len(self._buffer)
+
+    def waiting(self) -> int:
+        """Bytes the camera sent that the worker has not taken yet: the socket's receive
+        queue (one ioctl) and our buffer. Data waits there when the worker is short of CPU,
+        not when the link is slow (ingest/lag.py, ingest/backlog.py)."""
+        queued = 0
+        if self._socket is not None:
+            try:
+                queued = struct.unpack("i", fcntl.ioctl(self._socket.fileno(), termios.FIONREAD,
+                                                        b"\0\0\0\0"))[0]
+            except OSError:
+                pass  # closed meanwhile: nothing waits
+        return len(self._buffer) + queued
 
     def close(self) -> None:
         if self._socket is None:

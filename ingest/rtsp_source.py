@@ -19,7 +19,6 @@ from fractions import Fraction
 import av
 import av.error
 
-from ingest.backlog import CameraBacklog
 from ingest.decoding import DecodePolicy, PolicySource
 from ingest.lag import LagGuard
 from ingest.rtsp import RtspClient, Unsupported
@@ -67,7 +66,8 @@ class RtspSource(PolicySource):
         # Made at the first keyframe; until then no compressed packet goes to a remux.
         self._template: av.container.InputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
-        self._policy = DecodePolicy(self._decode, LagGuard(CameraBacklog(spec.url)))
+        # What waits unread is asked of our own socket (FFmpeg's need /proc: ingest/backlog.py).
+        self._policy = DecodePolicy(self._decode, LagGuard(self._client.waiting))
         self._first_timestamp: int | None = None
 
     def _new_decoder(self, threads: bool) -> av.CodecContext:

@@ -194,3 +194,23 @@ def test_idle_reading_keeps_up_with_a_camera_above_one_read_per_wake(sim, monkey
         source.close()
     assert units >= 45, units  # 15 fps for 4 s, minus the last quarter second
     assert behind < 64_000, behind  # what arrived since the last wake, not seconds of it
+
+
+def test_what_the_worker_leaves_unread_is_counted_where_it_waits(sim) -> None:
+    """The lag guard asks how much of the camera's data waits unread (a worker short of
+    CPU): our client answers from its own socket's queue and buffer."""
+    source = open_source(SourceSpec(sim.url("h264")))
+    assert type(source) is RtspSource
+    client = source._client
+    try:
+        while not client.read():  # up to the first picture
+            pass
+        time.sleep(1.5)  # not reading, as a worker busy elsewhere
+        left = client.waiting()
+        assert 16_000 <= left < 4_000_000, left  # 1.5 s of a 640x360 camera
+        taken = 0
+        while client.waiting() > 0:  # catch up: what waited comes out as pictures
+            taken += sum(len(unit.data) for unit in client.read())
+        assert taken >= 0.8 * left, (taken, left)  # less the RTP and interleaving headers
+    finally:
+        source.close()
