@@ -122,11 +122,11 @@ class Normaliser:
         self._text = text or TextRenderer()
         self._reformatter = VideoReformatter()
         # Tiles made at every frame reuse their buffers; a still a second does not need to.
-        self._pool = TilePool() if reuse_buffers else None
+        self._pool = TilePool(size) if reuse_buffers else None
         self._seq = 0
         self._geometry: tuple[int, int, float, Rect] | None = None
         self._label_fit: tuple[tuple[int, int], str] | None = None
-        self._stamp: tuple[tuple, Stamp | None] | None = None  # (second, shape), the overlay
+        self._stamp: tuple[int, Stamp | None] | None = None  # (second, the overlay)
 
     def _content_rect(self, frame: av.VideoFrame, sample_aspect: float) -> Rect:
         key = (frame.width, frame.height, sample_aspect)
@@ -141,7 +141,7 @@ class Normaliser:
         width, height = self.size
         rect = self._content_rect(frame, sample_aspect)
         letterboxed = (rect.width, rect.height) != (width, height)
-        tile = (self._pool.buffer(width, height) if self._pool is not None
+        tile = (self._pool.buffer() if self._pool is not None
                 else np.empty((height * 3 // 2, width), np.uint8))
         if letterboxed:  # the bars, and what an earlier tile's overlay left on them
             tile[:height] = BLACK_Y
@@ -182,9 +182,9 @@ class Normaliser:
 
     def _draw_overlay(self, luma: np.ndarray, wall_time: float) -> None:
         # What the overlay shows changes once a second: composed then, stamped every frame.
-        key = (int(wall_time), luma.shape)
-        if self._stamp is None or self._stamp[0] != key:
-            self._stamp = (key, self._compose_overlay(*luma.shape, wall_time))
+        second = int(wall_time)
+        if self._stamp is None or self._stamp[0] != second:
+            self._stamp = (second, self._compose_overlay(*luma.shape, wall_time))
         stamp = self._stamp[1]
         if stamp is not None:
             stamp.apply(luma)

@@ -368,60 +368,63 @@ class RtspClient:
         self.drained = len(chunk) < len(self._scratch)
         if self._buffer:  # the end of a packet the last read cut
             self._buffer += chunk
-            view = memoryview(self._buffer)
+            data, size = self._buffer, len(self._buffer)
         else:
-            view = chunk
+            data, size = self._scratch, len(chunk)
         units: list[AccessUnit] = []
+        view = memoryview(data)
         try:
-            position = self._walk(view, units)
+            position = self._walk(data, view, size, units)
             # What is left (a packet cut by this read) waits for the next one.
-            rest = bytearray(view[position:])
+            rest = bytearray(view[position:size])
         finally:
             view.release()
         self._buffer = rest
         return units
 
-    def _walk(self, view: memoryview, units: list[AccessUnit]) -> int:
-        """Depacketise the whole interleaved packets in `view`; returns where the first
+    def _walk(self, data: bytearray, view: memoryview, size: int,
+              units: list[AccessUnit]) -> int:
+        """Depacketise the whole interleaved packets in the first `size` bytes of `data`
+        (`view` of it: payloads go to the depacketiser uncopied); returns where the first
         incomplete one starts. RTSP messages met on the way are skipped."""
-        position, size = 0, len(view)
+        position = 0
         channel, push = self._channel, self.depacketiser.push
         while size - position >= 4:
-            if view[position] != 0x24:
+            if data[position] != 0x24:
                 # An RTSP answer (to a keep-alive) or a request from the camera: skipped.
-                skip = self._skip_message(view[position : position + MAX_HEADER].tobytes(),
-                                          size - position)
+                skip = self._skip_message(data, position, size)
                 if skip is None:
                     break  # the rest of it is still to come
                 if skip == 0:
                     # Not RTSP: garbage; resume at the next packet marker.
-                    following = view[position + 1 :].tobytes().find(b"$")
-                    position = size if following < 0 else position + 1 + following
+                    following = data.find(b"$", position + 1, size)
+                    position = size if following < 0 else following
                     continue
                 position += skip
                 continue
-            end = position + 4 + ((view[position + 2] << 8) | view[position + 3])
+            end = position + 4 + ((data[position + 2] << 8) | data[position + 3])
             if end > size:
                 break
-            if view[position + 1] == channel:
+            if data[position + 1] == channel:
                 push(view[position + 4 : end], units)
             position = end
         return position
 
-    def _skip_message(self, head: bytes, available: int) -> int | None:
-        """The length of the RTSP message at the start of `head` (the first MAX_HEADER of
-        `available` bytes): None while it is incomplete, 0 if it is not one."""
-        end = head.find(b"\r\n\r\n")
+    def _skip_message(self, data: bytearray, position: int, size: int) -> int | None:
+        """The length of the RTSP message at `position` (data ends at `size`): None while
+        it is incomplete, 0 if it is not one."""
+        end = data.find(b"\r\n\r\n", position, min(size, position + MAX_HEADER))
         if end < 0:
-            return None if available < MAX_HEADER else 0
-        length = re.search(rb"(?i)content-length:\s*(\d+)", head[:end])
-        skip = end + 4 + (int(length.group(1)) if length else 0)
-        if skip > available:
+            return None if size - position < MAX_HEADER else 0
+        head = bytes(data[position:end])
+        length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        skip = end + 4 - position + (int(length.group(1)) if length else 0)
+        if position + skip > size:
             return None
         if head.startswith(b"RTSP/1.0 200"):
             self.keepalives_answered += 1
         elif head.startswith(b"RTSP/1.0 401"):
-            self._reauthorize(head[:end])
+            self._reauthorize(head)
         return skip
 
     def _reauthorize(self, head: bytes) -> None:
@@ -432,10 +435,6 @@ class RtspClient:
         if chosen is not None and self._username:
             self._authorization, self._nonce_count = chosen, 0
             self._last_request = 0.0
-
-    def pending(self) -> int:
-        """Bytes received and not yet handed over (the socket's own queue not counted)."""
-        return len(self._buffer)
 
     def waiting(self) -> int:
         """Bytes the camera sent that the worker has not taken yet: the socket's receive

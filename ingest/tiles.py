@@ -77,22 +77,20 @@ class TilePool:
 
     KEEP = 3  # the store holds the newest, a wall's cell the one it shows: one to spare
 
-    def __init__(self) -> None:
+    def __init__(self, size: Size) -> None:
+        self._shape = (size[1] * 3 // 2, size[0])  # one normaliser: one tile size
         self._recent: deque[Tile] = deque()
 
-    def buffer(self, width: int, height: int) -> np.ndarray:
-        """A buffer for a new tile of this size: a free one's, or a new one (contents
-        undefined either way)."""
-        shape = (height * 3 // 2, width)
+    def buffer(self) -> np.ndarray:
+        """A buffer for a new tile: a free one's, or a new one (contents undefined)."""
         for index in range(len(self._recent)):
             tile = self._recent[index]
             # References: the deque, `tile`, getrefcount's argument; the array: the tile's
             # field and the argument. Any more is a reader.
-            if (sys.getrefcount(tile) == 3 and sys.getrefcount(tile.i420) == 2
-                    and tile.i420.shape == shape):
+            if sys.getrefcount(tile) == 3 and sys.getrefcount(tile.i420) == 2:
                 del self._recent[index]
                 return tile.i420
-        return np.empty(shape, np.uint8)
+        return np.empty(self._shape, np.uint8)
 
     def add(self, tile: Tile) -> None:
         self._recent.append(tile)
