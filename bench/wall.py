@@ -362,7 +362,7 @@ class Bench:
             cameras = vigie.get_json("/api/cameras")
             result["camera_reconnects"] = sum(c["reconnects_last_hour"] for c in cameras)
             result["decoding"] = {mode: sum(1 for c in cameras if c.get("decoding") == mode)
-                                  for mode in ("full", "keyframes")}
+                                  for mode in ("full", "reduced", "keyframes")}
             log_text = vigie.log()
             log_lines = log_text.splitlines()
             if self.keep_profile is not None:  # the server's whole log goes with the profiles

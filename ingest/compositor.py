@@ -87,6 +87,9 @@ class Compositor:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.frames = 0
+        # Ticks, and those that ended after the next was due: the machine (or the GIL) did
+        # not give this wall its time. ingest/governor.py reads both.
+        self.ticks = 0
         self.late_ticks = 0
         self.output_rate = RateMeter()
         self.compose_seconds = 0.0
@@ -118,12 +121,12 @@ class Compositor:
 
     def _attach(self) -> list[_Cell]:
         cells = []
-        for spec in self.spec.cells:
+        for rank, spec in enumerate(self.spec.cells):
             rect = cell_rect(spec, self.spec.columns, self.spec.rows, self.spec.width, self.spec.height)
             worker = self._workers.get(spec.camera_id) if spec.camera_id else None
             cell = _Cell(spec, rect, worker)
             if worker is not None:
-                cell.request = worker.attach((rect.width, rect.height), self.spec.fps)
+                cell.request = worker.attach((rect.width, rect.height), self.spec.fps, rank=rank)
             cells.append(cell)
         return cells
 
@@ -172,6 +175,7 @@ class Compositor:
                     h264 = None
                 done = time.monotonic()
                 self.compose_seconds += done - started
+                self.ticks += 1
                 next_tick += period
                 if next_tick < done:  # we are late: skip ticks rather than burst
                     self.late_ticks += 1

@@ -3,14 +3,17 @@ client or ours, ingest/rtsp.py).
 
 While someone watches, everything is decoded, unless the worker is behind its camera with
 the data waiting in our socket (ingest/lag.py): then it skips to a keyframe. While nobody
-watches, only keyframes are decoded (at most one per second): health stays known and a
-fresh still exists, at a fraction of the cost (DESIGN.md, demand). The packets since the
-last keyframe are kept meanwhile, so that when someone starts watching the decoder catches
-up at once instead of waiting for the camera's next keyframe (up to its GOP).
+watches, only keyframes are decoded (at most one every IDLE_STILL_INTERVAL): health stays
+known and a fresh still exists, at a fraction of the cost (DESIGN.md, demand). A watched
+camera the server has no CPU for is *reduced* (ingest/governor.py): every keyframe is
+decoded, nothing else. The packets since the last keyframe are kept while not decoding in
+full, so that when someone starts watching (or the camera is given back its full rate) the
+decoder catches up at once instead of waiting for the camera's next keyframe (up to its GOP).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 
 import av
@@ -29,6 +32,14 @@ IDLE_STILL_INTERVAL = 2.0
 CATCH_UP_MAX_BYTES = 4_000_000
 
 Decode = Callable[[av.Packet], list[av.VideoFrame]]
+
+
+class Decoding(enum.Enum):
+    """What a worker wants decoded of its camera; the value is what the API shows."""
+
+    FULL = "full"            # someone watches: every frame
+    REDUCED = "reduced"      # someone watches, the server is short of CPU: every keyframe
+    IDLE = "keyframes"       # nobody watches: a keyframe every IDLE_STILL_INTERVAL
 
 
 class DecodePolicy:
@@ -56,8 +67,9 @@ class DecodePolicy:
         return self._guard is not None and self._guard.skipping
 
     def decode(self, packet: av.Packet, keyframe: bool, timestamp: float | None,
-               full: bool, now: float) -> list[av.VideoFrame]:
+               mode: Decoding, now: float) -> list[av.VideoFrame]:
         """The frames to show for `packet` (none when it is kept or skipped)."""
+        full = mode is Decoding.FULL
         if full and self._guard is not None:
             if not self._guard.decode(packet.size, timestamp, keyframe, now):
                 # Skipping: what was kept while idle is of no use any more (decoding resumes
@@ -69,7 +81,8 @@ class DecodePolicy:
                 self._guard.stop()
             self._resync = True
             self._keep(packet, keyframe)
-            if not keyframe or now - self._last_idle_decode < IDLE_STILL_INTERVAL * 0.8:
+            if not keyframe or (mode is Decoding.IDLE and
+                                now - self._last_idle_decode < IDLE_STILL_INTERVAL * 0.8):
                 return []
             self._last_idle_decode = now
         elif self._resync:

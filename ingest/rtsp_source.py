@@ -19,7 +19,7 @@ from fractions import Fraction
 import av
 import av.error
 
-from ingest.decoding import DecodePolicy, PolicySource
+from ingest.decoding import DecodePolicy, Decoding, PolicySource
 from ingest.lag import LagGuard
 from ingest.rtsp import RtspClient, Unsupported
 from ingest.sources import SINGLE_THREAD_PIXELS, Packet, PyAVSource, Source, SourceError, SourceSpec
@@ -85,15 +85,15 @@ class RtspSource(PolicySource):
         ratio = self._context.sample_aspect_ratio
         return float(ratio) if ratio else 1.0
 
-    def packets(self, full_decode: Callable[[], bool],
+    def packets(self, decoding: Callable[[], Decoding],
                 watched: threading.Event | None = None) -> Iterator[Packet]:
         last_unit = time.monotonic()
         watched = watched or threading.Event()
         while True:
-            if not full_decode() and self._client.drained:
+            if decoding() is Decoding.IDLE and self._client.drained:
                 # Nobody watching: let a quarter second of the camera gather in the
                 # socket, to read it at once; at once if someone starts watching. (One
-                # wake-up: polling `full_decode` every 50 ms instead cost 64 cameras
+                # wake-up: polling `decoding` every 50 ms instead cost 64 cameras
                 # 0.24 s/s in GIL hand-offs, 15 times the reading.)
                 watched.wait(IDLE_READ_INTERVAL)
             units = self._client.read()
@@ -115,7 +115,7 @@ class RtspSource(PolicySource):
                 if unit.keyframe and self._stream is None:
                     self._make_template(unit.data)
                 frames = self._policy.decode(packet, unit.keyframe,
-                                             unit.timestamp / self._clock_rate, full_decode(), now)
+                                             unit.timestamp / self._clock_rate, decoding(), now)
                 raw = packet if self._stream is not None else None
                 if not frames:
                     yield Packet(packet.size, None, raw, self._stream,

@@ -4,7 +4,7 @@ Registry by scheme (STYLE.md): `rtsp` over TCP with H.264 or H.265 is read by ou
 client (ingest/rtsp_source.py), which reads in bulk; other `rtsp` streams, `rtsps` and
 `file` are read with PyAV (FFmpeg); `synthetic` draws frames in-process (demo and tests,
 no camera needed). A source knows nothing of tiles or walls; it honours one question from
-its worker: "is full decoding wanted now?" (ingest/decoding.py says what follows from it).
+its worker: "what is to be decoded now?" (ingest/decoding.py says what follows from it).
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ import av.error
 import numpy as np
 
 from ingest.backlog import CameraBacklog
-from ingest.decoding import IDLE_STILL_INTERVAL, DecodePolicy, PolicySource
+from ingest.decoding import IDLE_STILL_INTERVAL, DecodePolicy, Decoding, PolicySource
 from ingest.lag import LagGuard
 from ingest.stamp import draw_stamp
 
 SINGLE_THREAD_PIXELS = 1280 * 720  # above this, FFmpeg's own decoder threads pay
+# A synthetic camera reduced for want of CPU draws a picture this often, as a camera with a
+# one-second GOP shows its keyframes.
+REDUCED_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,9 @@ class Source(Protocol):
 
     def sample_aspect(self) -> float: ...
 
-    def packets(self, full_decode: Callable[[], bool],
+    def packets(self, decoding: Callable[[], Decoding],
                 watched: threading.Event | None = None) -> Iterator[Packet]:
-        """Packets, decoded in full while `full_decode()`. `watched` is set while anyone
+        """Packets, decoded as `decoding()` says (ingest/decoding.py). `watched` is set while anyone
         uses the camera, decoded or not (a remux): a source that reads an idle camera in
         bursts reads it as data comes then, and wakes when it is set."""
         ...
@@ -177,7 +180,7 @@ class PyAVSource(PolicySource):
         self._policy = DecodePolicy(lambda packet: list(packet.decode()), guard)
         self._time_base = float(self._stream.time_base or 0)
 
-    def packets(self, full_decode: Callable[[], bool],
+    def packets(self, decoding: Callable[[], Decoding],
                 watched: threading.Event | None = None) -> Iterator[Packet]:
         start_wall = time.monotonic()
         first_pts: float | None = None
@@ -188,7 +191,7 @@ class PyAVSource(PolicySource):
                         continue
                     timestamp = None if packet.pts is None else packet.pts * self._time_base
                     frames = self._policy.decode(packet, packet.is_keyframe, timestamp,
-                                                 full_decode(), time.monotonic())
+                                                 decoding(), time.monotonic())
                     if not frames:
                         yield Packet(packet.size, None, packet, self._stream,
                                      skipped=self._policy.skipping)
@@ -261,14 +264,19 @@ class SyntheticSource:
         self._v = np.full((self.height // 2, self.width // 2), 128 - (seed - 100) // 3, np.uint8)
         self._index = 0
 
-    def packets(self, full_decode: Callable[[], bool],
+    def packets(self, decoding: Callable[[], Decoding],
                 watched: threading.Event | None = None) -> Iterator[Packet]:
         period = 1.0 / self.fps
         next_due = time.monotonic()
         watched = watched or threading.Event()
         while True:
-            active = full_decode() or watched.is_set()
-            interval = period if active else max(period, IDLE_STILL_INTERVAL)
+            mode = decoding()
+            if mode is Decoding.FULL or (mode is Decoding.IDLE and watched.is_set()):
+                interval, active = period, True  # decoded, or remuxed as it comes
+            elif mode is Decoding.REDUCED:
+                interval, active = max(period, REDUCED_INTERVAL), True
+            else:
+                interval, active = max(period, IDLE_STILL_INTERVAL), False
             next_due += interval
             delay = next_due - time.monotonic()
             if delay <= 0:

@@ -8,6 +8,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from ingest.decoding import Decoding
+
 
 class CameraState(str, enum.Enum):
     CONNECTING = "connecting"  # first connection not yet made
@@ -62,7 +64,7 @@ class CameraStatus:
     reconnects_last_hour: int
     last_error: str | None
     frames_total: int
-    full_decode: bool
+    decoding: Decoding  # of the last picture
     lag_skips: int = 0  # times decoding fell behind the camera and skipped to a keyframe
     # Seconds the last picture came behind the camera's own clock (beyond the best seen on
     # this connection): a slow link's or a busy server's delay. None while idle.
@@ -87,7 +89,7 @@ class CameraHealth:
         self._reconnects: deque[float] = deque()
         self._last_error: str | None = None
         self._frames_total = 0
-        self._full_decode = False
+        self._decoding = Decoding.IDLE
         self._lag_skips = 0
         self._behind: float | None = None
 
@@ -109,7 +111,7 @@ class CameraHealth:
             self._packets.add(now, size)
             self._last_packet_mono = now
 
-    def frame(self, now: float, wall: float, width: int, height: int, full_decode: bool,
+    def frame(self, now: float, wall: float, width: int, height: int, decoding: Decoding,
               behind: float | None = None) -> None:
         with self._lock:
             self._behind = behind
@@ -117,7 +119,7 @@ class CameraHealth:
             self._last_frame_wall = wall
             self._size = (width, height)
             self._frames_total += 1
-            self._full_decode = full_decode
+            self._decoding = decoding
             if self._state != CameraState.LIVE:
                 self._since = wall
                 self._state = CameraState.LIVE
@@ -159,7 +161,7 @@ class CameraHealth:
                 frame_age=None if age is None else round(age, 3),
                 last_frame_wall=self._last_frame_wall,
                 reconnects_last_hour=len(self._reconnects), last_error=self._last_error,
-                frames_total=self._frames_total, full_decode=self._full_decode,
+                frames_total=self._frames_total, decoding=self._decoding,
                 lag_skips=self._lag_skips,
                 behind=None if self._behind is None or state != CameraState.LIVE else round(self._behind, 3),
             )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import av
 
 from ingest.backoff import STABLE_RESET_AFTER, backoff_delay
+from ingest.decoding import Decoding
 from ingest.lag import MAX_LAG
 from ingest.layout import letterbox
 from ingest.normalise import Label, Normaliser, Polygon
@@ -50,10 +51,12 @@ PacketTap = Callable[[av.Packet, "av.video.stream.VideoStream"], None]
 
 
 class TileRequest:
-    """A consumer's wish for tiles of one size at one rate; handed back to `detach`."""
+    """A consumer's wish for tiles of one size at one rate; handed back to `detach`.
+    `rank`: the cell's place on its wall (0 first), for ingest/governor.py."""
 
-    def __init__(self, normaliser: Normaliser) -> None:
+    def __init__(self, normaliser: Normaliser, rank: int = 0) -> None:
         self.normaliser = normaliser
+        self.rank = rank
 
     @property
     def size(self) -> Size:
@@ -77,6 +80,8 @@ class CameraWorker:
         # Set while anyone uses this camera (tiles or packet taps): its source then reads
         # the camera as data comes, not in idle bursts (ingest/rtsp_source.py).
         self._watched = threading.Event()
+        # Set by ingest/governor.py while the server is short of CPU: keyframes only.
+        self._reduced = False
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self._still: Tile | None = None
         self._still_normaliser: Normaliser | None = None
@@ -104,8 +109,9 @@ class CameraWorker:
         return self._still
 
     # -- demand ------------------------------------------------------------------------------
-    def attach(self, size: Size, fps: float, overlay: bool = True) -> TileRequest:
-        """Ask for tiles of `size` at `fps`; until a fresh frame, a tile made from the still."""
+    def attach(self, size: Size, fps: float, overlay: bool = True, rank: int = 0) -> TileRequest:
+        """Ask for tiles of `size` at `fps`; until a fresh frame, a tile made from the still.
+        `rank` is the cell's place on its wall (0 for the first, or a view of its own)."""
         normaliser = Normaliser(self.camera.id, size, fps, self._label, self.camera.masks,
                                 overlay=overlay, text=TextRenderer())
         still = self._still
@@ -113,7 +119,7 @@ class CameraWorker:
             frame = av.VideoFrame.from_ndarray(still.i420, format="yuvj420p")
             tile = normaliser.normalise(frame, still.captured_at, still.captured_wall)
             self.store.publish(tile)
-        request = TileRequest(normaliser)
+        request = TileRequest(normaliser, rank)
         # Ownership of the normaliser passes to the worker thread from here on.
         with self._requests_lock:
             self._requests = (*self._requests, request)
@@ -144,8 +150,29 @@ class CameraWorker:
         if not self._requests and not self._taps:
             self._watched.clear()
 
-    def _full_decode_wanted(self) -> bool:
-        return bool(self._requests)
+    def _decoding(self) -> Decoding:
+        if not self._requests:
+            return Decoding.IDLE
+        return Decoding.REDUCED if self._reduced else Decoding.FULL
+
+    # -- load shedding (ingest/governor.py) ----------------------------------------------------
+    @property
+    def reduced(self) -> bool:
+        return self._reduced
+
+    def set_reduced(self, reduced: bool) -> None:
+        """Keyframes only (True) or every frame (False) while watched; takes effect at the
+        next packet. Back to every frame, the decoder catches up from the last keyframe."""
+        self._reduced = reduced
+
+    def prominence(self) -> tuple[int, int] | None:
+        """How prominently the camera is shown: (its largest tile's pixels, minus its best
+        cell rank); None while nobody watches its tiles. The governor reduces the least
+        prominent first."""
+        requests = self._requests
+        if not requests:
+            return None
+        return (max(r.size[0] * r.size[1] for r in requests), -min(r.rank for r in requests))
 
     # -- the thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -202,13 +229,13 @@ class CameraWorker:
         live_since: float | None = None
         last_frame = last_packet = opened
         stale_after = self.camera.stale_after
-        decoding = False  # in full (tiles wanted)
+        decoding = False  # in full (tiles wanted, not reduced)
         skips = 0
-        for packet in source.packets(self._full_decode_wanted, self._watched):
+        for packet in source.packets(self._decoding, self._watched):
             now = time.monotonic()
             if self._stop.is_set():
                 break
-            if bool(self._requests) != decoding:
+            if (self._decoding() is Decoding.FULL) != decoding:
                 decoding = not decoding
                 if decoding:
                     # Decoding in full starts now; while idle only keyframes were decoded,
@@ -228,7 +255,7 @@ class CameraWorker:
                     last_frame = now
                     skips = self._count_lag_skips(source, skips, now)
                     continue
-                if self._requests and now - last_frame > stale_after:
+                if decoding and now - last_frame > stale_after:
                     # Packets but no pictures while decoding everything: garbage.
                     raise StalledError(f"no decodable frame for {now - last_frame:.0f} s")
                 continue
@@ -265,7 +292,7 @@ class CameraWorker:
         frame = packet.frame
         wall = time.time()
         requests = self._requests
-        self.health.frame(now, wall, frame.width, frame.height, bool(requests), behind)
+        self.health.frame(now, wall, frame.width, frame.height, self._decoding(), behind)
         # The tile's clock tells when the picture was taken, as near as we know: a picture
         # that came 3 s late (a slow link, a busy server) must not show the current time.
         taken = wall - (behind or 0.0)

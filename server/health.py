@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ingest.decoding import Decoding
 from ingest.stats import CameraState, CameraStatus
 from ingest.worker import CameraWorker
 from server.auth import principal_of
@@ -42,7 +43,7 @@ def camera_json(worker: CameraWorker) -> dict[str, Any]:
         "lag_skips": status.lag_skips,
         "reconnects_last_hour": status.reconnects_last_hour,
         "last_error": status.last_error,
-        "decoding": "full" if status.full_decode else "keyframes",
+        "decoding": status.decoding.value,
     }
 
 
@@ -109,6 +110,8 @@ async def api_status(request: web.Request) -> web.Response:
         "uptime_seconds": round(time.monotonic() - request.app[STARTED_AT], 1),
         "cameras": {"total": len(runtime.workers), **states},
         "walls": walls,
+        # Load shedding (ingest/governor.py): watched cameras reduced to their keyframes.
+        "load": runtime.governor.status(),
     })
 
 
@@ -196,6 +199,11 @@ def render_metrics(runtime: Runtime) -> str:
     family("vigie_camera_lag_skips_total", "counter",
            "Times decoding fell behind the camera and skipped to its next keyframe (short of CPU).",
            [(labels, float(status.lag_skips)) for labels, status in cameras])
+    family("vigie_camera_decoding", "gauge",
+           "What is decoded of the camera, one series per mode, 1 for the current one: full, "
+           "reduced (watched, keyframes only: the server is short of CPU), keyframes (nobody watches).",
+           [(f'{labels},mode="{mode.value}"', float(status.decoding == mode))
+            for labels, status in cameras for mode in Decoding])
     walls = [(f'wall="{_label(wall_id)}"', runtime.wall_stream(wall_id)) for wall_id in runtime.walls]
     family("vigie_wall_fps_delivered", "gauge", "Frames per second sent by the wall's encoder.",
            [(labels, stream.fps_delivered()) for labels, stream in walls])

@@ -41,7 +41,7 @@ CAMERA = {"type": "object", "required": ["id", "name", "commune", "state"], "pro
     "bitrate_bps": {"type": "number"}, "frame_age": {"type": ["number", "null"]},
     "behind": {"type": ["number", "null"]}, "lag_skips": {"type": "integer"},
     "reconnects_last_hour": {"type": "integer"}, "last_error": {"type": ["string", "null"]},
-    "decoding": {"type": "string", "enum": ["full", "keyframes"]}}}
+    "decoding": {"type": "string", "enum": ["full", "reduced", "keyframes"]}}}
 CELL = {"type": "object", "required": ["row", "column"], "additionalProperties": False, "properties": {
     "camera": {"type": ["string", "null"]}, "row": {"type": "integer", "minimum": 0},
     "column": {"type": "integer", "minimum": 0}, "rows": {"type": "integer", "minimum": 1},

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingest.compositor import Compositor, WallSpec
+from ingest.governor import Governor
 from ingest.layout import CellSpec, grid_cells
 from ingest.redact import Redactor
 from ingest.sources import SourceSpec
@@ -111,6 +112,9 @@ class Runtime:
         self._mosaic_streams: dict[tuple, LiveStream] = {}
         self._remux_streams: dict[str, RemuxStream] = {}
         self.tours: dict[str, Any] = {}  # wall id -> running tour (server.walls_api.Tour)
+        # Reduces the least prominent cameras to their keyframes while the machine is short
+        # of CPU (ingest/governor.py). It reads the dicts from its thread: whole copies.
+        self.governor = Governor(self.all_workers, self.compositors)
         self.started = False
         redactor.add(secret for camera in config.cameras if (secret := camera.password()))
 
@@ -125,6 +129,7 @@ class Runtime:
     def start(self) -> None:
         for camera in self.config.cameras:
             self._start_worker(camera)
+        self.governor.start()
         self.started = True
         logger.info("started %d camera workers, %d walls", len(self.workers), len(self.walls))
 
@@ -214,6 +219,15 @@ class Runtime:
     def mosaic_streams(self) -> list[LiveStream]:
         return list(self._mosaic_streams.values())
 
+    def all_workers(self) -> list[CameraWorker]:
+        """Every worker, mosaics' then single views' main streams, in configuration order."""
+        return [*self.workers.values(), *self._main_workers.values()]
+
+    def compositors(self) -> list[Compositor]:
+        return [stream.compositor for streams in (self._wall_streams, self._camera_streams,
+                                                  self._mosaic_streams)
+                for stream in list(streams.values())]
+
     def streams(self) -> Iterable[LiveStream]:
         yield from list(self._wall_streams.values())
         yield from list(self._camera_streams.values())
@@ -275,8 +289,9 @@ class Runtime:
     async def async_stop(self) -> list[str]:
         """Close viewers, stop compositors, join worker threads. Returns stuck thread names."""
         await asyncio.gather(*(stream.async_close() for stream in self.streams()))
-        workers = [*self.workers.values(), *self._main_workers.values()]
         loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.governor.stop)
+        workers = self.all_workers()
         stuck = await loop.run_in_executor(None, stop_workers, workers)
         if stuck:
             logger.warning("camera threads still blocked at shutdown: %s", ", ".join(stuck))

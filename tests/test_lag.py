@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from ingest.backlog import BacklogMonitor, parse_address, parse_table
+from ingest.decoding import Decoding
 from ingest.lag import BACKLOG_MIN_BYTES, MAX_LAG, SKIP_LIMIT, LagGuard, LagMeter
 from ingest.redact import Redactor
 from ingest.sources import SourceSpec, open_source
@@ -234,7 +235,7 @@ def test_a_source_read_too_slowly_skips_to_keyframes_and_stays_live(simulators):
     most_behind = 0.0
     started = time.monotonic()
     try:
-        for packet in source.packets(lambda: True):
+        for packet in source.packets(lambda: Decoding.FULL):
             if time.monotonic() - started > 10.0:
                 break
             if packet.skipped:
@@ -267,7 +268,7 @@ def test_a_camera_late_by_its_link_is_not_skipped_beside_one_read_too_slowly(sim
         stop = threading.Event()
 
         def read_slowly() -> None:
-            for packet in slow.packets(lambda: True):
+            for packet in slow.packets(lambda: Decoding.FULL):
                 if stop.is_set():
                     break
                 if packet.frame is not None:
@@ -278,7 +279,7 @@ def test_a_camera_late_by_its_link_is_not_skipped_beside_one_read_too_slowly(sim
         pictures, most_behind = 0, 0.0
         started = time.monotonic()
         try:
-            for packet in linked.packets(lambda: True):
+            for packet in linked.packets(lambda: Decoding.FULL):
                 elapsed = time.monotonic() - started
                 if elapsed > 14.0:
                     break

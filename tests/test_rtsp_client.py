@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from ingest.decoding import Decoding
 from ingest.rtsp_source import IDLE_READ_INTERVAL, RtspSource
 from ingest.sources import PyAVSource, SourceError, SourceSpec, open_source
 from ingest.stamp import read_stamp
@@ -36,7 +37,7 @@ def sim(gstreamer):  # noqa: F811
 def first_tag(source, seconds: float = 8.0) -> int | None:
     """The stamp tag of the first decoded picture (decoding in full)."""
     deadline = time.monotonic() + seconds
-    for packet in source.packets(lambda: True):
+    for packet in source.packets(lambda: Decoding.FULL):
         if packet.frame is not None:
             stamp = read_stamp(packet.frame.to_ndarray(format="gray"))
             if stamp is not None:
@@ -113,7 +114,7 @@ def test_idle_reads_in_bulk_and_still_decodes_keyframes(sim) -> None:
         watching = False
         idle = {"units": 0, "frames": 0, "reads": 0}
         started = time.monotonic()
-        for packet in source.packets(lambda: watching):
+        for packet in source.packets(lambda: Decoding.FULL if watching else Decoding.IDLE):
             if packet.frame is not None:
                 idle["frames"] += 1
             idle["units"] += 1 if packet.size else 0
@@ -122,7 +123,7 @@ def test_idle_reads_in_bulk_and_still_decodes_keyframes(sim) -> None:
         idle["reads"] = reads
         watching, reads, full_units = True, 0, 0
         started = time.monotonic()
-        for packet in source.packets(lambda: watching):
+        for packet in source.packets(lambda: Decoding.FULL if watching else Decoding.IDLE):
             full_units += 1 if packet.size else 0
             if time.monotonic() - started > 2.0:
                 break
@@ -130,7 +131,7 @@ def test_idle_reads_in_bulk_and_still_decodes_keyframes(sim) -> None:
         remuxed.set()
         reads, tapped = 0, {"units": 0, "frames": 0}
         started = time.monotonic()
-        for packet in source.packets(lambda: False, remuxed):
+        for packet in source.packets(lambda: Decoding.IDLE, remuxed):
             tapped["units"] += 1 if packet.size else 0
             tapped["frames"] += packet.frame is not None
             if time.monotonic() - started > 2.0:
@@ -159,7 +160,7 @@ def test_keep_alives_follow_the_session_timeout_and_their_answers_do_not_disturb
         tags = set()
         started = time.monotonic()
         try:
-            for packet in source.packets(lambda: True):
+            for packet in source.packets(lambda: Decoding.FULL):
                 if packet.frame is not None:
                     stamp = read_stamp(packet.frame.to_ndarray(format="gray"))
                     tags.add(stamp.tag if stamp else None)
@@ -185,7 +186,7 @@ def test_idle_reading_keeps_up_with_a_camera_above_one_read_per_wake(sim, monkey
     units = 0
     started = time.monotonic()
     try:
-        for packet in source.packets(lambda: False):
+        for packet in source.packets(lambda: Decoding.IDLE):
             units += 1 if packet.size else 0
             if time.monotonic() - started > 4.0:
                 break

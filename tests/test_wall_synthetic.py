@@ -69,6 +69,8 @@ def test_slow_viewer_does_not_slow_another(vigie):
     assert len(slow.frames) <= 7
     status = server.get_json("/api/status")
     assert status["walls"][0]["dropped_frames"] > 0
+    # The governor samples the load once a second: the wall's four cameras are watched.
+    assert status["load"]["watched_cameras"] == 4, status["load"]
 
 
 def test_sigterm_closes_viewers_and_exits_zero(vigie):
