@@ -10,7 +10,8 @@ miss their ticks, or cameras fall behind for want of CPU, with the machine busy,
 the least prominent watched cameras to their keyframes (ingest/decoding.py): their tiles
 change once per GOP, live and with their clock, and every other camera and every wall
 keeps its rate. When the walls are on time with CPU to spare, it gives cameras back one at
-a time, and waits twice as long after a give-back that brought the overload back.
+a time (a quarter of them with half the machine idle), and waits twice as long after a
+give-back that brought the overload back.
 
 Least prominent: the smallest tile, then the furthest down its wall, then the latest in
 the configuration. A camera someone opened on its own (a large tile) is reduced last.
@@ -39,6 +40,8 @@ LATE_CALM = 0.02  # at most this share late: on time
 # its encoder, a stall elsewhere), and reducing cameras would not help.
 BUSY_BELOW_IDLE = 0.25
 RESTORE_IDLE = 0.1  # machine idle at least this to give a camera back
+# ... this much: a quarter of the reduced cameras at a time (walls closed, load gone).
+RESTORE_MANY_IDLE = 0.5
 OVERLOAD_SAMPLES = 2  # overloaded samples in a row before shedding (not a camera's catch-up)
 SETTLE = 2.0  # seconds after a change before the next shedding step (its effect shows)
 STEP = 0.1  # share of the cameras still in full reduced per step
@@ -72,7 +75,8 @@ class SheddingPolicy:
 
     def update(self, load: Load, watched: int, now: float) -> int:
         """The number of the `watched` cameras (tiles wanted) to reduce after this sample."""
-        self.reduced = min(self.reduced, watched)
+        # Fewer cameras watched (walls closed): their load went with them.
+        self.reduced = min(self.reduced, math.floor(watched * MAX_REDUCED_SHARE))
         busy = load.idle is None or load.idle < BUSY_BELOW_IDLE
         if busy and (load.late >= LATE_OVERLOAD or load.lag_skips > 0):
             self._overloaded_for += 1
@@ -100,7 +104,8 @@ class SheddingPolicy:
             self.hold = HOLD_MIN
         if (self.reduced and calm_for >= self.hold and now - self._last_change >= self.hold
                 and (load.idle is None or load.idle >= RESTORE_IDLE)):
-            self.reduced -= 1
+            many = load.idle is not None and load.idle >= RESTORE_MANY_IDLE
+            self.reduced -= max(1, math.floor(self.reduced * STEP_SEVERE)) if many else 1
             self._last_change = self._last_restore = now
         return self.reduced
 

@@ -58,6 +58,19 @@ def test_cameras_come_back_one_at_a_time_and_slower_after_a_relapse():
     assert {policy.update(busy_on_time, 64, float(t)) for t in range(50, 120)} == {13}
 
 
+def test_closed_walls_take_their_load_with_them():
+    policy = SheddingPolicy()
+    for t in range(12):
+        policy.update(BUSY_AND_LATE, 64, float(t))
+    assert policy.reduced >= 40
+    # Three walls of four closed: at most 90 % of the 16 left stay reduced, and with half
+    # the machine idle they come back a quarter at a time.
+    assert policy.update(Load(late=0.0, lag_skips=0, idle=0.7), 16, 12.0) == 14
+    counts = {t: policy.update(Load(late=0.0, lag_skips=0, idle=0.7), 16, float(t))
+              for t in range(13, 60)}
+    assert [counts[t] for t in (21, 22, 32, 42, 52)] == [14, 11, 9, 7, 6], counts
+
+
 def _worker(camera_id: str, url: str, store: TileStore | None = None) -> CameraWorker:
     return CameraWorker(CameraInfo(camera_id, f"Cam {camera_id}", "bourg", "Le Bourg"),
                         SourceSpec(url), store or TileStore(), Redactor())
