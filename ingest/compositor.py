@@ -158,8 +158,8 @@ class Compositor:
                 # (whose first frame would otherwise wait for the next change or second).
                 showing_video = (not self.spec.follow_source
                                  and any(isinstance(cell.shown, Tile) for cell in cells))
-                if (showing_video or any(changed) or first_ticks
-                        or started - last_sent >= KEEPALIVE_INTERVAL):
+                if formats and (showing_video or any(changed) or first_ticks
+                                or started - last_sent >= KEEPALIVE_INTERVAL):
                     first_ticks = max(0, first_ticks - 1)
                     self.frames += 1
                     now_wall = time.time()

@@ -97,7 +97,11 @@ class Viewer:
             await self._ready.wait()
         return self._take()
 
+    def has_room(self) -> bool:
+        return len(self._pending) < self._limit
+
     def _take(self) -> EncodedFrame:
+        self._hub.room = True  # a frame encoded now would reach this viewer
         self.delivered += 1
         frame = self._pending.popleft()
         self.pending_since = time.monotonic() if self._pending else None
@@ -135,6 +139,10 @@ class Hub:
         self.header: EncodedFrame | None = None  # fMP4 init segment of the running encoder
         self.latest: EncodedFrame | None = None
         self.published = 0
+        self.last_published = -1e9  # monotonic
+        # Some viewer would take a new frame without dropping one. Read by the compositor's
+        # thread as a hint (a stale answer costs one encode or one tick of delay).
+        self.room = True
         self.dropped_total = 0
         self.disconnected_slow = 0
         self.rate = RateMeter()
@@ -146,6 +154,7 @@ class Hub:
     def add(self) -> Viewer:
         viewer = Viewer(self, self._buffer_frames, self._policy)
         self._viewers.add(viewer)
+        self.room = True
         if self.header is not None:
             viewer.offer(self.header, time.monotonic())
         if self._policy is DropPolicy.TO_KEYFRAME:
@@ -173,7 +182,9 @@ class Hub:
         else:
             self.latest = frame
             self.published += 1
+            self.last_published = now
             self.rate.add(now)
+        room = False
         for viewer in list(self._viewers):
             viewer.offer(frame, now)
             if viewer.stalled_for(now) > self._stall_timeout:
@@ -181,6 +192,8 @@ class Hub:
                 viewer.close("too slow")
                 if viewer.task is not None:
                     viewer.task.cancel()
+            room = room or viewer.has_room()
+        self.room = room
 
     def broadcast(self, message: dict) -> None:
         for viewer in self._viewers:

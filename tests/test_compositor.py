@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import ingest.compositor as compositor
 from ingest.compositor import Compositor, WallSpec
 from ingest.layout import CellSpec
+from ingest.redact import Redactor
+from ingest.sources import SourceSpec
 from ingest.tiles import TileStore
+from ingest.worker import CameraInfo, CameraWorker
+from server.streams import LiveStream
 from tests.mjpeg import wait_until
 
 
@@ -25,18 +30,53 @@ def test_first_viewer_of_a_format_gets_a_frame_at_once(monkeypatch):
                       wanted_formats=lambda: set(formats))
     wall.start()
     try:
-        wait_until(lambda: wall.frames >= 1, 5, message="the first tick (the card, for nobody)")
-        time.sleep(0.3)  # several ticks with nothing new
-        assert delivered == [] and wall.frames == 1
+        wait_until(lambda: wall.ticks >= 1, 5, message="the first tick (the card, for nobody)")
+        time.sleep(0.3)  # several ticks with nothing new, for nobody: nothing encoded
+        assert delivered == [] and wall.frames == 0
         formats.add("jpeg")
         wait_until(lambda: "jpeg" in delivered, 5, message="a JPEG frame for its first viewer")
-        wait_until(lambda: wall.frames == 3, 5, message="the second of its first ticks")
+        wait_until(lambda: wall.frames == 2, 5, message="the second of its first ticks")
         formats.add("fmp4")
         wait_until(lambda: "fmp4" in delivered, 5, message="fMP4 for its first viewer")
         time.sleep(0.3)
         # Two frames per new format (the mp4 muxer writes a frame's fragment when the next
         # one comes), then nothing: the card is not encoded again.
-        assert wall.frames == 5, wall.frames
+        assert wall.frames == 4, wall.frames
     finally:
         wall.stop()
     assert not wall.running
+
+
+async def test_jpeg_is_not_encoded_while_every_viewer_has_frames_waiting():
+    """A viewer that takes nothing (a starved loop, a stalled screen) is not sent a frame
+    per tick only for it to push out the one before unsent: JPEG is encoded once a second
+    for it (the hub still sees stalls), and at the wall's rate again once it takes them."""
+    store = TileStore()
+    worker = CameraWorker(CameraInfo("s", "S", "c", "C"),
+                          SourceSpec("synthetic://s?width=320&height=180&fps=20"), store, Redactor())
+    worker.start()
+    spec = WallSpec(id="w", name="W", width=320, height=180, fps=20, columns=1, rows=1,
+                    cells=(CellSpec("s", 0, 0),))
+    stream = LiveStream("wall/w", lambda deliver, wanted: Compositor(
+        spec, {"s": worker}, store, deliver, wanted), asyncio.get_running_loop())
+    viewer = stream.hub.add()  # starts the wall
+    try:
+        await asyncio.sleep(1.5)  # live pictures; two frames wait untaken
+        before = stream.compositor.frames
+        await asyncio.sleep(3.0)
+        untaken = stream.compositor.frames - before
+        taken = 0
+
+        async def take() -> None:
+            nonlocal taken
+            while await viewer.next_frame() is not None:
+                taken += 1
+        reader = asyncio.ensure_future(take())
+        await asyncio.sleep(2.0)
+        reader.cancel()
+    finally:
+        viewer.close()
+        await stream.async_close()
+        worker.request_stop()
+    assert 2 <= untaken <= 5, untaken  # once a second, not 20 times
+    assert taken >= 20, taken  # and at the wall's rate (20 fps) once taken

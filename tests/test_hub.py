@@ -40,6 +40,26 @@ async def test_h264_viewer_skips_to_the_next_keyframe_and_asks_for_one():
     assert viewer.dropped == 8  # 1, 2..5 (overflow), 6, 7, 8
 
 
+async def test_the_hub_says_whether_a_new_frame_would_reach_a_viewer():
+    """`room` tells the compositor whether encoding now would reach anyone, or only push
+    out a frame that waits unsent."""
+    hub = Hub("w", buffer_frames=2)
+    first = hub.add()
+    assert hub.room
+    hub.publish(frame(1))
+    assert hub.room  # one frame waits, one more fits
+    hub.publish(frame(2))
+    assert not hub.room
+    second = hub.add()
+    assert hub.room  # a new viewer takes the next frame
+    hub.publish(frame(3))
+    hub.publish(frame(4))
+    assert not hub.room
+    assert (await first.next_frame()).seq == 3
+    assert hub.room  # the first took one
+    assert [(await second.next_frame()).seq for _ in range(2)] == [3, 4]
+
+
 async def test_a_stalled_viewer_is_disconnected_and_its_task_cancelled():
     hub = Hub("w", stall_timeout=0.2)
     stalled, healthy = hub.add(), hub.add()
