@@ -6,7 +6,8 @@ even the floor, decoding and encoding alone, falls behind). Left to itself the m
 shares the CPU fairly among some seventy threads: every camera falls behind, their lag
 guards skip to keyframes one after another, and the walls starve (about 1 fps, pictures
 seconds old, the API timing out). The governor makes the choice instead. While the walls
-miss their ticks, or cameras fall behind for want of CPU, with the machine busy, it reduces
+miss their ticks (or their viewers cannot take the frames: ingest/compositor.py), or
+cameras fall behind for want of CPU, with the machine busy, it reduces
 the least prominent watched cameras to their keyframes (ingest/decoding.py): their tiles
 change once per GOP, live and with their clock, and every other camera and every wall
 keeps its rate. When the walls are on time with CPU to spare, it gives cameras back one at
@@ -202,16 +203,18 @@ class Governor:
                         "after %.0f s on time)", count, len(ranked), self.policy.hold)
 
     def _late_share(self) -> float:
+        """Of the walls' ticks since the last sample, those late: ended after the next was
+        due, or not encoded because no viewer could take the frame."""
         ticks = late = 0
         for compositor in self._compositors():
             if not compositor.running:
                 continue
-            now_ticks, now_late = compositor.ticks, compositor.late_ticks
+            now_ticks, now_late = compositor.ticks, compositor.late_ticks + compositor.starved_ticks
             last_ticks, last_late = self._ticks.get(compositor, (now_ticks, now_late))
             self._ticks[compositor] = (now_ticks, now_late)
             ticks += now_ticks - last_ticks
             late += now_late - last_late
-        return late / ticks if ticks else 0.0
+        return min(1.0, late / ticks) if ticks else 0.0  # a tick may be late and starved
 
     def _new_lag_skips(self, workers: list[CameraWorker]) -> int:
         new = 0

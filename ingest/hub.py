@@ -139,7 +139,6 @@ class Hub:
         self.header: EncodedFrame | None = None  # fMP4 init segment of the running encoder
         self.latest: EncodedFrame | None = None
         self.published = 0
-        self.last_published = -1e9  # monotonic
         # Some viewer would take a new frame without dropping one. Read by the compositor's
         # thread as a hint (a stale answer costs one encode or one tick of delay).
         self.room = True
@@ -182,7 +181,6 @@ class Hub:
         else:
             self.latest = frame
             self.published += 1
-            self.last_published = now
             self.rate.add(now)
         room = False
         for viewer in list(self._viewers):

@@ -153,8 +153,8 @@ class Runtime:
             loop = asyncio.get_running_loop()
             # The spec and workers are looked up when a compositor is built, so that a
             # rebuild after a reload picks up the new layout and restarted cameras.
-            stream = LiveStream(f"wall/{wall_id}", lambda deliver, wanted: Compositor(
-                self.walls[wall_id], self.workers, self.store, deliver, wanted), loop)
+            stream = LiveStream(f"wall/{wall_id}", lambda deliver, wanted, room: Compositor(
+                self.walls[wall_id], self.workers, self.store, deliver, wanted, room), loop)
             self._wall_streams[wall_id] = stream
         return stream
 
@@ -171,9 +171,9 @@ class Runtime:
                             CAMERA_VIEW_FPS, 1, 1, (CellSpec(camera_id, 0, 0),), follow_source=True)
             loop = asyncio.get_running_loop()
 
-            def make(deliver, wanted) -> Compositor:
+            def make(deliver, wanted, room) -> Compositor:
                 current = self._main_worker(camera_id)
-                return Compositor(spec, {camera_id: current}, current.store, deliver, wanted)
+                return Compositor(spec, {camera_id: current}, current.store, deliver, wanted, room)
             stream = LiveStream(f"camera/{camera_id}", make, loop)
             self._camera_streams[camera_id] = stream
         return stream
@@ -210,8 +210,8 @@ class Runtime:
         spec = WallSpec(name, "mosaic", *size, fps, columns, rows,
                         tuple(grid_cells(columns, rows, list(camera_ids))))
         loop = asyncio.get_running_loop()
-        stream = LiveStream(f"mosaic/{name}", lambda deliver, wanted: Compositor(
-            spec, self.workers, self.store, deliver, wanted), loop,
+        stream = LiveStream(f"mosaic/{name}", lambda deliver, wanted, room: Compositor(
+            spec, self.workers, self.store, deliver, wanted, room), loop,
             on_stopped=lambda: self._mosaic_streams.pop(key, None))
         self._mosaic_streams[key] = stream
         return stream

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from ingest.compositor import KEEPALIVE_INTERVAL, Compositor
+from ingest.compositor import Compositor
 from ingest.encoders import EncodedFrame
 from ingest.hub import DropPolicy, Hub
 
@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 DeliverFn = Callable[[str, EncodedFrame], None]
 WantedFn = Callable[[], frozenset[str]]
-MakeCompositor = Callable[[DeliverFn, WantedFn], Compositor]
+RoomFn = Callable[[str], bool]
+MakeCompositor = Callable[[DeliverFn, WantedFn, RoomFn], Compositor]
 
 LINGER_SECONDS = 5.0  # keep composing this long after the last viewer (reloads, page hops)
 FORMATS = ("jpeg", "fmp4")
@@ -53,21 +54,8 @@ class LiveStream:
 
     def _build(self) -> Compositor:
         # The compositor's thread hands frames over through the one door into the loop.
-        return self._make_compositor(self._deliver_threadsafe, self._formats_now)
-
-    def _formats_now(self) -> frozenset[str]:
-        """The formats to encode at this tick (asked from the compositor's thread): those
-        someone watches, less JPEG while every MJPEG viewer still has frames waiting. A
-        machine short of CPU then stops encoding frames that would only push out older
-        ones unsent (bench B: 12 fps encoded for 4.5 delivered), and its viewers still get
-        the latest picture. Once a second regardless: the hub notices stalled viewers when
-        it publishes."""
-        wanted = self._wanted
-        jpeg = self.hubs["jpeg"]
-        if ("jpeg" in wanted and not jpeg.room
-                and time.monotonic() - jpeg.last_published < KEEPALIVE_INTERVAL):
-            return wanted - {"jpeg"}
-        return wanted
+        return self._make_compositor(self._deliver_threadsafe, lambda: self._wanted,
+                                     lambda fmt: self.hubs[fmt].room)
 
     def _deliver_threadsafe(self, fmt: str, frame: EncodedFrame) -> None:
         try:

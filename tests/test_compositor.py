@@ -57,14 +57,15 @@ async def test_jpeg_is_not_encoded_while_every_viewer_has_frames_waiting():
     worker.start()
     spec = WallSpec(id="w", name="W", width=320, height=180, fps=20, columns=1, rows=1,
                     cells=(CellSpec("s", 0, 0),))
-    stream = LiveStream("wall/w", lambda deliver, wanted: Compositor(
-        spec, {"s": worker}, store, deliver, wanted), asyncio.get_running_loop())
+    stream = LiveStream("wall/w", lambda deliver, wanted, room: Compositor(
+        spec, {"s": worker}, store, deliver, wanted, room), asyncio.get_running_loop())
     viewer = stream.hub.add()  # starts the wall
     try:
         await asyncio.sleep(1.5)  # live pictures; two frames wait untaken
         before = stream.compositor.frames
         await asyncio.sleep(3.0)
         untaken = stream.compositor.frames - before
+        starved = stream.compositor.starved_ticks
         taken = 0
 
         async def take() -> None:
@@ -79,4 +80,5 @@ async def test_jpeg_is_not_encoded_while_every_viewer_has_frames_waiting():
         await stream.async_close()
         worker.request_stop()
     assert 2 <= untaken <= 5, untaken  # once a second, not 20 times
+    assert starved >= 40, starved  # ticks the governor counts as late (ingest/governor.py)
     assert taken >= 20, taken  # and at the wall's rate (20 fps) once taken
