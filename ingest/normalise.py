@@ -28,6 +28,8 @@ cv2.setNumThreads(1)
 # not once per camera (16 renders a second on a 4x4 wall; the label stays per camera).
 # Room for the current and the last second at a dozen tile sizes, and the widest clock.
 CLOCK_TEXT = TextRenderer(capacity=40)
+# Top right of a tile whose camera shows its keyframes only (the cards' language: NO SIGNAL).
+REDUCED_MARK = "REDUCED"
 WIDEST_CLOCK = "00:00:00"
 
 Polygon = Sequence[tuple[float, float]]  # points in normalised source coordinates (0..1)
@@ -126,7 +128,7 @@ class Normaliser:
         self._seq = 0
         self._geometry: tuple[int, int, float, Rect] | None = None
         self._label_fit: tuple[tuple[int, int], str] | None = None
-        self._stamp: tuple[int, Stamp | None] | None = None  # (second, the overlay)
+        self._stamp: tuple[tuple[int, bool], Stamp | None] | None = None  # (second, reduced)
 
     def _content_rect(self, frame: av.VideoFrame, sample_aspect: float) -> Rect:
         key = (frame.width, frame.height, sample_aspect)
@@ -136,8 +138,11 @@ class Normaliser:
         return self._geometry[3]
 
     def normalise(self, frame: av.VideoFrame, captured_at: float | None = None,
-                  captured_wall: float | None = None, sample_aspect: float = 1.0) -> Tile:
-        """Make a tile; `sample_aspect` is the source's pixel aspect (anamorphic cameras)."""
+                  captured_wall: float | None = None, sample_aspect: float = 1.0,
+                  reduced: bool = False) -> Tile:
+        """Make a tile; `sample_aspect` is the source's pixel aspect (anamorphic cameras).
+        `reduced`: the camera shows its keyframes only (ingest/governor.py); the overlay
+        says so, so that nobody takes the jerky picture for a failing camera."""
         width, height = self.size
         rect = self._content_rect(frame, sample_aspect)
         letterboxed = (rect.width, rect.height) != (width, height)
@@ -169,7 +174,7 @@ class Normaliser:
             cv2.fillPoly(v, [half], NEUTRAL_CHROMA)
         wall_now = captured_wall if captured_wall is not None else time.time()
         if self._overlay:
-            self._draw_overlay(y, wall_now)
+            self._draw_overlay(y, wall_now, reduced)
         self._seq += 1
         made = Tile(
             camera_id=self.camera_id, size=self.size, i420=tile, seq=self._seq,
@@ -180,16 +185,17 @@ class Normaliser:
             self._pool.add(made)
         return made
 
-    def _draw_overlay(self, luma: np.ndarray, wall_time: float) -> None:
+    def _draw_overlay(self, luma: np.ndarray, wall_time: float, reduced: bool) -> None:
         # What the overlay shows changes once a second: composed then, stamped every frame.
-        second = int(wall_time)
-        if self._stamp is None or self._stamp[0] != second:
-            self._stamp = (second, self._compose_overlay(*luma.shape, wall_time))
+        key = (int(wall_time), reduced)
+        if self._stamp is None or self._stamp[0] != key:
+            self._stamp = (key, self._compose_overlay(*luma.shape, wall_time, reduced))
         stamp = self._stamp[1]
         if stamp is not None:
             stamp.apply(luma)
 
-    def _compose_overlay(self, height: int, width: int, wall_time: float) -> Stamp | None:
+    def _compose_overlay(self, height: int, width: int, wall_time: float,
+                         reduced: bool = False) -> Stamp | None:
         pixels = text_size_for(height)
         margin = max(2, height // 60)
         clock = time.strftime("%H:%M:%S", time.localtime(wall_time))
@@ -200,6 +206,9 @@ class Normaliser:
         if label:
             placed.append(self._text.place(label, margin, height - margin, pixels,
                                            anchor="bottom-left"))
+        if reduced:
+            placed.append(self._text.place(REDUCED_MARK, width - margin, margin, pixels,
+                                           anchor="top-right"))
         return Stamp.compose(height, width, placed)
 
     def _fitted_label(self, room: int, pixels: int) -> str:

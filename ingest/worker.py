@@ -296,9 +296,11 @@ class CameraWorker:
         # The tile's clock tells when the picture was taken, as near as we know: a picture
         # that came 3 s late (a slow link, a busy server) must not show the current time.
         taken = wall - (behind or 0.0)
+        reduced = self._reduced
         for request in requests:
             if request.normaliser.gate.admit(now):
-                self.store.publish(request.normaliser.normalise(frame, now, taken, sample_aspect))
+                self.store.publish(request.normaliser.normalise(frame, now, taken, sample_aspect,
+                                                                reduced))
         if not requests or now - self._last_still >= STILL_INTERVAL:
             self._last_still = now
             self._still = self._make_still(frame, now, taken, sample_aspect)

@@ -61,3 +61,23 @@ def test_cameras_drawing_clocks_at_once_draw_each_second_right() -> None:
     for second, clock in results:
         if second in reference:
             assert np.array_equal(clock, reference[second]), time.strftime("%X", time.localtime(second))
+
+
+def test_a_reduced_camera_says_so_on_its_tile() -> None:
+    """Reduced for want of CPU (keyframes only), a tile says REDUCED at its top right, so
+    that an operator does not take the jerky picture for a failing camera; given back its
+    full rate, the mark goes at once."""
+    frame = grey_frame()
+    normaliser = Normaliser("a", SIZE, 0, Label("Mairie", "Bourg"))
+
+    def top_right(tile) -> np.ndarray:
+        return tile.planes()[0][:40, -160:]
+    full = top_right(normaliser.normalise(frame, captured_wall=NOON))
+    reduced = normaliser.normalise(frame, captured_wall=NOON, reduced=True)
+    again = top_right(normaliser.normalise(frame, captured_wall=NOON))
+    assert (full == 255).sum() == 0  # grey: nothing drawn there in full
+    mark = top_right(reduced)
+    assert (mark == 255).sum() > 50 and (mark == 0).sum() > 50, "white text, black outline"
+    assert np.array_equal(corners(reduced)[1], corners(normaliser.normalise(
+        frame, captured_wall=NOON))[1])  # the clock as ever
+    assert np.array_equal(again, full)
