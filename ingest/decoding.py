@@ -19,7 +19,7 @@ from collections.abc import Callable
 import av
 import av.error
 
-from ingest.lag import LagGuard
+from ingest.lag import SKIP_LIMIT, LagGuard
 
 # Seconds between keyframes decoded while nobody watches. The still they make is what a new
 # viewer sees until the catch-up's first live picture (milliseconds later) and what health
@@ -30,6 +30,9 @@ IDLE_STILL_INTERVAL = 2.0
 # bigger than this (a 4 Mbit/s camera with a 10 s GOP) is let go: its viewers wait for the
 # next keyframe instead.
 CATCH_UP_MAX_BYTES = 4_000_000
+# A reduced camera decodes at most one keyframe this often: an MJPEG or all-intra camera
+# (every frame a keyframe) would otherwise save nothing.
+REDUCED_INTERVAL = 0.5
 
 Decode = Callable[[av.Packet], list[av.VideoFrame]]
 
@@ -48,6 +51,7 @@ class DecodePolicy:
         self._guard = guard
         self._resync = False
         self._last_idle_decode = 0.0
+        self._last_keyframe: float | None = None  # when the last keyframe came
         self._gop: list[av.Packet] = []  # since the last keyframe, while idle
         self._gop_bytes = 0
 
@@ -70,6 +74,13 @@ class DecodePolicy:
                mode: Decoding, now: float) -> list[av.VideoFrame]:
         """The frames to show for `packet` (none when it is kept or skipped)."""
         full = mode is Decoding.FULL
+        if keyframe or self._last_keyframe is None:
+            self._last_keyframe = now
+        if mode is Decoding.REDUCED and now - self._last_keyframe > SKIP_LIMIT:
+            # No keyframe for this long (none flagged, a very long GOP): reduced, the camera
+            # would freeze. It is decoded in full instead, from here (a picture that heals at
+            # the next keyframe beats a frozen one, as for the lag guard).
+            full, self._resync = True, False
         if full and self._guard is not None:
             if not self._guard.decode(packet.size, timestamp, keyframe, now):
                 # Skipping: what was kept while idle is of no use any more (decoding resumes
@@ -81,8 +92,8 @@ class DecodePolicy:
                 self._guard.stop()
             self._resync = True
             self._keep(packet, keyframe)
-            if not keyframe or (mode is Decoding.IDLE and
-                                now - self._last_idle_decode < IDLE_STILL_INTERVAL * 0.8):
+            interval = IDLE_STILL_INTERVAL * 0.8 if mode is Decoding.IDLE else REDUCED_INTERVAL
+            if not keyframe or now - self._last_idle_decode < interval:
                 return []
             self._last_idle_decode = now
         elif self._resync:

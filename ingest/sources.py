@@ -28,7 +28,7 @@ from ingest.stamp import draw_stamp
 SINGLE_THREAD_PIXELS = 1280 * 720  # above this, FFmpeg's own decoder threads pay
 # A synthetic camera reduced for want of CPU draws a picture this often, as a camera with a
 # one-second GOP shows its keyframes.
-REDUCED_INTERVAL = 1.0
+REDUCED_PICTURE_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,7 @@ class SyntheticSource:
             if mode is Decoding.FULL or (mode is Decoding.IDLE and watched.is_set()):
                 interval, active = period, True  # decoded, or remuxed as it comes
             elif mode is Decoding.REDUCED:
-                interval, active = max(period, REDUCED_INTERVAL), True
+                interval, active = max(period, REDUCED_PICTURE_INTERVAL), True
             else:
                 interval, active = max(period, IDLE_STILL_INTERVAL), False
             next_due += interval

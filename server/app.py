@@ -95,7 +95,9 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     runtime = app[RUNTIME]
     if not runtime.started:  # `vigie serve` starts it before the web side loads (cli.py)
         runtime.start()
+    probe = asyncio.create_task(runtime.loop_lag.run())
     yield
+    probe.cancel()
     logger.info("stopping: closing viewers and joining threads")
     await runtime.async_stop()
 

@@ -18,6 +18,7 @@ from ingest.sources import SourceSpec
 from ingest.tiles import TileStore
 from ingest.worker import CameraInfo, CameraWorker, stop_workers
 from server.config import Camera, VigieConfig, Wall
+from server.looplag import LoopLag
 from server.streams import LiveStream, RemuxStream
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,8 @@ class Runtime:
         self.tours: dict[str, Any] = {}  # wall id -> running tour (server.walls_api.Tour)
         # Reduces the least prominent cameras to their keyframes while the machine is short
         # of CPU (ingest/governor.py). It reads the dicts from its thread: whole copies.
-        self.governor = Governor(self.all_workers, self.compositors)
+        self.loop_lag = LoopLag()  # probed by server/app.py while the app runs
+        self.governor = Governor(self.all_workers, self.compositors, loop_lag=self.loop_lag.take)
         self.started = False
         redactor.add(secret for camera in config.cameras if (secret := camera.password()))
 

@@ -80,5 +80,5 @@ async def test_jpeg_is_not_encoded_while_every_viewer_has_frames_waiting():
         await stream.async_close()
         worker.request_stop()
     assert 2 <= untaken <= 5, untaken  # once a second, not 20 times
-    assert starved >= 40, starved  # ticks the governor counts as late (ingest/governor.py)
+    assert starved >= 20, starved  # ticks the governor counts as late (ingest/governor.py)
     assert taken >= 20, taken  # and at the wall's rate (20 fps) once taken

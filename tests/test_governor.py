@@ -7,16 +7,22 @@ workers it drives are real: synthetic cameras, and a real RTSP camera decoded by
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 
-from ingest.decoding import Decoding
-from ingest.governor import (HOLD_MIN, MAX_REDUCED_SHARE, Governor, Load, SheddingPolicy,
-                             least_prominent_first)
+import av
+import numpy as np
+
+from ingest.decoding import DecodePolicy, Decoding
+from ingest.governor import (HOLD_MIN, MAX_REDUCED_SHARE, Governor, Load, MachineIdle,
+                             SheddingPolicy, least_prominent_first)
+from ingest.lag import SKIP_LIMIT
 from ingest.redact import Redactor
 from ingest.sources import SourceSpec
 from ingest.stats import CameraState
 from ingest.tiles import TileStore
 from ingest.worker import CameraInfo, CameraWorker
 from tests.camsim import Mount
+from tests.mjpeg import wait_until
 
 BUSY_AND_LATE = Load(late=0.8, lag_skips=0, idle=0.02)
 ON_TIME_WITH_ROOM = Load(late=0.0, lag_skips=0, idle=0.3)
@@ -48,14 +54,34 @@ def test_cameras_come_back_one_at_a_time_and_slower_after_a_relapse():
     counts = {t: policy.update(ON_TIME_WITH_ROOM, 64, float(t)) for t in range(2, 25)}
     assert counts[11] == 16 and counts[12] == 15  # after HOLD_MIN on time
     assert counts[21] == 15 and counts[22] == 14
-    # The overload comes back soon after a give-back: the next waits twice as long.
-    policy.update(BUSY_AND_LATE, 64, 25.0)
+    # One late second after a give-back (its own catch-up) changes nothing...
+    assert policy.update(BUSY_AND_LATE, 64, 23.0) == 14 and policy.hold == HOLD_MIN
+    # ...the overload coming back does: reduced again, and the next give-back waits twice
+    # as long.
+    assert policy.update(ON_TIME_WITH_ROOM, 64, 24.0) == 14
+    mildly_late = Load(late=0.3, lag_skips=0, idle=0.02)
+    assert policy.update(mildly_late, 64, 25.0) == 14
+    assert policy.update(mildly_late, 64, 26.0) == 14 + 5  # a tenth of the 50 in full
     assert policy.hold == 2 * HOLD_MIN
-    counts = {t: policy.update(ON_TIME_WITH_ROOM, 64, float(t)) for t in range(26, 50)}
-    assert counts[45] == 14 and counts[46] == 13
+    counts = {t: policy.update(ON_TIME_WITH_ROOM, 64, float(t)) for t in range(27, 50)}
+    assert counts[46] == 19 and counts[47] == 18
     # On time but without CPU to spare: nothing comes back.
     busy_on_time = Load(late=0.0, lag_skips=0, idle=0.05)
-    assert {policy.update(busy_on_time, 64, float(t)) for t in range(50, 120)} == {13}
+    assert {policy.update(busy_on_time, 64, float(t)) for t in range(50, 120)} == {18}
+
+
+def test_a_moment_with_fewer_cameras_watched_keeps_the_count():
+    """A wall rebuilt (a tour's page, a layout change) detaches its cameras for a moment:
+    the reduced cameras must not all come back at once."""
+    policy = SheddingPolicy()
+    for t in range(12):
+        policy.update(BUSY_AND_LATE, 64, float(t))
+    reduced = policy.reduced
+    assert reduced >= 40
+    busy_on_time = Load(late=0.0, lag_skips=0, idle=0.05)
+    assert policy.update(busy_on_time, 0, 12.0) == 0  # nobody to reduce meanwhile
+    assert policy.update(busy_on_time, 32, 13.0) == int(32 * MAX_REDUCED_SHARE)
+    assert policy.update(busy_on_time, 64, 14.0) == reduced  # back as it was
 
 
 def test_closed_walls_take_their_load_with_them():
@@ -97,7 +123,8 @@ def test_governor_reduces_and_restores_real_workers():
         worker.start()
     governor = Governor(lambda: workers, lambda: [], idle=lambda: None)
     try:
-        time.sleep(1.0)
+        wait_until(lambda: all(store.latest(w.camera.id, (160, 90)) for w in workers), 10,
+                   message="every camera's first tile")
         governor.step(0.0, BUSY_AND_LATE)
         governor.step(1.0, BUSY_AND_LATE)  # a quarter of 4: the last cell
         assert [w.reduced for w in workers] == [False, False, False, True]
@@ -147,3 +174,63 @@ def test_a_reduced_rtsp_camera_shows_its_keyframes_and_comes_back_at_once(simula
     # Live again within 1.5 s, with the next keyframe still seconds away.
     assert restored.seq - seq - shown >= 5
     assert time.time() - restored.captured_wall < 1.0
+
+
+def _h264_packets(count: int, gop: int) -> list[av.Packet]:
+    """Real H.264 (libx264) of a moving picture, an IDR every `gop` frames."""
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = 160, 96, "yuv420p"
+    encoder.time_base = Fraction(1, 10)
+    encoder.framerate = 10
+    encoder.gop_size = gop
+    encoder.options = {"preset": "ultrafast", "tune": "zerolatency", "keyint_min": str(gop),
+                       "sc_threshold": "0"}
+    packets = []
+    for index in range(count):
+        picture = np.full((96 * 3 // 2, 160), 128, np.uint8)
+        picture[:96, (index * 4) % 160:] = 200
+        frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
+        frame.pts = index
+        packets += encoder.encode(frame)
+    packets += encoder.encode(None)
+    return packets
+
+
+def test_a_reduced_camera_without_flagged_keyframes_is_decoded_in_full_rather_than_frozen():
+    """Some cameras flag no keyframe. Reduced, such a camera would show nothing: after
+    SKIP_LIMIT without a keyframe it is decoded in full, and its picture comes back at the
+    next IDR."""
+    packets = _h264_packets(60, gop=30)
+    assert [p.is_keyframe for p in packets].count(True) == 2  # IDRs at 0 and 30
+    decoder = av.CodecContext.create("h264", "r")
+    policy = DecodePolicy(lambda packet: list(decoder.decode(packet)), None)
+    shown = []
+    for index, packet in enumerate(packets):
+        now = index * 0.5  # camera seconds go by at 2 packets a second
+        if policy.decode(packet, False, None, Decoding.REDUCED, now):  # no flag, ever
+            shown.append(index)
+    assert shown and shown[0] * 0.5 > SKIP_LIMIT, shown  # nothing while it waited...
+    assert shown[0] <= 31 and shown[-1] >= 55, shown  # ...then pictures from the next IDR on
+
+
+def test_idle_is_the_unused_part_of_a_containers_cpu_quota(tmp_path):
+    """In a container limited to 2 of 16 cores, /proc/stat shows the host's idle time: the
+    governor must see the quota's instead, and no more than the host has idle."""
+    stat, cgroup = tmp_path / "stat", tmp_path / "cgroup"
+    cgroup.mkdir()
+    (cgroup / "cpu.max").write_text("200000 100000\n")
+    idle = MachineIdle(str(stat), str(cgroup), cores=16)
+
+    def tick(total: int, idle_ticks: int, usage_us: int) -> None:
+        stat.write_text(f"cpu  {total - idle_ticks} 0 0 {idle_ticks} 0 0 0 0 0 0\n")
+        (cgroup / "cpu.stat").write_text(f"usage_usec {usage_us}\nuser_usec 0\n")
+    tick(1000, 900, 0)
+    assert idle.sample() is None  # the first reading is the reference
+    time.sleep(0.5)
+    tick(1800, 1600, 950_000)  # host 87 % idle; the quota 95 % used in 0.5 s
+    share = idle.sample()
+    assert share is not None and share < 0.1, share
+    (cgroup / "cpu.max").write_text("max 100000\n")  # no quota: the host's idle
+    time.sleep(0.1)
+    tick(2600, 2300, 960_000)
+    assert idle.sample() == (2300 - 1600) / (2600 - 1800)

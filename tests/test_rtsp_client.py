@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ingest.decoding import Decoding
+from ingest.decoding import REDUCED_INTERVAL, Decoding
 from ingest.rtsp_source import IDLE_READ_INTERVAL, RtspSource
 from ingest.sources import PyAVSource, SourceError, SourceSpec, open_source
 from ingest.stamp import read_stamp
@@ -229,3 +229,21 @@ def test_what_the_worker_leaves_unread_is_counted_where_it_waits(sim) -> None:
         assert taken >= 0.8 * left, (taken, left)  # less the RTP and interleaving headers
     finally:
         source.close()
+
+
+def test_a_reduced_mjpeg_camera_decodes_two_pictures_a_second(sim) -> None:
+    """Every MJPEG frame is a keyframe: reduced for want of CPU, such a camera decodes at
+    most one every REDUCED_INTERVAL, or reducing it would save nothing."""
+    source = open_source(SourceSpec(sim.url("mjpeg")))
+    units = frames = 0
+    try:
+        started = time.monotonic()
+        for packet in source.packets(lambda: Decoding.REDUCED):
+            units += 1 if packet.size else 0
+            frames += packet.frame is not None
+            if time.monotonic() - started > 3.0:
+                break
+    finally:
+        source.close()
+    assert units >= 30, units  # 15 fps received
+    assert 3 <= frames <= 3.0 / REDUCED_INTERVAL + 1, frames
