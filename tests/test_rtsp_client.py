@@ -98,7 +98,8 @@ def test_no_camera_there_is_refused_definitively() -> None:
 def test_idle_reads_in_bulk_and_still_decodes_keyframes(sim) -> None:
     """Nobody watching: a few reads a second, each bringing a quarter second of the camera,
     and a keyframe decoded now and then; watching: a read as data comes; a remux of the
-    camera's stream (watched, not decoded): a read as data comes too, no decoding."""
+    camera's stream (watched, not decoded): a read as data comes too, no decoding; reduced
+    for want of CPU (watched, its tiles wanted): in bulk again, every keyframe decoded."""
     source = open_source(SourceSpec(sim.url("h264")))
     assert type(source) is RtspSource
     reads = 0
@@ -109,57 +110,38 @@ def test_idle_reads_in_bulk_and_still_decodes_keyframes(sim) -> None:
         reads += 1
         return real_read()
 
+    def read_for(seconds: float, mode: Decoding, watched: threading.Event | None = None) -> dict:
+        nonlocal reads
+        reads, counts = 0, {"units": 0, "frames": 0}
+        started = time.monotonic()
+        for packet in source.packets(lambda: mode, watched):
+            counts["units"] += 1 if packet.size else 0
+            counts["frames"] += packet.frame is not None
+            if time.monotonic() - started > seconds:
+                break
+        return {**counts, "reads": reads}
+
     source._client.read = counted
+    remuxed = threading.Event()
+    remuxed.set()
     try:
-        watching = False
-        idle = {"units": 0, "frames": 0, "reads": 0}
-        started = time.monotonic()
-        for packet in source.packets(lambda: Decoding.FULL if watching else Decoding.IDLE):
-            if packet.frame is not None:
-                idle["frames"] += 1
-            idle["units"] += 1 if packet.size else 0
-            if time.monotonic() - started > 3.0:
-                break
-        idle["reads"] = reads
-        watching, reads, full_units = True, 0, 0
-        started = time.monotonic()
-        for packet in source.packets(lambda: Decoding.FULL if watching else Decoding.IDLE):
-            full_units += 1 if packet.size else 0
-            if time.monotonic() - started > 2.0:
-                break
-        remuxed = threading.Event()
-        remuxed.set()
-        reads, tapped = 0, {"units": 0, "frames": 0}
-        started = time.monotonic()
-        for packet in source.packets(lambda: Decoding.IDLE, remuxed):
-            tapped["units"] += 1 if packet.size else 0
-            tapped["frames"] += packet.frame is not None
-            if time.monotonic() - started > 2.0:
-                break
-        tapped["reads"] = reads
-        # Reduced for want of CPU (watched, its tiles wanted): in bulk, every keyframe.
-        reads, reduced = 0, {"units": 0, "frames": 0}
-        started = time.monotonic()
-        for packet in source.packets(lambda: Decoding.REDUCED, remuxed):
-            reduced["units"] += 1 if packet.size else 0
-            reduced["frames"] += packet.frame is not None
-            if time.monotonic() - started > 3.0:
-                break
-        reduced["reads"] = reads
+        idle = read_for(3.0, Decoding.IDLE)
+        full = read_for(2.0, Decoding.FULL)
+        tapped = read_for(2.0, Decoding.IDLE, remuxed)
+        reduced = read_for(3.0, Decoding.REDUCED, remuxed)
     finally:
         source.close()
-    assert reduced["units"] >= 30, reduced
-    assert reduced["reads"] <= 3.0 / IDLE_READ_INTERVAL + 2, reduced
-    assert 2 <= reduced["frames"] <= 4, reduced  # each keyframe (GOP 1 s), nothing else
-    reads = tapped["reads"]
-    assert tapped["units"] >= 20 and reads >= tapped["units"], (tapped, reads)
-    assert tapped["frames"] <= 2, tapped  # a keyframe every 2 s at most: not decoded in full
     # 15 fps for 3 s: ~45 pictures in at most 3 / 0.25 + 1 reads.
     assert idle["units"] >= 30, idle
     assert idle["reads"] <= 3.0 / IDLE_READ_INTERVAL + 2, idle
     assert 1 <= idle["frames"] <= 3, idle  # keyframes only, one every 2 s
     # Watching, the socket is read as pictures come: at least one read per picture.
-    assert full_units >= 20 and reads >= full_units, (full_units, reads)
+    assert full["units"] >= 20 and full["reads"] >= full["units"], full
+    assert tapped["units"] >= 20 and tapped["reads"] >= tapped["units"], tapped
+    assert tapped["frames"] <= 2, tapped  # a keyframe every 2 s at most: not decoded in full
+    assert reduced["units"] >= 30, reduced
+    assert reduced["reads"] <= 3.0 / IDLE_READ_INTERVAL + 2, reduced
+    assert 2 <= reduced["frames"] <= 4, reduced  # each keyframe (GOP 1 s), nothing else
 
 
 def test_keep_alives_follow_the_session_timeout_and_their_answers_do_not_disturb(gstreamer):  # noqa: F811
