@@ -57,8 +57,8 @@ class DecodePolicy:
 
     @property
     def behind(self) -> float | None:
-        """Seconds behind the camera while decoding in full (the link's delay or ours,
-        beyond the best seen on this connection); None while idle or for files."""
+        """Seconds behind the camera while watched (the link's delay or ours, beyond the
+        best seen on this connection); None while idle or for files."""
         return None if self._guard is None else self._guard.behind
 
     @property
@@ -88,7 +88,9 @@ class DecodePolicy:
                 self._gop, self._gop_bytes = [], 0
                 return []
         if not full:
-            if self._guard is not None:
+            if self._guard is not None and mode is Decoding.REDUCED:
+                self._guard.observe(packet.size, timestamp, now)
+            elif self._guard is not None:
                 self._guard.stop()
             self._resync = True
             self._keep(packet, keyframe)

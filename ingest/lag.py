@@ -87,6 +87,14 @@ class LagGuard:
         """Nobody watches: nothing is decoded in full, nothing to guard."""
         self._skipping_since = self.behind = None
 
+    def observe(self, size: int, timestamp: float | None, now: float) -> None:
+        """Keyframes only (reduced for want of CPU): how far behind, nothing to skip. The
+        clock of a reduced camera's tiles stays the time its pictures were taken."""
+        self._skipping_since = None
+        self._count(size, timestamp)
+        if timestamp is not None:
+            self.behind = self.meter.lag(timestamp, now)
+
     def decode(self, size: int, timestamp: float | None, is_keyframe: bool, now: float) -> bool:
         """False: skip decoding this packet (behind, by our fault). True after a skip means
         this packet is the keyframe decoding resumes at."""
