@@ -14,8 +14,9 @@ keeps its rate. When the walls are on time with CPU to spare, it gives cameras b
 a time (a quarter of them with half the machine idle), and waits twice as long after a
 give-back that brought the overload back.
 
-Least prominent: the smallest tile, then the furthest down its wall, then the latest in
-the configuration. A camera someone opened on its own (a large tile) is reduced last.
+Least prominent: the lowest configured priority, then the smallest tile, then the
+furthest down its wall, then the latest in the configuration. A camera someone opened on
+its own (a large tile) is reduced after those of its priority on walls.
 """
 
 from __future__ import annotations
@@ -188,15 +189,16 @@ class MachineIdle:
 
 
 def least_prominent_first(workers: Iterable[CameraWorker]) -> list[CameraWorker]:
-    """Watched workers (tiles wanted), in the order the governor reduces them. `workers` is
-    in configuration order."""
+    """Watched workers (tiles wanted), in the order the governor reduces them: by their
+    configured priority, then as least prominent first. `workers` is in configuration
+    order."""
     ranked = []
     for index, worker in enumerate(workers):
         prominence = worker.prominence()
         if prominence is not None:
-            ranked.append((prominence, -index, worker))
-    ranked.sort(key=lambda item: item[:2])
-    return [worker for _, _, worker in ranked]
+            ranked.append(((worker.camera.priority, *prominence, -index), worker))
+    ranked.sort(key=lambda item: item[0])
+    return [worker for _, worker in ranked]
 
 
 class Governor:

@@ -41,6 +41,8 @@ class CameraInfo:
     commune_name: str
     stale_after: float = 5.0
     masks: tuple[Polygon, ...] = ()
+    # Short of CPU, cameras of a lower priority are reduced first (ingest/governor.py).
+    priority: int = 0
 
 
 class StalledError(Exception):

@@ -106,6 +106,11 @@ class Camera(Section):
         "relative paths start at the configuration file's folder.",
     )
     transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport for the media.")
+    priority: Literal["high", "normal", "low"] = Field(
+        "normal",
+        description="When the server is short of CPU, low cameras are reduced to their "
+        "keyframes first and high ones last (ingest/governor.py).",
+    )
     stale_after: float = Field(
         5.0,
         ge=1,

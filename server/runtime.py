@@ -29,6 +29,7 @@ COMMUNE_WALL_FPS = 15.0
 CAMERA_VIEW_DEFAULT = (1280, 720)
 CAMERA_VIEW_MAX = (1920, 1080)
 CAMERA_VIEW_FPS = 25.0  # the most a single view sends; it follows the camera below that
+PRIORITIES = {"low": -1, "normal": 0, "high": 1}  # CameraInfo.priority
 
 
 def wall_spec(wall: Wall) -> WallSpec:
@@ -90,7 +91,7 @@ def camera_info(config: VigieConfig, camera: Camera) -> CameraInfo:
     commune = config.commune(camera.commune)
     return CameraInfo(camera.id, camera.name, camera.commune,
                       commune.name if commune else camera.commune, camera.stale_after,
-                      masks=tuple(camera.privacy_masks))
+                      masks=tuple(camera.privacy_masks), priority=PRIORITIES[camera.priority])
 
 
 def source_spec(camera: Camera, url: str) -> SourceSpec:

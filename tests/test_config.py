@@ -275,6 +275,12 @@ BAD = [
         "greater than or equal to 1",
     ),
     bad(
+        "priority-unknown",
+        document(COMMUNES, camera("url: rtsp://h/s", "priority: urgent  #<")),
+        "cameras[0].priority",
+        "'high', 'normal' or 'low'",
+    ),
+    bad(
         "transport-unknown",
         document(COMMUNES, camera("url: rtsp://h/s", "transport: quic  #<")),
         "cameras[0].transport",

@@ -97,8 +97,10 @@ def test_closed_walls_take_their_load_with_them():
     assert [counts[t] for t in (21, 22, 32, 42, 52)] == [14, 11, 9, 7, 6], counts
 
 
-def _worker(camera_id: str, url: str, store: TileStore | None = None) -> CameraWorker:
-    return CameraWorker(CameraInfo(camera_id, f"Cam {camera_id}", "bourg", "Le Bourg"),
+def _worker(camera_id: str, url: str, store: TileStore | None = None,
+            priority: int = 0) -> CameraWorker:
+    return CameraWorker(CameraInfo(camera_id, f"Cam {camera_id}", "bourg", "Le Bourg",
+                                   priority=priority),
                         SourceSpec(url), store or TileStore(), Redactor())
 
 
@@ -112,6 +114,13 @@ def test_the_least_prominent_cameras_are_reduced_first():
     e.attach((480, 270), 15, rank=5)
     # d: nobody watches it, nothing to reduce
     assert least_prominent_first(workers) == [e, a, b, c]
+    # A configured priority comes first: a high camera in a small cell after all others,
+    # a low one before.
+    town_hall = _worker("f", "synthetic://f", priority=1)
+    town_hall.attach((480, 270), 15, rank=15)
+    shed = _worker("g", "synthetic://g", priority=-1)
+    shed.attach((1280, 720), 25)
+    assert least_prominent_first([*workers, town_hall, shed]) == [shed, e, a, b, c, town_hall]
 
 
 def test_governor_reduces_and_restores_real_workers():
