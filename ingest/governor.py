@@ -218,7 +218,7 @@ class Governor:
         self.last_load: Load | None = None
         self.watched = 0
         self.reduced = 0  # applied at the last sample
-        self._ticks: weakref.WeakKeyDictionary[Compositor, tuple[int, int]] = weakref.WeakKeyDictionary()
+        self._ticks: weakref.WeakKeyDictionary[Compositor, tuple[int, int, int]] = weakref.WeakKeyDictionary()
         self._skips: weakref.WeakKeyDictionary[CameraWorker, int] = weakref.WeakKeyDictionary()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="governor", daemon=True)
@@ -271,17 +271,18 @@ class Governor:
         due, or not encoded because no viewer could take the frame while the event loop
         (which sends the frames) ran late. Viewers starved by their own link, with the loop
         on time, are not the server's overload: reducing cameras would not help them."""
-        starved_count = loop_lag is None or loop_lag >= LOOP_LAG_STARVED
-        ticks = late = 0
+        ticks = late = starved = 0
         for compositor in self._compositors():
             if not compositor.running:
                 continue
-            now_ticks = compositor.ticks
-            now_late = compositor.late_ticks + (compositor.starved_ticks if starved_count else 0)
-            last_ticks, last_late = self._ticks.get(compositor, (now_ticks, now_late))
-            self._ticks[compositor] = (now_ticks, now_late)
-            ticks += now_ticks - last_ticks
-            late += now_late - last_late
+            now = (compositor.ticks, compositor.late_ticks, compositor.starved_ticks)
+            last = self._ticks.get(compositor, now)
+            self._ticks[compositor] = now
+            ticks += now[0] - last[0]
+            late += now[1] - last[1]
+            starved += now[2] - last[2]
+        if loop_lag is None or loop_lag >= LOOP_LAG_STARVED:
+            late += starved
         return min(1.0, late / ticks) if ticks else 0.0  # a tick may be late and starved
 
     def _new_lag_skips(self, workers: list[CameraWorker]) -> int:

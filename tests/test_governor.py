@@ -12,10 +12,12 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from ingest.compositor import Compositor, WallSpec
 from ingest.decoding import DecodePolicy, Decoding
 from ingest.governor import (HOLD_MIN, MAX_REDUCED_SHARE, Governor, Load, MachineIdle,
                              SheddingPolicy, least_prominent_first)
 from ingest.lag import SKIP_LIMIT
+from ingest.layout import CellSpec
 from ingest.redact import Redactor
 from ingest.sources import SourceSpec
 from ingest.stats import CameraState
@@ -243,3 +245,32 @@ def test_idle_is_the_unused_part_of_a_containers_cpu_quota(tmp_path):
     time.sleep(0.1)
     tick(2600, 2300, 960_000)
     assert idle.sample() == (2300 - 1600) / (2600 - 1800)
+
+
+def test_starved_ticks_count_only_while_the_event_loop_is_late():
+    """A wall whose viewers take nothing skips its JPEG at every tick (starved). Those
+    ticks are the server's overload only while the event loop runs late: with it on time
+    they are a viewer's own link, and a sample counts them or not by its own loop lag."""
+    store = TileStore()
+    worker = _worker("s", "synthetic://s?width=320&height=180&fps=20", store)
+    worker.start()
+    spec = WallSpec(id="w", name="W", width=320, height=180, fps=20, columns=1, rows=1,
+                    cells=(CellSpec("s", 0, 0),))
+    wall = Compositor(spec, {"s": worker}, store, lambda fmt, frame: None,
+                      wanted_formats=lambda: {"jpeg"}, room=lambda fmt: False)
+    lags = iter([0.0, 0.0, 0.5, 0.0])
+    governor = Governor(lambda: [worker], lambda: [wall], idle=lambda: 0.9,
+                        loop_lag=lambda: next(lags))
+    shares = []
+    wall.start()
+    try:
+        for second in range(4):
+            time.sleep(0.6)
+            governor.step(float(second))
+            shares.append(governor.last_load.late)
+    finally:
+        wall.stop()
+        worker.request_stop()
+    assert wall.starved_ticks >= 30, wall.starved_ticks
+    assert shares[1] == 0.0 and shares[3] == 0.0, shares  # the loop on time
+    assert shares[2] >= 0.8, shares  # late: almost every tick starved
