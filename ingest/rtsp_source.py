@@ -91,18 +91,18 @@ class RtspSource(PolicySource):
         watched = watched or threading.Event()
         while True:
             mode = decoding()
-            if mode is Decoding.IDLE and self._client.drained:
+            if mode is not Decoding.FULL and self._client.drained:
                 # Nobody watching: let a quarter second of the camera gather in the
                 # socket, to read it at once; at once if someone starts watching. (One
                 # wake-up: polling `decoding` every 50 ms instead cost 64 cameras
-                # 0.24 s/s in GIL hand-offs, 15 times the reading.)
-                watched.wait(IDLE_READ_INTERVAL)
-            elif mode is Decoding.REDUCED and self._client.drained:
-                # Reduced for want of CPU (ingest/governor.py): read in bulk too. Read as
-                # data comes, a camera wakes its thread about 16 times a frame, each a GIL
-                # hand-off taken from the walls and their viewers; its keyframes show up
-                # to a quarter second later.
-                time.sleep(IDLE_READ_INTERVAL)
+                # 0.24 s/s in GIL hand-offs, 15 times the reading.) Reduced for want of
+                # CPU (ingest/governor.py), in bulk too: read as data comes, a camera
+                # wakes its thread about 16 times a frame, each a GIL hand-off taken from
+                # the walls and their viewers; its keyframes show up to 0.25 s later.
+                if mode is Decoding.IDLE:
+                    watched.wait(IDLE_READ_INTERVAL)
+                else:
+                    time.sleep(IDLE_READ_INTERVAL)
             units = self._client.read()
             if units is None:
                 return  # the camera ended the stream: the worker reconnects
