@@ -3,10 +3,15 @@
     python -m bench.decode_floor [--encode none|jpeg|h264] [--walls K] [--grid C] \
         [--size WxH] [--fps F] URL [URL ...]
 
-One thread per stream decodes (default slice threading, as Vigie). With --encode, one thread
-per wall ticks at the wall's fps: it copies each cell's latest decoded frame, cropped to the
-cell (no scaling: a memcpy of the planes, so the canvas holds real pictures), into a YUV420
-canvas and encodes it once: JPEG with simplejpeg from the planes (quality 80, as Vigie) or
+One thread per stream decodes (default slice threading, as Vigie). With --encode, each
+decoded frame is also scaled to its cell (bilinear, as Vigie), so the wall that is encoded
+is the picture Vigie's wall shows, not a crop: the encoder's cost depends on what it
+encodes (a crop keeps the test pattern's whole-pixel motion, which x264 finds for free; scaled
+by 3/4 the motion is sub-pixel: a crop's H.264 wall came out at 33 KB a frame, Vigie's and
+xstack's at 114-128 KB). The scaling is not part of the floor: each decode thread measures
+its own CPU time in it (`time.thread_time`), reported apart, and the bench subtracts it.
+One thread per wall ticks at the wall's fps: it copies each cell's latest scaled picture
+into a YUV420 canvas (a memcpy of the planes) and encodes it once: JPEG with simplejpeg from the planes (quality 80, as Vigie) or
 H.264 with PyAV's libx264 (ultrafast, zerolatency, baseline, 1 s GOP, CRF 26, as Vigie).
 Stream i belongs to wall i // (C*C), cell i % (C*C). Encoded bytes are thrown away.
 
@@ -14,7 +19,8 @@ Run by the bench as a separate process so its CPU time can be read from /proc. P
 stdin/stdout (one line each):
   - prints `READY` once every stream has decoded at least one frame (or failed);
   - on each stdin line, prints a JSON object {"frames": [...], "errors": [...],
-    "encoded": [...], "encoded_bytes": [...]} (counts so far per stream / per wall);
+    "scale_cpu": [...], "encoded": [...], "encoded_bytes": [...]} (counts so far per
+    stream / per wall; scale_cpu in CPU seconds);
   - exits when stdin closes (so it never outlives the bench).
 """
 
@@ -30,12 +36,16 @@ import time
 from fractions import Fraction
 
 import av
+import cv2
 import numpy as np
 
 # As Vigie: reads bounded by FFmpeg's socket timeout, not PyAV's (which takes the GIL around
 # every socket read, see ingest/sources.py).
 OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32",
            "timeout": "5000000"}
+
+
+cv2.setNumThreads(1)  # as Vigie (ingest/normalise.py): the streams are the parallelism
 
 
 class Stream:
@@ -45,6 +55,11 @@ class Stream:
         self.latest: av.VideoFrame | None = None
         self.error: str | None = None
         self.first_frame = threading.Event()
+        # Set by the wall's encoder before decoding starts: the cell's Y, U, V planes, which
+        # each decoded frame is scaled into (the encoder copies them into its canvas).
+        self.cell: list[np.ndarray] | None = None
+        self.scaled = False
+        self.scale_cpu = 0.0  # CPU seconds spent scaling, not part of the floor
 
     def run(self, receive_only: bool = False) -> None:
         try:
@@ -58,6 +73,8 @@ class Stream:
                 else:
                     for frame in container.decode(video=0):
                         self.latest = frame  # the encoder thread only reads it (never reformats)
+                        if self.cell is not None:
+                            self._scale(frame)
                         self.frames += 1
                         self.first_frame.set()
             finally:
@@ -66,6 +83,17 @@ class Stream:
         except Exception as error:  # noqa: BLE001 - reported to the caller
             self.error = f"{type(error).__name__}: {error}"
         self.first_frame.set()  # never leave the caller waiting on a dead stream
+
+    def _scale(self, frame: av.VideoFrame) -> None:
+        """The frame's planes scaled into the cell, timed on this thread's CPU clock."""
+        if frame.format.name not in ("yuv420p", "yuvj420p"):
+            return
+        started = time.thread_time()
+        for plane, source, target in zip(frame.planes, planes(frame), self.cell):
+            cv2.resize(source[:, : plane.width], (target.shape[1], target.shape[0]),
+                       dst=target, interpolation=cv2.INTER_LINEAR)
+        self.scaled = True
+        self.scale_cpu += time.thread_time() - started
 
 
 def planes(frame: av.VideoFrame) -> list[np.ndarray]:
@@ -88,6 +116,10 @@ class WallEncoder:
         self.canvas = np.zeros((self.height * 3 // 2, self.width), np.uint8)
         self.canvas[self.height:] = 128
         self.stop = threading.Event()
+        for index, stream in enumerate(streams):
+            _, _, cw, ch = self._cell(index)
+            stream.cell = [np.zeros((ch, cw), np.uint8), np.full((ch // 2, cw // 2), 128, np.uint8),
+                           np.full((ch // 2, cw // 2), 128, np.uint8)]
 
     def _cell(self, index: int) -> tuple[int, int, int, int]:
         row, column = divmod(index, self.grid)
@@ -105,15 +137,13 @@ class WallEncoder:
         cu = chroma[:quarter].reshape(h // 2, w // 2)
         cv = chroma[quarter:].reshape(h // 2, w // 2)
         for index, stream in enumerate(self.streams):
-            frame = stream.latest
-            if frame is None or frame.format.name not in ("yuv420p", "yuvj420p"):
+            if not stream.scaled:
                 continue
             x, y, cw, ch = self._cell(index)
-            fy, fu, fv = planes(frame)
-            cw, ch = min(cw, frame.width) // 2 * 2, min(ch, frame.height) // 2 * 2
-            cy[y : y + ch, x : x + cw] = fy[:ch, :cw]
-            cu[y // 2 : (y + ch) // 2, x // 2 : (x + cw) // 2] = fu[: ch // 2, : cw // 2]
-            cv[y // 2 : (y + ch) // 2, x // 2 : (x + cw) // 2] = fv[: ch // 2, : cw // 2]
+            sy, su, sv = stream.cell
+            cy[y : y + ch, x : x + cw] = sy
+            cu[y // 2 : (y + ch) // 2, x // 2 : (x + cw) // 2] = su
+            cv[y // 2 : (y + ch) // 2, x // 2 : (x + cw) // 2] = sv
 
     def run(self) -> None:
         try:
@@ -188,24 +218,25 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the bench stops us (stdin EOF / SIGTERM)
     streams = [Stream(url) for url in args.urls]
+    encoders: list[WallEncoder] = []
+    if args.encode not in ("none", "receive"):  # before decoding: the cells to scale into
+        size = tuple(int(part) for part in args.size.split("x"))
+        cells = args.grid * args.grid
+        for wall in range(args.walls):
+            encoders.append(WallEncoder(streams[wall * cells : (wall + 1) * cells], args.encode,
+                                        size, args.grid, args.fps))
     for index, stream in enumerate(streams):
         threading.Thread(target=stream.run, args=(args.encode == "receive",),
                          name=f"decode-{index}", daemon=True).start()
     for stream in streams:
         stream.first_frame.wait()
-    encoders: list[WallEncoder] = []
-    if args.encode not in ("none", "receive"):
-        size = tuple(int(part) for part in args.size.split("x"))
-        cells = args.grid * args.grid
-        for wall in range(args.walls):
-            encoder = WallEncoder(streams[wall * cells : (wall + 1) * cells], args.encode,
-                                  size, args.grid, args.fps)
-            encoders.append(encoder)
-            threading.Thread(target=encoder.run, name=f"encode-{wall}", daemon=True).start()
+    for wall, encoder in enumerate(encoders):
+        threading.Thread(target=encoder.run, name=f"encode-{wall}", daemon=True).start()
     print("READY", flush=True)
     for _line in sys.stdin:
         print(json.dumps({"frames": [s.frames for s in streams],
                           "errors": [s.error for s in streams],
+                          "scale_cpu": [s.scale_cpu for s in streams],
                           "encoded": [e.encoded for e in encoders],
                           "encoded_bytes": [e.encoded_bytes for e in encoders],
                           "encode_errors": [e.error for e in encoders]}), flush=True)

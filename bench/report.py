@@ -192,7 +192,9 @@ def report(results: dict, settings: dict, argv: list[str], elapsed: float) -> st
     out.append("CPU in s/s (1.0 = one core busy), all threads of the process. g2g = glass to "
                "glass: stamp drawn by a live camera -> frame received by the viewer (live-stamped "
                "cameras only).\nfloor = PyAV decoding the same inputs + one encode per wall "
-               "(JPEG by simplejpeg, or H.264 by libx264 ultrafast; decode only for D). xstack = "
+               "(JPEG by simplejpeg, or H.264 by libx264 ultrafast; decode only for D) of the same "
+               "picture (cells scaled as Vigie's; the scaling's CPU\nis measured per thread and "
+               "not counted). xstack = "
                "Debian's ffmpeg, same inputs, same walls, same format;\nspread = max-min of the "
                "live tiles' clocks in one output frame. feed CPU = bench feeder (looped clips) + "
                "camsim (live-stamped cameras) during Vigie's window.\nothers = CPU used by "
@@ -214,7 +216,8 @@ def report(results: dict, settings: dict, argv: list[str], elapsed: float) -> st
         w0 = vigie["windows"][0]
         bits = [f"  {name}: {r['describe']}; row took {r['seconds']:.0f} s"]
         if floor:
-            bits.append(f"    floor: {f(floor['cpu_s_per_s'], 3)} s/s, RSS {f(floor['rss_mb'], 0)} MB, "
+            bits.append(f"    floor: {f(floor['cpu_s_per_s'], 3)} s/s (scaling its cells, not counted: "
+                        f"{f(floor.get('scale_cpu_s_per_s'), 3)}), RSS {f(floor['rss_mb'], 0)} MB, "
                         f"decode fps/stream min {f(floor['decode_fps_min'], 1)}, encode fps "
                         f"{', '.join(f(x, 1) for x in floor['encode_fps']) or '-'}, "
                         f"{', '.join(f(x, 0) for x in floor['encoded_kb']) or '-'} KB/frame; "
@@ -245,6 +248,12 @@ def report(results: dict, settings: dict, argv: list[str], elapsed: float) -> st
                 f"{s['id']} dropped {s.get('dropped_frames')}" for s in walls
                 if s.get("viewers")) + "; composed fps at each window's end: " + ", ".join(
                 f(w.get("wall_fps"), 1) for w in vigie["windows"]))
+        scale = (floor or {}).get("scale_cpu_s_per_s")
+        if floor and scale and vigie["windows"][0].get("cpu_s_per_s"):
+            # What the floor leaves out and Vigie cannot: scaling each picture to its cell.
+            # Vigie against the floor with it says what the rest of Vigie costs.
+            bits.append(f"    Vigie / (floor + the same scaling, {f(scale, 3)} s/s): "
+                        f"{f(ratio(w0['cpu_s_per_s'], floor['cpu_s_per_s'] + scale), 2, 'x')}")
         bits.append(f"    vigie cameras decoding: {vigie.get('decoding')}, reconnects "
                     f"{vigie.get('camera_reconnects')}")
         if xstack:

@@ -46,6 +46,12 @@ def test_quick_bench_runs_every_path(tmp_path):
         row, window = rows[name], rows[name]["vigie"]["windows"][0]
         assert row["floor"]["cpu_s_per_s"] > 0 and row["floor"]["decode_fps_min"] > 0, name
         assert row["xstack"]["cpu_s_per_s"] > 0, name
+        # The floor encodes the picture Vigie's wall shows (cells scaled, the scaling's CPU
+        # apart): a crop of each camera made x264's work look 4 times smaller (33 KB a
+        # frame against Vigie's 128).
+        assert row["floor"]["scale_cpu_s_per_s"] > 0, name
+        floor_kb, vigie_kb = row["floor"]["encoded_kb"][0], window["mean_frame_kb"]
+        assert 0.5 < floor_kb / vigie_kb < 2, (name, floor_kb, vigie_kb)
         # Pictures arrived and their stamps were read: latency from the live cameras,
         # every cell showing its own camera.
         assert window["viewer_fps_min"] > 0, (name, window)
@@ -53,4 +59,5 @@ def test_quick_bench_runs_every_path(tmp_path):
         assert window["full_wall_s"] is not None, (name, window)
     d = rows["D"]
     assert d["floor"]["cpu_s_per_s"] > 0 and d["receive"]["cpu_s_per_s"] > 0
+    assert d["floor"]["scale_cpu_s_per_s"] == 0  # decode only: nothing to scale
     assert "Targets (issue 5" in run.stdout, run.stdout[-2000:]
