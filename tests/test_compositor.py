@@ -82,3 +82,35 @@ async def test_jpeg_is_not_encoded_while_every_viewer_has_frames_waiting():
     assert 2 <= untaken <= 5, untaken  # once a second, not 20 times
     assert starved >= 20, starved  # ticks the governor counts as late (ingest/governor.py)
     assert taken >= 20, taken  # and at the wall's rate (20 fps) once taken
+
+
+def test_a_late_tick_costs_no_frame():
+    """A tick that ends late but within the next one's period (a machine short of CPU wakes
+    the thread late, an encode takes longer) does not shift the wall's cadence: the next
+    tick starts at once and the wall keeps its rate. Here every second tick takes 1.5
+    periods: the cadence kept gives 20 fps; restarting it after each late tick gave 16."""
+    ticks: list[float] = []
+
+    def slow_every_second_tick(fmt: str, frame) -> None:
+        ticks.append(time.monotonic())
+        if len(ticks) % 2:
+            time.sleep(0.075)  # 1.5 periods at 20 fps
+
+    store = TileStore()
+    worker = CameraWorker(CameraInfo("s", "S", "c", "C"),
+                          SourceSpec("synthetic://s?width=320&height=180&fps=20"), store, Redactor())
+    worker.start()
+    spec = WallSpec(id="w", name="W", width=320, height=180, fps=20, columns=1, rows=1,
+                    cells=(CellSpec("s", 0, 0),))
+    wall = Compositor(spec, {"s": worker}, store, slow_every_second_tick,
+                      wanted_formats=lambda: {"jpeg"})
+    wall.start()
+    try:
+        wait_until(lambda: len(ticks) >= 80, 10, message="80 frames")
+    finally:
+        wall.stop()
+        worker.request_stop()
+    late = wall.late_ticks
+    rate = (len(ticks) - 21) / (ticks[-1] - ticks[20])  # live pictures by then
+    assert late >= 20, late
+    assert rate >= 18.5, rate
