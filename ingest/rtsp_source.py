@@ -86,9 +86,9 @@ class RtspSource(PolicySource):
         return float(ratio) if ratio else 1.0
 
     def packets(self, decoding: Callable[[], Decoding],
-                watched: threading.Event | None = None) -> Iterator[Packet]:
+                live: threading.Event | None = None) -> Iterator[Packet]:
         last_unit = time.monotonic()
-        watched = watched or threading.Event()
+        live = live or threading.Event()
         while True:
             mode = decoding()
             if mode is not Decoding.FULL and self._client.drained:
@@ -99,10 +99,9 @@ class RtspSource(PolicySource):
                 # CPU (ingest/governor.py), in bulk too: read as data comes, a camera
                 # wakes its thread about 16 times a frame, each a GIL hand-off taken from
                 # the walls and their viewers; its keyframes show up to 0.25 s later.
-                if mode is Decoding.IDLE:
-                    watched.wait(IDLE_READ_INTERVAL)
-                else:
-                    time.sleep(IDLE_READ_INTERVAL)
+                # Unless its stream is remuxed to a viewer (`live`), who needs every
+                # packet as it comes.
+                live.wait(IDLE_READ_INTERVAL)
             units = self._client.read()
             if units is None:
                 return  # the camera ended the stream: the worker reconnects

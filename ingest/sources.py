@@ -83,10 +83,11 @@ class Source(Protocol):
     def sample_aspect(self) -> float: ...
 
     def packets(self, decoding: Callable[[], Decoding],
-                watched: threading.Event | None = None) -> Iterator[Packet]:
-        """Packets, decoded as `decoding()` says (ingest/decoding.py). `watched` is set while anyone
-        uses the camera, decoded or not (a remux): a source that reads an idle camera in
-        bursts reads it as data comes then, and wakes when it is set."""
+                live: threading.Event | None = None) -> Iterator[Packet]:
+        """Packets, decoded as `decoding()` says (ingest/decoding.py). `live` is set while
+        someone needs the packets as they come: a remux of the camera's stream, or its tiles
+        decoded in full. A source that reads an idle or reduced camera in bursts reads it as
+        data comes then, and wakes when it is set."""
         ...
 
     def close(self) -> None: ...
@@ -181,7 +182,7 @@ class PyAVSource(PolicySource):
         self._time_base = float(self._stream.time_base or 0)
 
     def packets(self, decoding: Callable[[], Decoding],
-                watched: threading.Event | None = None) -> Iterator[Packet]:
+                live: threading.Event | None = None) -> Iterator[Packet]:
         start_wall = time.monotonic()
         first_pts: float | None = None
         while True:
@@ -265,13 +266,13 @@ class SyntheticSource:
         self._index = 0
 
     def packets(self, decoding: Callable[[], Decoding],
-                watched: threading.Event | None = None) -> Iterator[Packet]:
+                live: threading.Event | None = None) -> Iterator[Packet]:
         period = 1.0 / self.fps
         next_due = time.monotonic()
-        watched = watched or threading.Event()
+        live = live or threading.Event()
         while True:
             mode = decoding()
-            if mode is Decoding.FULL or (mode is Decoding.IDLE and watched.is_set()):
+            if mode is Decoding.FULL or live.is_set():
                 interval, active = period, True  # decoded, or remuxed as it comes
             elif mode is Decoding.REDUCED:
                 interval, active = max(period, REDUCED_PICTURE_INTERVAL), True
@@ -283,7 +284,7 @@ class SyntheticSource:
                 next_due = time.monotonic()
             elif active:
                 time.sleep(delay)
-            elif watched.wait(delay):
+            elif live.wait(delay):
                 next_due = time.monotonic()  # someone started watching: a picture now
             yield Packet(self.width * self.height // 10, self._frame())
 

@@ -79,9 +79,10 @@ class CameraWorker:
         self._taps: tuple[PacketTap, ...] = ()
         self._requests_lock = threading.Lock()
         self._stop = threading.Event()
-        # Set while anyone uses this camera (tiles or packet taps): its source then reads
-        # the camera as data comes, not in idle bursts (ingest/rtsp_source.py).
-        self._watched = threading.Event()
+        # Set while someone needs this camera's packets as they come (a packet tap, or
+        # tiles decoded in full): its source then reads the camera as data comes, not in
+        # bursts (ingest/rtsp_source.py). See _update_live.
+        self._live = threading.Event()
         # Set by ingest/governor.py while the server is short of CPU: keyframes only.
         self._reduced = False
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
@@ -125,7 +126,7 @@ class CameraWorker:
         # Ownership of the normaliser passes to the worker thread from here on.
         with self._requests_lock:
             self._requests = (*self._requests, request)
-            self._watched.set()  # a source waiting between idle reads goes on at once
+            self._update_live()  # a source waiting between idle reads goes on at once
         return request
 
     def detach(self, request: TileRequest) -> None:
@@ -133,24 +134,28 @@ class CameraWorker:
             self._requests = tuple(r for r in self._requests if r is not request)
             if all(r.size != request.size for r in self._requests):
                 self.store.discard(self.camera.id, request.size)
-            self._update_watched()
+            self._update_live()
 
     def add_tap(self, tap: "PacketTap") -> None:
         """Have `tap(packet, stream)` called, in this worker's thread, for every compressed
         packet (remuxing to the browser without decoding)."""
         with self._requests_lock:
             self._taps = (*self._taps, tap)
-            self._watched.set()
+            self._update_live()
 
     def remove_tap(self, tap: "PacketTap") -> None:
         with self._requests_lock:
             self._taps = tuple(t for t in self._taps if t is not tap)
-            self._update_watched()
+            self._update_live()
 
-    def _update_watched(self) -> None:
-        """(Under the requests lock.)"""
-        if not self._requests and not self._taps:
-            self._watched.clear()
+    def _update_live(self) -> None:
+        """(Under the requests lock.) Whether the source reads the camera as data comes:
+        for a remux (a viewer of its own stream), or tiles decoded in full. Idle, or reduced
+        with no remux, it reads in bulk (ingest/rtsp_source.py)."""
+        if self._taps or (self._requests and not self._reduced):
+            self._live.set()
+        else:
+            self._live.clear()
 
     def _decoding(self) -> Decoding:
         if not self._requests:
@@ -165,7 +170,9 @@ class CameraWorker:
     def set_reduced(self, reduced: bool) -> None:
         """Keyframes only (True) or every frame (False) while watched; takes effect at the
         next packet. Back to every frame, the decoder catches up from the last keyframe."""
-        self._reduced = reduced
+        with self._requests_lock:
+            self._reduced = reduced
+            self._update_live()
 
     def prominence(self) -> tuple[int, int] | None:
         """How prominently the camera is shown: (its largest tile's pixels, minus its best
@@ -233,7 +240,7 @@ class CameraWorker:
         stale_after = self.camera.stale_after
         decoding = False  # in full (tiles wanted, not reduced)
         skips = 0
-        for packet in source.packets(self._decoding, self._watched):
+        for packet in source.packets(self._decoding, self._live):
             now = time.monotonic()
             if self._stop.is_set():
                 break

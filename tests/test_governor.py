@@ -274,3 +274,41 @@ def test_starved_ticks_count_only_while_the_event_loop_is_late():
     assert wall.starved_ticks >= 30, wall.starved_ticks
     assert shares[1] == 0.0 and shares[3] == 0.0, shares  # the loop on time
     assert shares[2] >= 0.8, shares  # late: almost every tick starved
+
+
+def test_a_reduced_camera_remuxed_to_a_viewer_sends_its_packets_as_they_come(simulators):
+    """Reduced for want of CPU, a camera is read in bursts 4 times a second: fine for its
+    keyframes on a wall, not for someone watching its own stream (a remux), who would get
+    it a quarter second late and in jerks. With a remux tap its packets reach the tap as
+    the camera sends them (in bursts before: this fails)."""
+    simulator = simulators([Mount("tapped", fps=15, gop=15, tag=32)])
+    store = TileStore()
+    worker = _worker("tapped", simulator.url("tapped"), store)
+    worker.attach((320, 180), 15)
+    arrivals: list[float] = []
+    worker.start()
+    try:
+        wait_until(lambda: worker.status().frames_total >= 10, 20, message="live pictures")
+        worker.set_reduced(True)
+        time.sleep(1.0)
+
+        def gaps_over(seconds: float) -> list[float]:
+            arrivals.clear()
+            time.sleep(seconds)
+            times = list(arrivals)
+            return sorted(b - a for a, b in zip(times, times[1:]))
+
+        tap = lambda packet, stream: arrivals.append(time.monotonic())  # noqa: E731
+        worker.add_tap(tap)
+        tapped = gaps_over(3.0)
+        worker.remove_tap(tap)
+        reduced = worker.status()
+    finally:
+        worker.request_stop()
+        worker.join(5)
+    assert reduced.decoding is Decoding.REDUCED
+    assert len(tapped) >= 30, len(tapped)
+    # As they come: half the packets at least 40 ms apart (15 fps: 67 ms). In bursts, most
+    # would be microseconds apart, the quarter second between bursts.
+    median = tapped[len(tapped) // 2]
+    assert median >= 0.04, tapped

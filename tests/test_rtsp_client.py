@@ -98,8 +98,9 @@ def test_no_camera_there_is_refused_definitively() -> None:
 def test_idle_reads_in_bulk_and_still_decodes_keyframes(sim) -> None:
     """Nobody watching: a few reads a second, each bringing a quarter second of the camera,
     and a keyframe decoded now and then; watching: a read as data comes; a remux of the
-    camera's stream (watched, not decoded): a read as data comes too, no decoding; reduced
-    for want of CPU (watched, its tiles wanted): in bulk again, every keyframe decoded."""
+    camera's stream (`live`, not decoded): a read as data comes too, no decoding; reduced
+    for want of CPU (its tiles wanted): in bulk again, every keyframe decoded; reduced and
+    remuxed to a viewer too (`live`): as data comes for the viewer, keyframes decoded only."""
     source = open_source(SourceSpec(sim.url("h264")))
     assert type(source) is RtspSource
     reads = 0
@@ -110,11 +111,11 @@ def test_idle_reads_in_bulk_and_still_decodes_keyframes(sim) -> None:
         reads += 1
         return real_read()
 
-    def read_for(seconds: float, mode: Decoding, watched: threading.Event | None = None) -> dict:
+    def read_for(seconds: float, mode: Decoding, live: threading.Event | None = None) -> dict:
         nonlocal reads
         reads, counts = 0, {"units": 0, "frames": 0}
         started = time.monotonic()
-        for packet in source.packets(lambda: mode, watched):
+        for packet in source.packets(lambda: mode, live):
             counts["units"] += 1 if packet.size else 0
             counts["frames"] += packet.frame is not None
             if time.monotonic() - started > seconds:
@@ -128,7 +129,8 @@ def test_idle_reads_in_bulk_and_still_decodes_keyframes(sim) -> None:
         idle = read_for(3.0, Decoding.IDLE)
         full = read_for(2.0, Decoding.FULL)
         tapped = read_for(2.0, Decoding.IDLE, remuxed)
-        reduced = read_for(3.0, Decoding.REDUCED, remuxed)
+        reduced = read_for(3.0, Decoding.REDUCED)
+        reduced_remuxed = read_for(3.0, Decoding.REDUCED, remuxed)
     finally:
         source.close()
     # 15 fps for 3 s: ~45 pictures in at most 3 / 0.25 + 1 reads.
@@ -142,6 +144,10 @@ def test_idle_reads_in_bulk_and_still_decodes_keyframes(sim) -> None:
     assert reduced["units"] >= 30, reduced
     assert reduced["reads"] <= 3.0 / IDLE_READ_INTERVAL + 2, reduced
     assert 2 <= reduced["frames"] <= 4, reduced  # each keyframe (GOP 1 s), nothing else
+    # Its stream remuxed to a viewer: every packet as it comes, still keyframes decoded only.
+    assert reduced_remuxed["units"] >= 30, reduced_remuxed
+    assert reduced_remuxed["reads"] >= reduced_remuxed["units"], reduced_remuxed
+    assert 2 <= reduced_remuxed["frames"] <= 4, reduced_remuxed
 
 
 def test_keep_alives_follow_the_session_timeout_and_their_answers_do_not_disturb(gstreamer):  # noqa: F811
