@@ -47,16 +47,22 @@ def test_first_viewer_of_a_format_gets_a_frame_at_once(monkeypatch):
     assert not wall.running
 
 
-async def test_jpeg_is_not_encoded_while_every_viewer_has_frames_waiting():
-    """A viewer that takes nothing (a starved loop, a stalled screen) is not sent a frame
-    per tick only for it to push out the one before unsent: JPEG is encoded once a second
-    for it (the hub still sees stalls), and at the wall's rate again once it takes them."""
+def _live_wall() -> tuple[TileStore, CameraWorker, WallSpec]:
+    """A started synthetic camera at 20 fps and a one-cell wall of it at 20 fps."""
     store = TileStore()
     worker = CameraWorker(CameraInfo("s", "S", "c", "C"),
                           SourceSpec("synthetic://s?width=320&height=180&fps=20"), store, Redactor())
     worker.start()
     spec = WallSpec(id="w", name="W", width=320, height=180, fps=20, columns=1, rows=1,
                     cells=(CellSpec("s", 0, 0),))
+    return store, worker, spec
+
+
+async def test_jpeg_is_not_encoded_while_every_viewer_has_frames_waiting():
+    """A viewer that takes nothing (a starved loop, a stalled screen) is not sent a frame
+    per tick only for it to push out the one before unsent: JPEG is encoded once a second
+    for it (the hub still sees stalls), and at the wall's rate again once it takes them."""
+    store, worker, spec = _live_wall()
     stream = LiveStream("wall/w", lambda deliver, wanted, room: Compositor(
         spec, {"s": worker}, store, deliver, wanted, room), asyncio.get_running_loop())
     viewer = stream.hub.add()  # starts the wall
@@ -96,12 +102,7 @@ def test_a_late_tick_costs_no_frame():
         if len(ticks) % 2:
             time.sleep(0.075)  # 1.5 periods at 20 fps
 
-    store = TileStore()
-    worker = CameraWorker(CameraInfo("s", "S", "c", "C"),
-                          SourceSpec("synthetic://s?width=320&height=180&fps=20"), store, Redactor())
-    worker.start()
-    spec = WallSpec(id="w", name="W", width=320, height=180, fps=20, columns=1, rows=1,
-                    cells=(CellSpec("s", 0, 0),))
+    store, worker, spec = _live_wall()
     wall = Compositor(spec, {"s": worker}, store, slow_every_second_tick,
                       wanted_formats=lambda: {"jpeg"})
     wall.start()
