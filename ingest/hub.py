@@ -2,7 +2,10 @@
 
 Each viewer has its own small buffer; nobody ever waits for anybody (go2rtc's rule). When a
 viewer's buffer is full, what is dropped depends on the format:
-- JPEG frames stand alone: the oldest is dropped, the viewer gets the latest.
+- JPEG frames stand alone: the oldest is dropped, the viewer gets the latest. Frames made
+  more than STALE_GAP before the newest one waiting are skipped when the viewer takes
+  one: they were made before a gap (a wall that encoded once a second while nobody took
+  its frames), and a viewer that resumes would show them, stale, before the live one.
 - H.264 fragments depend on each other: the whole buffer is dropped and the viewer skips
   to the next keyframe (the hub asks the encoder for one, so the gap stays short).
 Every drop is counted. A viewer that has had frames waiting, untaken, for `stall_timeout`
@@ -20,6 +23,9 @@ from collections.abc import Callable
 
 from ingest.encoders import EncodedFrame
 from ingest.stats import RateMeter
+
+
+STALE_GAP = 0.5  # seconds: a waiting JPEG frame this much older than the newest is skipped
 
 
 class DropPolicy(enum.Enum):
@@ -103,6 +109,13 @@ class Viewer:
     def _take(self) -> EncodedFrame:
         self._hub.room = True  # a frame encoded now would reach this viewer
         self.delivered += 1
+        if self._policy is DropPolicy.OLDEST:
+            # Skipped when taken, not when the new frame comes: until then the buffer stays
+            # full, so a starved wall keeps encoding once a second only (Hub.room).
+            newest = self._pending[-1].wall_time
+            while len(self._pending) > 1 and newest - self._pending[0].wall_time > STALE_GAP:
+                self._pending.popleft()
+                self.dropped += 1
         frame = self._pending.popleft()
         self.pending_since = time.monotonic() if self._pending else None
         return frame

@@ -83,3 +83,20 @@ async def test_control_messages_reach_socket_viewers_before_the_next_frame():
     hub.broadcast({"type": "wall"})
     assert await viewer.next_item() == {"type": "wall"}
     assert (await viewer.next_item()).seq == 1
+
+
+async def test_jpeg_frames_made_before_a_gap_are_not_shown_after_it():
+    """A viewer that took nothing for a while (its wall then encoded once a second) and
+    resumes gets the live frame, not the one made before the gap first; its stall timer
+    runs on from the first untaken frame. Frames at the wall's rate are all kept."""
+    hub = Hub("w", buffer_frames=2, stall_timeout=60)
+    viewer = hub.add()
+    hub.publish(EncodedFrame(b"x", 1, 100.0))
+    since = viewer.pending_since
+    hub.publish(EncodedFrame(b"x", 2, 101.0))  # a second later: 1 is void
+    assert viewer.pending_since == since and not hub.room  # still full until taken
+    assert (await viewer.next_frame()).seq == 2
+    hub.publish(EncodedFrame(b"x", 3, 101.066))  # at the wall's rate again: all kept
+    hub.publish(EncodedFrame(b"x", 4, 101.133))
+    assert [(await viewer.next_frame()).seq for _ in range(2)] == [3, 4]
+    assert viewer.dropped == 1
