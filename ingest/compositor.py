@@ -142,8 +142,9 @@ class Compositor:
         next_tick = time.monotonic()
         last_sent = last_jpeg = 0.0
         previous_formats: frozenset[str] = frozenset()  # wanted at the previous tick
-        # A tick that sends whatever changed: a new format's first frame, or the keyframe a
-        # new H.264 viewer asked for (its fragment leaves at once: ingest/fragments.py).
+        # Ticks that send whatever changed: a new format's first frames, or the keyframe a
+        # new H.264 viewer asked for. Two, as the mp4 muxer writes a frame's fragment when
+        # the next frame arrives (ingest/fmp4.py).
         first_ticks = 0
         h264: Fmp4Encoder | None = None
         try:
@@ -153,7 +154,7 @@ class Compositor:
                 formats = frozenset(self._wanted_formats())
                 keyframe_wanted = self._keyframe_requested and "fmp4" in formats
                 if keyframe_wanted or not formats <= previous_formats:
-                    first_ticks = 1
+                    first_ticks = 2
                 previous_formats = formats
                 # JPEG is not encoded while every viewer still has frames waiting (a
                 # machine short of CPU, a stalled screen): it would only push out a frame

@@ -1,14 +1,17 @@
 """H.264 in fragmented MP4 for the browser's Media Source Extensions.
 
 PyAV's libx264 (ultrafast, zerolatency, baseline, no B-frames, short GOP) into FFmpeg's mp4
-muxer for the init segment, then one moof+mdat fragment per frame written as soon as the
-frame is encoded (ingest/fragments.py), so a viewer never waits for a whole GOP, nor for
-the next frame (FFmpeg's muxer writes fragment N when frame N+1 arrives).
+muxer with `frag_every_frame`: one moof+mdat fragment per frame, so a viewer never waits
+for a whole GOP. The muxer writes fragment N when frame N+1 arrives: one frame of delay,
+the price of a muxer we do not have to write ourselves.
 """
 
 from __future__ import annotations
 
+import io
+import struct
 import time
+from collections import deque
 from fractions import Fraction
 
 import av
@@ -16,10 +19,37 @@ import numpy as np
 from av.video.reformatter import ColorRange
 
 from ingest.encoders import EncodedFrame
-from ingest.fragments import Packager, Sink, open_muxer
 from ingest.tiles import i420_planes
 
 MIME_TEMPLATE = 'video/mp4; codecs="{codec}"'
+
+
+class _Sink(io.RawIOBase):
+    """Collects what the muxer writes."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        self.buffer += data
+        return len(data)
+
+
+def split_boxes(buffer: bytearray) -> list[tuple[bytes, bytes]]:
+    """Remove complete top-level boxes from the front of `buffer`: [(type, box bytes)]."""
+    boxes = []
+    while len(buffer) >= 8:
+        size, kind = struct.unpack(">I4s", buffer[:8])
+        if size == 1 and len(buffer) >= 16:
+            size = struct.unpack(">Q", buffer[8:16])[0]
+        if size < 8 or len(buffer) < size:
+            break
+        boxes.append((bytes(kind), bytes(buffer[:size])))
+        del buffer[:size]
+    return boxes
 
 
 def avc_codec_string(extradata: bytes | None) -> str:
@@ -54,10 +84,11 @@ class Fmp4Encoder:
     def __init__(self, width: int, height: int, fps: float, gop_seconds: float = 1.0,
                  crf: int = 26) -> None:
         self.width, self.height = width, height
-        sink = Sink()
-        container = open_muxer(sink)
+        self._sink = _Sink()
+        self._container = av.open(self._sink, mode="w", format="mp4", options={
+            "movflags": "empty_moov+default_base_moof+frag_every_frame+skip_trailer"})
         rate = Fraction(fps).limit_denominator(1000)
-        self._stream = container.add_stream("libx264", rate=rate)
+        self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = width, height
         self._stream.pix_fmt = "yuv420p"
         context = self._stream.codec_context
@@ -76,12 +107,9 @@ class Fmp4Encoder:
         self._fps = float(rate)
         self._pts = 0
         self._started: float | None = None
-        self._packager = Packager(container, sink, 1 / rate)
+        self._pending: deque[tuple[bool, float]] = deque()  # frames muxed, fragment not out yet
+        self.init_segment: bytes | None = None
         self.codec: str | None = None
-
-    @property
-    def init_segment(self) -> bytes | None:
-        return self._packager.init_segment
 
     @property
     def mime(self) -> str:
@@ -89,8 +117,7 @@ class Fmp4Encoder:
 
     def encode(self, canvas: np.ndarray, wall_time: float, seq: int,
                force_keyframe: bool = False) -> list[EncodedFrame]:
-        """Encode one canvas; returns its fragment (none if x264 held the frame: it does
-        not with zerolatency)."""
+        """Encode one canvas; returns the fragments that became complete (usually one)."""
         for target, source in zip(self._planes, i420_planes(canvas, self.width, self.height)):
             np.copyto(target, source)
         frame = self._frame
@@ -105,12 +132,23 @@ class Fmp4Encoder:
                            else av.video.frame.PictureType.NONE)
         out: list[EncodedFrame] = []
         for packet in self._stream.encode(frame):
-            at = Fraction(packet.dts if packet.dts is not None else packet.pts) * packet.time_base
-            for data, keyframe in self._packager.package(packet, at):
-                out.append(EncodedFrame(data, seq, wall_time, keyframe, self.content_type))
-        if self.codec is None and self.init_segment is not None:
-            self.codec = avc_codec_string(self._stream.codec_context.extradata)
+            self._pending.append((bool(packet.is_keyframe), wall_time))
+            self._container.mux(packet)
+        for kind, box in split_boxes(self._sink.buffer):
+            if kind in (b"ftyp", b"moov"):
+                self.init_segment = (self.init_segment or b"") + box
+                if kind == b"moov":
+                    self.codec = avc_codec_string(self._stream.codec_context.extradata)
+            elif kind == b"moof":
+                self._moof = box
+            elif kind == b"mdat" and self._pending:
+                keyframe, frame_time = self._pending.popleft()
+                out.append(EncodedFrame(self._moof + box, seq, frame_time, keyframe,
+                                        self.content_type))
         return out
 
     def close(self) -> None:
-        self._packager.close()
+        try:
+            self._container.close()
+        except Exception:  # noqa: BLE001 - closing after a failed encode may fail too
+            pass

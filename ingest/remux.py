@@ -9,29 +9,27 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
-from fractions import Fraction
 
 import av
 
 from ingest.encoders import EncodedFrame
-from ingest.fmp4 import MIME_TEMPLATE, avc_codec_string
-from ingest.fragments import Packager, Sink, open_muxer
+from ingest.fmp4 import MIME_TEMPLATE, _Sink, avc_codec_string, split_boxes
 
 logger = logging.getLogger(__name__)
-
-
-# A camera that does not say its frame rate: the first fragment's duration is a guess,
-# corrected from the second one on (ingest/fragments.py).
-DEFAULT_FRAME_PERIOD = Fraction(1, 15)
 
 
 class Remuxer:
     def __init__(self, deliver: Callable[[EncodedFrame], None]) -> None:
         self._deliver = deliver
         self._input: av.video.stream.VideoStream | None = None
-        self._packager: Packager | None = None
+        self._container: av.container.OutputContainer | None = None
         self._output = None
+        self._sink = _Sink()
+        self._pending: deque[tuple[bool, float]] = deque()
+        self._moof = b""
+        self._ftyp = b""
         self._header_sent = False
         self._seq = 0
         self._mime = MIME_TEMPLATE.format(codec="avc1.42E01F")
@@ -40,11 +38,11 @@ class Remuxer:
         """A new connection to the camera: a new muxer and, for viewers, a new init segment."""
         self.close()
         self._input = stream
-        sink = Sink()
-        container = open_muxer(sink)
-        self._output = container.add_stream_from_template(stream)
-        rate = stream.guessed_rate or stream.average_rate
-        self._packager = Packager(container, sink, 1 / rate if rate else DEFAULT_FRAME_PERIOD)
+        self._sink = _Sink()
+        self._container = av.open(self._sink, mode="w", format="mp4", options={
+            "movflags": "empty_moov+default_base_moof+frag_every_frame+skip_trailer"})
+        self._output = self._container.add_stream_from_template(stream)
+        self._pending.clear()
         self._header_sent = False
         self._mime = MIME_TEMPLATE.format(codec=avc_codec_string(stream.codec_context.extradata))
 
@@ -53,20 +51,29 @@ class Remuxer:
             self._reset(stream)
         if not self._header_sent and not packet.is_keyframe:
             return  # a stream must start on a keyframe
-        if packet.dts is None or packet.pts is None or packet.time_base is None:
+        if packet.dts is None or packet.pts is None:
             return
-        at = Fraction(packet.dts) * packet.time_base  # before the muxer rescales it
+        self._pending.append((bool(packet.is_keyframe), time.time()))
         packet.stream = self._output
-        fragments = self._packager.package(packet, at)
-        if fragments and not self._header_sent:
-            self._deliver(EncodedFrame(self._packager.init_segment or b"", 0, time.time(), True,
-                                       self._mime, header=True))
-            self._header_sent = True
-        for data, keyframe in fragments:
-            self._seq += 1
-            self._deliver(EncodedFrame(data, self._seq, time.time(), keyframe, "video/mp4"))
+        self._container.mux(packet)
+        for kind, box in split_boxes(self._sink.buffer):
+            if kind == b"ftyp":
+                self._ftyp = box
+            elif kind == b"moov":
+                self._deliver(EncodedFrame(self._ftyp + box, 0, time.time(), True, self._mime,
+                                           header=True))
+                self._header_sent = True
+            elif kind == b"moof":
+                self._moof = box
+            elif kind == b"mdat" and self._pending:
+                keyframe, wall_time = self._pending.popleft()
+                self._seq += 1
+                self._deliver(EncodedFrame(self._moof + box, self._seq, wall_time, keyframe, "video/mp4"))
 
     def close(self) -> None:
-        if self._packager is not None:
-            self._packager.close()  # the camera may have gone mid-fragment: it copes
-            self._packager = None
+        if self._container is not None:
+            try:
+                self._container.close()
+            except Exception:  # noqa: BLE001 - the camera may have gone mid-fragment
+                pass
+            self._container = None

@@ -1,10 +1,11 @@
 """RTSP cameras (H.264, H.265 over TCP) read by our own client (ingest/rtsp.py) and decoded
 by PyAV's decoders; the rest goes to FFmpeg's client (ingest/sources.PyAVSource).
 
-While someone watches (a wall, a viewer, a remux of the camera's own stream), the worker
-reads the socket as data comes (latency). While nobody does, it reads it every quarter
-second in one go: a camera then costs four wake-ups a second instead of one per RTP packet
-(bench D).
+While someone needs its packets as they come (its tiles decoded in full, a remux of the
+camera's own stream), the worker reads the socket as data comes (latency). Otherwise (nobody
+watching, or reduced to keyframes for want of CPU: ingest/governor.py) it reads it every
+quarter second in one go: a camera then costs four wake-ups a second instead of one per
+RTP packet (bench D).
 """
 
 from __future__ import annotations

@@ -157,7 +157,9 @@ class RemuxStream:
             self.worker.add_tap(self._remuxer)
         elif not viewers and self._remuxer is not None:
             self.worker.remove_tap(self._remuxer)
-            self._remuxer = None  # its container is closed with the worker's next reset
+            # Not closed here: the worker's thread may be inside a call to it. Its container
+            # is closed when it is collected.
+            self._remuxer = None
 
     @property
     def viewer_count(self) -> int:
