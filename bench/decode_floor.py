@@ -11,7 +11,8 @@ by 3/4 the motion is sub-pixel: a crop's H.264 wall came out at 33 KB a frame, V
 xstack's at 114-128 KB). The scaling is not part of the floor: each decode thread measures
 its own CPU time in it (`time.thread_time`), reported apart, and the bench subtracts it.
 One thread per wall ticks at the wall's fps: it copies each cell's latest scaled picture
-into a YUV420 canvas (a memcpy of the planes) and encodes it once: JPEG with simplejpeg from the planes (quality 80, as Vigie) or
+into a YUV420 canvas (a memcpy of the planes) and encodes it once: JPEG with simplejpeg
+from the planes (quality 80, as Vigie) or
 H.264 with PyAV's libx264 (ultrafast, zerolatency, baseline, 1 s GOP, CRF 26, as Vigie).
 Stream i belongs to wall i // (C*C), cell i % (C*C). Encoded bytes are thrown away.
 
@@ -52,7 +53,6 @@ class Stream:
     def __init__(self, url: str) -> None:
         self.url = url
         self.frames = 0
-        self.latest: av.VideoFrame | None = None
         self.error: str | None = None
         self.first_frame = threading.Event()
         # Set by the wall's encoder before decoding starts: the cell's Y, U, V planes, which
@@ -72,7 +72,6 @@ class Stream:
                             self.first_frame.set()
                 else:
                     for frame in container.decode(video=0):
-                        self.latest = frame  # the encoder thread only reads it (never reformats)
                         if self.cell is not None:
                             self._scale(frame)
                         self.frames += 1

@@ -249,7 +249,7 @@ def report(results: dict, settings: dict, argv: list[str], elapsed: float) -> st
                 if s.get("viewers")) + "; composed fps at each window's end: " + ", ".join(
                 f(w.get("wall_fps"), 1) for w in vigie["windows"]))
         scale = (floor or {}).get("scale_cpu_s_per_s")
-        if floor and scale and vigie["windows"][0].get("cpu_s_per_s"):
+        if scale and w0.get("cpu_s_per_s"):
             # What the floor leaves out and Vigie cannot: scaling each picture to its cell.
             # Vigie against the floor with it says what the rest of Vigie costs.
             bits.append(f"    Vigie / (floor + the same scaling, {f(scale, 3)} s/s): "
