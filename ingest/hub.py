@@ -130,6 +130,7 @@ class Viewer:
         self.closed = True
         self.close_reason = reason
         self._pending.clear()
+        self._messages.clear()
         self._ready.set()
         self._hub.remove(self)
 

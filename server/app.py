@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ingest.redact import Redactor
-from server import health, journal_api, login, openapi, outputs, pages
+from server import health, journal_api, login, openapi, outputs, pages, sessions_api
 from server.audit import AuditJournal
 from server.auth import AUTH, Auth, auth_middleware
 from server.config import VigieConfig
@@ -24,6 +24,7 @@ from server.runtime import Runtime
 from server.sessions import SessionFile
 from server.reload import setup_reload
 from server.static import add_static_routes
+from server.views import VIEWS, ViewRegistry
 from server.walls_api import setup_walls_api
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ async def _sessions_ctx(app: web.Application) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
     try:
         rows = await loop.run_in_executor(None, store.load)
-        restored = auth.sessions.restore(rows, auth.directory.principal_named)
+        restored = auth.sessions.restore(rows, auth.directory.current)
         logger.info("sessions: %d restored", restored)
     except sqlite3.Error as error:
         logger.warning("sessions file unreadable (%s): everyone logs in again", error)
@@ -121,8 +122,10 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None,
     app[AUTH] = Auth(config)
     app[VIEW_LIMITS] = ViewLimits(config.limits)
     app[RUNTIME] = runtime or Runtime(config, redactor)
+    app[VIEWS] = ViewRegistry(app[RUNTIME], app[AUTH], app[VIEW_LIMITS], lambda: app[JOURNAL])
     app.add_routes(health.routes)
     app.add_routes(login.routes)
+    app.add_routes(sessions_api.routes)
     app.add_routes(outputs.routes)
     app.add_routes(journal_api.routes)
     app.add_routes(pages.routes)

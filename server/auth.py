@@ -14,7 +14,7 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -22,7 +22,7 @@ from server.config import VigieConfig
 from server.errors import json_error
 from server.scope import Principal, Role
 from server.secrets import hash_password, verify_password
-from server.sessions import LoginThrottle, SessionStore
+from server.sessions import LoginThrottle, Session, SessionStore, credential_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,15 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class Account:
     principal: Principal
     password_hash: str
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What let a request in: a session (by its token's digest) or a bearer token (by its
+    hash). An open view keeps it, so that it can ask later whether it still holds."""
+
+    kind: str  # "session" | "token"
+    key: str
 
 
 class Directory:
@@ -54,22 +63,28 @@ class Directory:
         if config.metrics.token_hash:
             self.tokens[config.metrics.token_hash] = Principal("metrics", Role.METRICS)
 
-    def by_token(self, token: str) -> Principal | None:
-        return self.tokens.get("sha256:" + hashlib.sha256(token.encode()).hexdigest())
+    @staticmethod
+    def token_hash(token: str) -> str:
+        return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
-    def principal_named(self, name: str) -> Principal | None:
-        """The current principal of a user or token name (restoring saved sessions)."""
+    def by_token(self, token: str) -> Principal | None:
+        return self.tokens.get(self.token_hash(token))
+
+    def current(self, name: str) -> tuple[Principal, str] | None:
+        """A user's or token's principal now, and the fingerprint of its credential (the
+        password's or token's hash): a session made with another one has ended."""
         account = self.accounts.get(name.lower())
         if account is not None:
-            return account.principal
-        return next((p for p in self.tokens.values() if p.name == name), None)
+            return account.principal, credential_fingerprint(account.password_hash)
+        for token_hash, principal in self.tokens.items():
+            if principal.name == name:
+                return principal, credential_fingerprint(token_hash)
+        return None
 
-    def still_valid(self, principal: Principal) -> bool:
-        """After a reload: is this principal still defined, with the same rights?"""
-        if principal.role in (Role.KIOSK, Role.METRICS):
-            return principal in self.tokens.values()
-        account = self.accounts.get(principal.name.lower())
-        return account is not None and account.principal == principal
+    def still_valid(self, session: Session) -> bool:
+        """After a reload: is this session's principal still defined, with the same rights
+        and the same password or token?"""
+        return self.current(session.principal.name) == (session.principal, session.credential)
 
 
 class Auth:
@@ -87,16 +102,36 @@ class Auth:
         if dropped:
             logger.info("config reload ended %d sessions of removed or changed users", dropped)
 
-    def principal(self, request: web.Request) -> Principal | None:
+    def create_session(self, principal: Principal, request: web.Request) -> str:
+        """A new session for a principal that just proved itself; returns the cookie's token."""
+        current = self.directory.current(principal.name)
+        credential = current[1] if current is not None else ""
+        return self.sessions.create(principal, client_address(request), credential,
+                                    request.headers.get("User-Agent", ""))
+
+    def identify(self, request: web.Request) -> tuple[Principal, Credential] | None:
         header = request.headers.get("Authorization", "")
         if header[:7].lower() == "bearer ":
-            return self.directory.by_token(header[7:].strip())
+            token_hash = self.directory.token_hash(header[7:].strip())
+            principal = self.directory.tokens.get(token_hash)
+            return None if principal is None else (principal, Credential("token", token_hash))
         token = request.cookies.get(COOKIE)
         if token:
             session = self.sessions.get(token)
             if session is not None:
-                return session.principal
+                return session.principal, Credential("session", self.sessions.digest(token))
         return None
+
+    def principal(self, request: web.Request) -> Principal | None:
+        found = self.identify(request)
+        return None if found is None else found[0]
+
+    def holder(self, credential: Credential) -> Principal | None:
+        """Who holds this credential now (None: the session ended, the token was rotated)."""
+        if credential.kind == "token":
+            return self.directory.tokens.get(credential.key)
+        session = self.sessions.get_by_digest(credential.key, touch=False)
+        return None if session is None else session.principal
 
     def cookie_secure(self, request: web.Request) -> bool:
         if self.secure_cookies == "always":
@@ -133,10 +168,15 @@ def _verify_unknown_user(password: str) -> bool:
 
 AUTH = web.AppKey("auth", Auth)
 PRINCIPAL = "principal"  # request key
+CREDENTIAL = "credential"  # request key: the Credential that let the request in
 
 
 def principal_of(request: web.Request) -> Principal:
     return request[PRINCIPAL]
+
+
+def credential_of(request: web.Request) -> Credential:
+    return request[CREDENTIAL]
 
 
 def client_address(request: web.Request) -> str:
@@ -156,23 +196,41 @@ def _wants_html(request: web.Request) -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
 
 
+def _is_upgrade(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    if request.method in UNSAFE_METHODS and not _same_origin(request):
+    # A WebSocket handshake is a GET that browsers send cross-site with the user's cookies
+    # (SameSite=Strict does not cover another port of the same site): checked like a POST.
+    if (request.method in UNSAFE_METHODS or _is_upgrade(request)) and not _same_origin(request):
         return json_error(403, "cross-site request refused")
-    principal = request.app[AUTH].principal(request)
-    if principal is not None:
-        request[PRINCIPAL] = principal
+    found = request.app[AUTH].identify(request)
+    if found is not None:
+        request[PRINCIPAL], request[CREDENTIAL] = found
         return await handler(request)
     if request.path in PUBLIC_PATHS:
         return await handler(request)
     if _wants_html(request):
-        raise web.HTTPSeeOther(f"/login?next={request.rel_url.path_qs}")
+        raise web.HTTPSeeOther(f"/login?next={quote(request.rel_url.path_qs, safe=SAFE_PATH)}")
     return json_error(401, "authentication required")
 
 
+# What may follow the first "/" of a local path: a path character (RFC 3986 pchar, less
+# "%": an escaped "/" or "\\" could turn into a second slash downstream). Not "/" or "\\"
+# (another host to a browser), nor a control character or space, which browsers strip
+# ("/\t/evil.example" is "//evil.example" to them).
+_PATH_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@?#")
+_PATH_REST = _PATH_START | frozenset("/%")
+SAFE_PATH = "/%-._~!$&'()*+,;=:@?#"  # kept as they are when a path is quoted for next=
+
+
 def safe_next(target: str | None) -> str:
-    """Only same-site relative paths: never an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only same-site relative paths, taken as they are or not at all: never an open
+    redirect, never a header split. Anything else goes to the home page."""
+    if (not target or len(target) > 2048 or target[0] != "/"
+            or (len(target) > 1 and target[1] not in _PATH_START)
+            or not all(char in _PATH_REST for char in target[1:])):
         return "/"
     return target

@@ -122,6 +122,10 @@ class VigieConfig(Section):
                     problems.append(
                         (("walls", index, *loc), _unknown("camera", camera_id, camera_ids))
                     )
+            for position, commune_id in enumerate(wall.communes):
+                if commune_id not in commune_ids:
+                    reason = _unknown("commune", commune_id, commune_ids)
+                    problems.append((("walls", index, "communes", position), reason))
         for index, user in enumerate(self.users):
             for position, commune_id in enumerate(user.communes):
                 if commune_id not in commune_ids:

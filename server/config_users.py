@@ -211,3 +211,6 @@ class LimitsConfig(Section):
         description="Live views one client address may hold open at once (a NAT'd police station counts once).")
     mosaics: int = Field(
         64, ge=1, le=1_000, strict=True, description="Ad-hoc mosaics composed at once.")
+    mosaics_per_user: int = Field(
+        8, ge=1, le=1_000, strict=True,
+        description="Distinct ad-hoc mosaics one user or token may hold open at once.")

@@ -65,6 +65,13 @@ class Wall(Section):
         max_length=MAX_GRID * MAX_GRID,
         description="Explicit cells with spans; exclusive with cameras.",
     )
+    communes: list[Identifier] = Field(
+        default_factory=list,
+        max_length=1_000,
+        description="Communes whose municipal police may open this wall, while every camera "
+        "on it is theirs (an operator adding another commune's camera closes it to them). "
+        "Empty: operators, admins and kiosks only.",
+    )
 
     @field_validator("size")
     @classmethod

@@ -6,6 +6,7 @@ with a random password printed at start, or the one given with --password.
 
 from __future__ import annotations
 
+import json
 import secrets
 import tempfile
 from pathlib import Path
@@ -31,8 +32,17 @@ def demo_users(password: str | None) -> dict[str, tuple[str, str, list[str]]]:
     return users
 
 
+def private_state_dir() -> Path:
+    """A new folder only this user may enter (mode 0700), for the demo's journal and
+    sessions: at a fixed path in /tmp another local user could create them first (and
+    read or plant sessions)."""
+    return Path(tempfile.mkdtemp(prefix="vigie-demo-"))
+
+
 def demo_yaml(host: str, port: int, users: dict[str, tuple[str, str, list[str]]],
-              audit_path: str = str(Path(tempfile.gettempdir()) / "vigie-demo-audit.sqlite")) -> str:
+              audit_path: str | None = None) -> str:
+    if audit_path is None:
+        audit_path = str(private_state_dir() / "vigie-demo-audit.sqlite")
     lines = ["server:", f'  listen: "{host}:{port}"', "communes:"]
     lines += [f'  - {{id: {commune_id}, name: "{name}"}}' for commune_id, name, _ in DEMO_COMMUNES]
     lines.append("cameras:")
@@ -52,7 +62,7 @@ def demo_yaml(host: str, port: int, users: dict[str, tuple[str, str, list[str]]]
         communes_yaml = f", communes: [{', '.join(communes)}]" if communes else ""
         lines.append(f'  - {{name: {name}, role: {role}{communes_yaml}, '
                      f'password_hash: "{hash_password(password)}"}}')
-    lines += ["audit:", f"  path: {audit_path}"]
+    lines += ["audit:", f"  path: {json.dumps(audit_path)}"]
     return "\n".join(lines) + "\n"
 
 

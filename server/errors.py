@@ -25,7 +25,10 @@ async def json_errors_middleware(request: web.Request, handler):
         if error.status < 400:
             raise
         message = error.reason if error.text is None or error.text.startswith(str(error.status)) else error.text
-        return json_error(error.status, message)
+        response = json_error(error.status, message)
+        if "Retry-After" in error.headers:
+            response.headers["Retry-After"] = error.headers["Retry-After"]
+        return response
     except (asyncio.CancelledError, ConnectionResetError):
         raise
     except Exception:  # noqa: BLE001 - a bug: logged (redacted) and answered in JSON, no traceback out

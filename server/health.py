@@ -13,38 +13,15 @@ from ingest.decoding import Decoding
 from ingest.stats import CameraState, CameraStatus
 from ingest.worker import CameraWorker
 from server.auth import principal_of
+from server.describe import camera_json, wall_json
 from server.keys import RUNTIME, STARTED_AT
 from server.limits import VIEW_LIMITS
-from server.runtime import COMMUNE_WALL_PREFIX, Runtime
-from server.scope import Role, can_read_metrics, can_view_wall, visible_cameras
+from server.runtime import Runtime
+from server.scope import Role, can_read_metrics, visible_cameras
+from server.views import shown_to
 
 routes = web.RouteTableDef()
 
-
-
-def camera_json(worker: CameraWorker) -> dict[str, Any]:
-    status = worker.status()
-    camera = worker.camera
-    return {
-        "id": camera.id,
-        "name": camera.name,
-        "commune": camera.commune_id,
-        "commune_name": camera.commune_name,
-        "state": status.state.value,
-        "reason": status.reason,
-        "since": status.since,
-        "codec": status.codec,
-        "width": status.width,
-        "height": status.height,
-        "input_fps": status.input_fps,
-        "bitrate_bps": status.bitrate_bps,
-        "frame_age": status.frame_age,
-        "behind": status.behind,
-        "lag_skips": status.lag_skips,
-        "reconnects_last_hour": status.reconnects_last_hour,
-        "last_error": status.last_error,
-        "decoding": status.decoding.value,
-    }
 
 
 @routes.get("/healthz")
@@ -57,7 +34,8 @@ async def readyz(request: web.Request) -> web.Response:
     runtime = request.app.get(RUNTIME)
     if runtime is None or not runtime.started:
         return web.json_response({"status": "starting"}, status=503)
-    return web.json_response({"status": "ready", "config": runtime.config.source_path or None})
+    # Public: ready or not, nothing about the machine (no paths, no counts).
+    return web.json_response({"status": "ready"})
 
 
 def _require(allowed: bool) -> None:
@@ -130,27 +108,15 @@ async def api_camera(request: web.Request) -> web.Response:
     return web.json_response(camera_json(runtime.workers[camera_id]))
 
 
-def wall_json(runtime: Runtime, wall_id: str) -> dict[str, Any]:
-    spec = runtime.walls[wall_id]
-    return {
-        "id": wall_id, "name": spec.name, "size": f"{spec.width}x{spec.height}", "fps": spec.fps,
-        "layout": f"{spec.columns}x{spec.rows}", "automatic": wall_id.startswith(COMMUNE_WALL_PREFIX),
-        "cells": [{"camera": cell.camera_id, "row": cell.row, "column": cell.column,
-                   "rows": cell.rows, "columns": cell.columns} for cell in spec.cells],
-        "tour": tour.as_json() if (tour := runtime.tours.get(wall_id)) else None,
-    }
-
-
 def wall_visible(request: web.Request, wall_id: str) -> bool:
-    runtime = request.app[RUNTIME]
-    communes = [runtime.camera_communes.get(c) for c in runtime.wall_cameras(wall_id)]
-    return wall_id in runtime.walls and can_view_wall(principal_of(request), wall_id, communes)
+    return shown_to(request.app[RUNTIME], principal_of(request), "wall", wall_id) is not None
 
 
 @routes.get("/api/walls")
 async def api_walls(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    return web.json_response([wall_json(runtime, wall_id) for wall_id in runtime.walls
+    principal = principal_of(request)
+    return web.json_response([wall_json(runtime, wall_id, principal) for wall_id in runtime.walls
                               if wall_visible(request, wall_id)])
 
 
@@ -159,7 +125,7 @@ async def api_wall(request: web.Request) -> web.Response:
     wall_id = request.match_info["wall_id"]
     if not wall_visible(request, wall_id):
         raise web.HTTPNotFound(text="unknown wall")
-    return web.json_response(wall_json(request.app[RUNTIME], wall_id))
+    return web.json_response(wall_json(request.app[RUNTIME], wall_id, principal_of(request)))
 
 
 def _label(value: str) -> str:

@@ -4,8 +4,6 @@ take every stream slot."""
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import contextmanager
-from collections.abc import Iterator
 
 from aiohttp import web
 
@@ -18,22 +16,20 @@ class ViewLimits:
         self._by_user: Counter[str] = Counter()
         self._by_address: Counter[str] = Counter()
 
-    @contextmanager
-    def hold(self, user: str, address: str) -> Iterator[None]:
-        """Count one open view for the block's duration; 429 when over a limit."""
+    def take(self, user: str, address: str) -> None:
+        """Count one more open view; 429 (and nothing counted) when over a limit."""
         if self._by_user[user] >= self.limits.viewers_per_user:
             raise web.HTTPTooManyRequests(text="too many open views for this user")
         if self._by_address[address] >= self.limits.viewers_per_address:
             raise web.HTTPTooManyRequests(text="too many open views from this address")
         self._by_user[user] += 1
         self._by_address[address] += 1
-        try:
-            yield
-        finally:
-            for counter, key in ((self._by_user, user), (self._by_address, address)):
-                counter[key] -= 1
-                if counter[key] <= 0:
-                    del counter[key]
+
+    def release(self, user: str, address: str) -> None:
+        for counter, key in ((self._by_user, user), (self._by_address, address)):
+            counter[key] -= 1
+            if counter[key] <= 0:
+                del counter[key]
 
     @property
     def open_views(self) -> int:

@@ -83,7 +83,10 @@ async def login(request: web.Request) -> web.StreamResponse:
     # The journal keeps the typed name only if it is a real account: people type their
     # password in the name field by mistake, and that must not end up in the journal.
     journal_name = name if (token or name.lower() in auth.directory.accounts) else "(unknown user)"
-    wait = auth.throttle.retry_after(name, address)
+    # Counted when it starts, before the password is checked (reserve, then confirm):
+    # concurrent guesses cannot all pass the check before the first failure is recorded.
+    throttle_name = name if not token else "kiosk:" + token[:8]
+    wait, attempt = auth.throttle.reserve(throttle_name, address)
     if wait > 0:
         await journal.async_event("login_failed", audit_client(request, user=journal_name),
                                   detail={"reason": "throttled"})
@@ -95,14 +98,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not token:
         principal = await auth.check_password(name, password)
     if principal is None:
-        auth.throttle.failed(name, address)
         await journal.async_event("login_failed", audit_client(request, user=journal_name),
                                   detail={"reason": "bad token" if token else "bad credentials"})
         if is_form:
             return _see_other("/login?error=1")
         return json_error(401, "wrong user name or password")
-    auth.throttle.succeeded(name)
-    session = auth.sessions.create(principal, address)
+    auth.throttle.succeeded(throttle_name, address, attempt)
+    session = auth.create_session(principal, request)
     await journal.async_event("login", audit_client(request, principal))
     response = _see_other(safe_next(_field(body, "next"))) if is_form else web.json_response(me_json(principal))
     response.set_cookie(COOKIE, session, httponly=True, samesite="Strict", path="/",

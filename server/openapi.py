@@ -99,6 +99,16 @@ def document() -> dict[str, Any]:
                 {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
                 for name in ("user", "camera", "commune", "since", "until", "kind", "limit", "offset", "format")],
                 "responses": {"200": _answer("journal rows"), **_errors(400, 401, 403)}}},
+            "/api/sessions": {
+                "get": {"operationId": "sessions", "parameters": [
+                    {"name": "user", "in": "query", "required": False, "schema": {"type": "string"}}],
+                    "responses": {"200": _answer("sessions: user, role, created, last seen, address, "
+                                                 "user agent, open views; never a token"),
+                                  **_errors(400, 401, 403)}},
+                "delete": {"operationId": "end_sessions", "parameters": [
+                    {"name": "user", "in": "query", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": _answer("the user's sessions ended, and their open views"),
+                                  **_errors(400, 401, 403)}}},
             "/api/admin/reload": {"post": {"operationId": "reload", "responses": {
                 "200": _answer("reloaded"), **_errors(400, 401, 403)}}},
             "/metrics": {"get": {"operationId": "metrics", "responses": {

@@ -3,7 +3,9 @@ carrying H.264 in fragmented MP4 (for Media Source Extensions) or JPEG frames.
 
 Every route checks the viewer's scope first; a camera or wall the viewer may not see
 answers exactly like one that does not exist (404), so ids cannot be probed. Every view
-is journaled from open to close, every snapshot once.
+is opened through server/views.py, which checks it again then and whenever what it shows
+changes (closing it if it may no longer be seen), and journals it from open to close;
+every snapshot is journaled once.
 """
 
 from __future__ import annotations
@@ -13,21 +15,19 @@ import json
 import logging
 import socket
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from ingest.encoders import EncodedFrame
-from server.auth import client_address, principal_of
-from server.health import camera_json, wall_json
+from server.auth import credential_of, principal_of
+from server.describe import camera_json, wall_json
 from server.errors import json_error
 from server.keys import JOURNAL, RUNTIME
-from server.limits import VIEW_LIMITS
 from server.login import audit_client
-from server.runtime import Runtime, grid_for
-from server.scope import can_view_camera, can_view_wall
-from server.streams import LiveStream, RemuxStream
+from server.runtime import MosaicKey, grid_for
+from server.streams import RemuxStream
+from server.views import REVOKED, VIEWS, OpenView, Target, communes_of, shown_to
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -42,51 +42,32 @@ MOSAIC_MAX_CAMERAS = 16
 MOSAIC_SIZES = {"640x360": (640, 360), "1280x720": (1280, 720), "1920x1080": (1920, 1080)}
 
 
-@dataclass(frozen=True)
-class Target:
-    """What a request asks to see, once authorised."""
-
-    kind: str  # wall | camera | mosaic
-    id: str
-    stream: LiveStream | RemuxStream
-    cameras: tuple[str, ...]
-    communes: tuple[str, ...]
-
-
-def _communes(runtime: Runtime, camera_ids: list[str]) -> tuple[str, ...]:
-    return tuple(sorted({runtime.camera_communes[c] for c in camera_ids if c in runtime.camera_communes}))
-
-
 def wall_target(request: web.Request) -> Target:
     runtime = request.app[RUNTIME]
     wall_id = request.match_info["wall_id"]
-    cameras = runtime.wall_cameras(wall_id)
-    communes = [runtime.camera_communes.get(camera_id) for camera_id in cameras]
-    if wall_id not in runtime.walls or not can_view_wall(principal_of(request), wall_id, communes):
+    if shown_to(runtime, principal_of(request), "wall", wall_id) is None:
         raise web.HTTPNotFound(text="unknown wall")
-    return Target("wall", wall_id, runtime.wall_stream(wall_id), tuple(cameras),
-                  _communes(runtime, cameras))
+    return Target("wall", wall_id, wall_id, runtime.wall_stream(wall_id))
 
 
 def camera_target(request: web.Request) -> Target:
     runtime = request.app[RUNTIME]
     camera_id = request.match_info["camera_id"]
-    if not can_view_camera(principal_of(request), runtime.camera_communes.get(camera_id)):
+    if shown_to(runtime, principal_of(request), "camera", camera_id) is None:
         raise web.HTTPNotFound(text="unknown camera")
-    return Target("camera", camera_id, runtime.camera_stream(camera_id), (camera_id,),
-                  _communes(runtime, [camera_id]))
+    return Target("camera", camera_id, camera_id, runtime.camera_stream(camera_id))
 
 
 def mosaic_target(request: web.Request) -> Target:
-    """`?cameras=a,b,c&layout=2x2&size=1280x720&fps=15`: cameras the viewer may see."""
+    """`?cameras=a,b,c&layout=2x2&size=1280x720&fps=15`: cameras the viewer may see. The
+    mosaic itself is made only when a view of it opens (HEAD or a refusal makes none)."""
     runtime = request.app[RUNTIME]
-    principal = principal_of(request)
     query = request.rel_url.query
     camera_ids = tuple(part for part in query.get("cameras", "").split(",") if part)
     if not camera_ids or len(camera_ids) > MOSAIC_MAX_CAMERAS:
         raise web.HTTPBadRequest(text=f"cameras: give 1 to {MOSAIC_MAX_CAMERAS} camera ids")
     for camera_id in camera_ids:
-        if not can_view_camera(principal, runtime.camera_communes.get(camera_id)):
+        if shown_to(runtime, principal_of(request), "camera", camera_id) is None:
             raise web.HTTPNotFound(text="unknown camera")
     layout = query.get("layout")
     if layout:
@@ -107,11 +88,14 @@ def mosaic_target(request: web.Request) -> Target:
         raise web.HTTPBadRequest(text="fps must be a number") from None
     if not 1 <= fps <= 25:
         raise web.HTTPBadRequest(text="fps must be between 1 and 25")
-    stream = runtime.mosaic_stream(camera_ids, columns, rows, size, fps)
-    if stream is None:
-        raise web.HTTPTooManyRequests(text="too many ad-hoc mosaics at once; try again later")
-    return Target("mosaic", ",".join(camera_ids), stream, camera_ids,
-                  _communes(runtime, list(camera_ids)))
+    key = MosaicKey(camera_ids, columns, rows, size, fps)
+    return Target("mosaic", ",".join(camera_ids), key, None)
+
+
+def open_view(request: web.Request, target: Target, output: str, fmt: str, **options) -> OpenView:
+    """Register the request's view of `target` (scope checked again, now)."""
+    return request.app[VIEWS].open(principal_of(request), credential_of(request),
+                                   audit_client(request), target, output, fmt, **options)
 
 
 def _part_header(frame: EncodedFrame) -> bytes:
@@ -171,16 +155,8 @@ async def _mjpeg(request: web.Request, target: Target) -> web.StreamResponse:
         response = web.StreamResponse(headers=MJPEG_HEADERS)
         await response.prepare(request)
         return response
-    with request.app[VIEW_LIMITS].hold(principal_of(request).name, client_address(request)):
-        return await _mjpeg_view(request, target)
-
-
-async def _mjpeg_view(request: web.Request, target: Target) -> web.StreamResponse:
-    journal = request.app[JOURNAL]
-    view_id = await journal.async_view_opened(
-        audit_client(request), target_kind=target.kind, target_id=target.id,
-        cameras=target.cameras, communes=target.communes, output="mjpeg")
-    viewer = target.stream.hub.add()
+    view = open_view(request, target, "mjpeg", "jpeg")
+    viewer = view.viewer
     viewer.task = asyncio.current_task()
     # HTTP/1.0 has no chunks: the parts go as they are, the connection's end ends the body.
     chunked = request.version >= (1, 1)
@@ -208,9 +184,7 @@ async def _mjpeg_view(request: web.Request, target: Target) -> web.StreamRespons
             request.transport.abort()
         raise
     finally:
-        viewer.close("left")
-        # Shielded: the record of the view's end must be written even when cancelled.
-        await asyncio.shield(journal.async_view_closed(view_id, reason))
+        await request.app[VIEWS].async_close(view, reason)
     return response
 
 
@@ -226,22 +200,31 @@ def _max_age(request: web.Request) -> float:
 
 async def _snapshot(request: web.Request, target: Target) -> web.Response:
     max_age = _max_age(request)
-    latest = target.stream.hub.latest
+    runtime = request.app[RUNTIME]
+    # Scope was checked by the target, with no await since: a fresh frame is served as it is.
+    stream = target.stream if target.stream is not None else runtime.mosaic(target.key)
+    latest = stream.hub.latest if stream is not None else None
+    cameras = runtime.target_cameras(target.kind, target.key) or ()
     if latest is not None and time.time() - latest.wall_time <= max_age:
         frame = latest  # fresh enough: no need to start (or keep) the compositor
     else:
-        viewer = target.stream.hub.add()  # a viewer for one frame: it starts the wall
+        # A view for one frame: it starts the wall, and is re-checked like any other
+        # while it waits (a change that hides the wall from this user ends it).
+        view = open_view(request, target, "snapshot", "jpeg", journaled=False, counted=False)
         try:
-            frame = await asyncio.wait_for(viewer.next_frame(), SNAPSHOT_TIMEOUT)
+            frame = await asyncio.wait_for(view.viewer.next_frame(), SNAPSHOT_TIMEOUT)
         except TimeoutError:
             frame = None
         finally:
-            viewer.close("snapshot")
+            await request.app[VIEWS].async_close(view, "snapshot")
+        if view.revoked:
+            raise web.HTTPNotFound(text=f"unknown {target.kind}")
+        cameras = view.cameras
     if frame is None:
         return json_error(503, "no frame available yet")
     await request.app[JOURNAL].async_event(
         "snapshot", audit_client(request), target=f"{target.kind}:{target.id}",
-        cameras=target.cameras, communes=target.communes)
+        cameras=cameras, communes=communes_of(runtime, cameras))
     return web.Response(body=frame.data, content_type="image/jpeg",
                         headers={"Cache-Control": "no-store"})
 
@@ -279,78 +262,78 @@ async def mosaic_snapshot(request: web.Request) -> web.Response:
 WS_FORMATS = ("fmp4", "jpeg")
 WS_HEARTBEAT = 20.0  # seconds between pings; a dead peer is dropped after a missed pong
 CLOSE_GOING_AWAY = 1001
-CLOSE_TOO_SLOW = 4008  # application code: the viewer could not keep up
+CLOSE_NOT_ALLOWED = 4003  # application code: no longer allowed to see this (scope, session)
+CLOSE_TOO_SLOW = 4008     # application code: the viewer could not keep up
 
 
-def _hello(request: web.Request, target: Target, fmt: str, first: EncodedFrame) -> dict[str, Any]:
+def _close_code(reason: str) -> int:
+    if reason in REVOKED:
+        return CLOSE_NOT_ALLOWED
+    return CLOSE_TOO_SLOW if reason == "too slow" else CLOSE_GOING_AWAY
+
+
+def _hello(request: web.Request, view: OpenView, fmt: str, first: EncodedFrame) -> dict[str, Any]:
     runtime = request.app[RUNTIME]
+    target = view.target
     return {
         "type": "hello", "format": fmt,
         "mime": first.content_type if fmt == "fmp4" else "image/jpeg",
         "target": {"kind": target.kind, "id": target.id},
         # "camera": the camera's own stream copied as it is; "composed": decoded and encoded here
-        "source": "camera" if isinstance(target.stream, RemuxStream) else "composed",
-        "wall": wall_json(runtime, target.id) if target.kind == "wall" else None,
+        "source": "camera" if isinstance(view.stream, RemuxStream) else "composed",
+        "wall": wall_json(runtime, target.id, view.principal) if target.kind == "wall" else None,
         "camera": camera_json(runtime.workers[target.id]) if target.kind == "camera" else None,
     }
 
 
 async def _websocket(request: web.Request, target: Target) -> web.WebSocketResponse:
+    """One socket per view. Only this handler task receives (aiohttp's rule); a second task
+    sends frames and control messages, and is the one cancelled if the viewer stalls."""
     fmt = request.rel_url.query.get("format", "fmp4")
     if fmt not in WS_FORMATS:
         raise web.HTTPBadRequest(text="format must be fmp4 or jpeg")
-    with request.app[VIEW_LIMITS].hold(principal_of(request).name, client_address(request)):
-        return await _websocket_view(request, target, fmt)
-
-
-async def _websocket_view(request: web.Request, target: Target, fmt: str) -> web.WebSocketResponse:
-    """One socket per view. Only this handler task receives (aiohttp's rule); a second task
-    sends frames and control messages, and is the one cancelled if the viewer stalls."""
-    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=4096, compress=False)
-    await ws.prepare(request)
-    sock = request.transport.get_extra_info("socket") if request.transport else None
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
-    journal = request.app[JOURNAL]
-    view_id = await journal.async_view_opened(
-        audit_client(request), target_kind=target.kind, target_id=target.id,
-        cameras=target.cameras, communes=target.communes, output=f"ws-{fmt}")
-    viewer = target.stream.hubs[fmt].add()
-
-    async def send() -> None:
-        hello_sent = False
-        while (item := await viewer.next_item()) is not None:
-            if isinstance(item, dict):
-                if hello_sent:
-                    await ws.send_str(json.dumps(item))
-                continue
-            if not hello_sent:
-                await ws.send_str(json.dumps(_hello(request, target, fmt, item)))
-                hello_sent = True
-            await ws.send_bytes(item.data)
-
-    sender = asyncio.create_task(send())
-    viewer.task = sender
+    view = open_view(request, target, f"ws-{fmt}", fmt)
+    viewer = view.viewer
     reason = "closed"
+    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=4096, compress=False)
     try:
-        receiver = asyncio.ensure_future(_drain(ws))
-        done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
-        if receiver in done:
-            reason = "client left"
-        else:
-            reason = viewer.close_reason or "closed"
-        receiver.cancel()
+        await ws.prepare(request)
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
+
+        async def send() -> None:
+            hello_sent = False
+            while (item := await viewer.next_item()) is not None:
+                if isinstance(item, dict):
+                    if hello_sent:
+                        await ws.send_str(json.dumps(item))
+                    continue
+                if not hello_sent:
+                    await ws.send_str(json.dumps(_hello(request, view, fmt, item)))
+                    hello_sent = True
+                await ws.send_bytes(item.data)
+
+        sender = asyncio.create_task(send())
+        viewer.task = sender
+        try:
+            receiver = asyncio.ensure_future(_drain(ws))
+            done, _ = await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver in done:
+                reason = "client left"
+            else:
+                reason = view.revoked or viewer.close_reason or "closed"
+            receiver.cancel()
+        finally:
+            sender.cancel()
     finally:
-        sender.cancel()
-        viewer.close("left")
-        code = CLOSE_TOO_SLOW if reason == "too slow" else CLOSE_GOING_AWAY
-        if not ws.closed:
+        reason = await request.app[VIEWS].async_close(view, reason)
+        if ws.prepared and not ws.closed:
             try:
-                await asyncio.wait_for(ws.close(code=code, message=reason.encode()[:100]), 2)
+                await asyncio.wait_for(ws.close(code=_close_code(reason), message=reason.encode()[:100]), 2)
             except (TimeoutError, ConnectionResetError):
                 if request.transport is not None:
                     request.transport.abort()
-        await asyncio.shield(journal.async_view_closed(view_id, reason))
     return ws
 
 
@@ -372,7 +355,7 @@ async def camera_ws(request: web.Request) -> web.WebSocketResponse:
         # An H.264 camera without masks goes out as it came in: no decode, no re-encode.
         remux = request.app[RUNTIME].camera_remux_stream(target.id)
         if remux is not None:
-            target = Target("camera", target.id, remux, target.cameras, target.communes)
+            target = Target("camera", target.id, target.key, remux)
     return await _websocket(request, target)
 
 

@@ -32,17 +32,20 @@ async def kiosk(request: web.Request) -> web.StreamResponse:
     """A wall screen opens /kiosk?token=T once: the token becomes a session, and the screen
     lands on its wall in kiosk mode (no chrome). The token is never echoed back."""
     auth = request.app[AUTH]
-    wait = auth.throttle.retry_after("kiosk", client_address(request))
-    if wait > 0:
-        raise web.HTTPTooManyRequests(text=f"too many failed attempts: retry in {int(wait) + 1} s")
     token = request.rel_url.query.get("token", "")
+    # Counted per address and per token prefix: one screen typing a wrong token (or one
+    # attacker) must not lock every kiosk out.
+    wait, attempt = auth.throttle.reserve("kiosk:" + token[:8], client_address(request))
+    if wait > 0:
+        raise web.HTTPTooManyRequests(text=f"too many failed attempts: retry in {int(wait) + 1} s",
+                                      headers={"Retry-After": str(int(wait) + 1)})
     principal = auth.directory.by_token(token) if token else None
     if principal is None or principal.wall is None:
-        auth.throttle.failed("kiosk", client_address(request))
         await request.app[JOURNAL].async_event("login_failed", audit_client(request, user="kiosk:?"),
                                                detail={"reason": "bad token"})
         raise web.HTTPNotFound(text="unknown kiosk token")
-    session = auth.sessions.create(principal, client_address(request))
+    auth.throttle.succeeded("kiosk:" + token[:8], client_address(request), attempt)
+    session = auth.create_session(principal, request)
     await request.app[JOURNAL].async_event("login", audit_client(request, principal))
     response = web.Response(status=303, headers={"Location": f"/walls/{principal.wall}?kiosk=1",
                                                  "Referrer-Policy": "no-referrer"})

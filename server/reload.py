@@ -19,6 +19,7 @@ from server.keys import JOURNAL, RUNTIME
 from server.limits import VIEW_LIMITS
 from server.login import audit_client
 from server.scope import can_administer
+from server.views import VIEWS
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -45,9 +46,12 @@ async def async_reload(app: web.Application, client: Client) -> dict:
                                       detail={"result": "refused", "errors": len(error.errors)})
             logger.error("config reload refused, the running config stays:\n%s", error)
             raise ReloadRefused(str(error)) from None
-        summary = await runtime.async_apply(new)
+        # Users first (sessions of changed or removed users end, and their views), then the
+        # cameras and walls, whose change re-checks every open view before anything of the
+        # new config can reach a viewer.
         app[AUTH].reload(new)
         app[VIEW_LIMITS].limits = new.limits
+        summary = await runtime.async_apply(new, on_changed=app[VIEWS].recheck)
         detail = {"result": "applied", **{key: len(value) for key, value in summary.as_dict().items()}}
         await journal.async_event("config_reload", client, detail=detail)
         return summary.as_dict()

@@ -6,7 +6,8 @@ import asyncio
 import hashlib
 import logging
 import math
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,15 @@ def commune_walls(config: VigieConfig) -> dict[str, WallSpec]:
     return walls
 
 
+def wall_communes(config: VigieConfig) -> dict[str, frozenset[str]]:
+    """The communes each wall is meant for (whose police may open it while every camera
+    on it is theirs): a commune's automatic wall, that commune; a configured wall, its
+    `communes`."""
+    communes = {COMMUNE_WALL_PREFIX + commune.id: frozenset({commune.id}) for commune in config.communes}
+    communes.update({wall.id: frozenset(wall.communes) for wall in config.walls})
+    return communes
+
+
 def all_walls(config: VigieConfig) -> dict[str, WallSpec]:
     walls = {wall.id: wall_spec(wall) for wall in config.walls}
     for wall_id, spec in commune_walls(config).items():
@@ -67,6 +77,21 @@ def all_walls(config: VigieConfig) -> dict[str, WallSpec]:
         else:
             walls[wall_id] = spec
     return walls
+
+
+@dataclass(frozen=True)
+class MosaicKey:
+    """An ad-hoc mosaic: identical requests share one compositor."""
+
+    cameras: tuple[str, ...]
+    columns: int
+    rows: int
+    size: tuple[int, int]
+    fps: float
+
+
+class TooManyMosaics(Exception):
+    """A new ad-hoc mosaic would pass a limit (the user's, or the server's)."""
 
 
 @dataclass(frozen=True)
@@ -108,10 +133,12 @@ class Runtime:
         self.workers: dict[str, CameraWorker] = {}
         self._main_workers: dict[str, CameraWorker] = {}
         self.walls: dict[str, WallSpec] = all_walls(config)
+        self.wall_communes: dict[str, frozenset[str]] = wall_communes(config)
         self.camera_communes: dict[str, str] = {camera.id: camera.commune for camera in config.cameras}
         self._wall_streams: dict[str, LiveStream] = {}
         self._camera_streams: dict[str, LiveStream] = {}
-        self._mosaic_streams: dict[tuple, LiveStream] = {}
+        self._mosaic_streams: dict[MosaicKey, LiveStream] = {}
+        self._mosaic_users: dict[MosaicKey, Counter[str]] = {}  # views per user, per mosaic
         self._remux_streams: dict[str, RemuxStream] = {}
         self.tours: dict[str, Any] = {}  # wall id -> running tour (server.walls_api.Tour)
         # Reduces the least prominent cameras to their keyframes while the machine is short
@@ -200,24 +227,58 @@ class Runtime:
         spec = self.walls.get(wall_id)
         return [] if spec is None else [c.camera_id for c in spec.cells if c.camera_id]
 
-    def mosaic_stream(self, camera_ids: tuple[str, ...], columns: int, rows: int,
-                      size: tuple[int, int], fps: float) -> LiveStream | None:
-        """An ad-hoc mosaic; identical requests share one compositor. None when too many."""
-        key = (camera_ids, columns, rows, size, fps)
+    def mosaic(self, key: MosaicKey) -> LiveStream | None:
+        """The running mosaic for `key`, if any (a fresh frame of it may serve a snapshot)."""
+        return self._mosaic_streams.get(key)
+
+    def acquire_mosaic(self, key: MosaicKey, user: str) -> LiveStream:
+        """The mosaic for one more view of `user`, made if needed. A mosaic lives only while
+        it has views (and LINGER_SECONDS after its last one). Each user may hold
+        `limits.mosaics_per_user` distinct mosaics, the server `limits.mosaics`: beyond
+        that TooManyMosaics, and nothing is made."""
+        limits = self.config.limits
+        users = self._mosaic_users.get(key)
+        if users is None or user not in users:
+            held = sum(1 for counts in self._mosaic_users.values() if user in counts)
+            if held >= limits.mosaics_per_user:
+                raise TooManyMosaics("too many ad-hoc mosaics open for this user")
         stream = self._mosaic_streams.get(key)
-        if stream is not None:
-            return stream
-        if len(self._mosaic_streams) >= self.config.limits.mosaics:
-            return None
-        name = "mosaic-" + hashlib.sha256(repr(key).encode()).hexdigest()[:12]
-        spec = WallSpec(name, "mosaic", *size, fps, columns, rows,
-                        tuple(grid_cells(columns, rows, list(camera_ids))))
-        loop = asyncio.get_running_loop()
-        stream = LiveStream(f"mosaic/{name}", lambda deliver, wanted, room: Compositor(
-            spec, self.workers, self.store, deliver, wanted, room), loop,
-            on_stopped=lambda: self._mosaic_streams.pop(key, None))
-        self._mosaic_streams[key] = stream
+        if stream is None:
+            if len(self._mosaic_streams) >= limits.mosaics:
+                raise TooManyMosaics("too many ad-hoc mosaics at once; try again later")
+            name = "mosaic-" + hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+            spec = WallSpec(name, "mosaic", *key.size, key.fps, key.columns, key.rows,
+                            tuple(grid_cells(key.columns, key.rows, list(key.cameras))))
+            loop = asyncio.get_running_loop()
+
+            def forget() -> None:
+                if self._mosaic_streams.get(key) is stream:
+                    del self._mosaic_streams[key]
+                    self._mosaic_users.pop(key, None)
+            stream = LiveStream(f"mosaic/{name}", lambda deliver, wanted, room: Compositor(
+                spec, self.workers, self.store, deliver, wanted, room), loop, on_stopped=forget)
+            self._mosaic_streams[key] = stream
+        self._mosaic_users.setdefault(key, Counter())[user] += 1
         return stream
+
+    def release_mosaic(self, key: MosaicKey, user: str) -> None:
+        """One view of `user` on the mosaic has ended (the stream stops by itself after
+        its last viewer)."""
+        users = self._mosaic_users.get(key)
+        if users is not None:
+            users[user] -= 1
+            if users[user] <= 0:
+                del users[user]
+
+    def target_cameras(self, kind: str, target_id: str | MosaicKey) -> tuple[str, ...] | None:
+        """The cameras a view of this target shows now; None if the target is gone."""
+        if kind == "wall":
+            return tuple(self.wall_cameras(target_id)) if target_id in self.walls else None
+        if kind == "camera":
+            return (target_id,) if target_id in self.camera_communes else None
+        if kind == "mosaic" and isinstance(target_id, MosaicKey):
+            return target_id.cameras
+        return None
 
     def mosaic_streams(self) -> list[LiveStream]:
         return list(self._mosaic_streams.values())
@@ -237,15 +298,51 @@ class Runtime:
         yield from list(self._mosaic_streams.values())
         yield from list(self._remux_streams.values())
 
-    async def async_apply(self, new: VigieConfig) -> ReloadSummary:
+    async def async_apply(self, new: VigieConfig,
+                          on_changed: Callable[[], None] | None = None) -> ReloadSummary:
         """Move to a new config: restart only the cameras that changed; walls whose layout
-        or cameras changed get a new compositor while their viewers stay connected."""
+        or cameras changed get a new compositor while their viewers stay connected.
+
+        `on_changed` runs as soon as the new config is in place, before anything of the
+        old one can reach a viewer again (the views' re-check: a camera moved to another
+        commune must stop reaching the first commune's police at once)."""
         old = self.config
         old_keys = {c.id: _camera_key(old, c) for c in old.cameras}
         new_keys = {c.id: _camera_key(new, c) for c in new.cameras}
         removed = [cid for cid in old_keys if cid not in new_keys]
         added = [cid for cid in new_keys if cid not in old_keys]
         restarted = [cid for cid in new_keys if cid in old_keys and new_keys[cid] != old_keys[cid]]
+        touched = set(removed) | set(restarted)
+        old_walls = self.walls
+        # The new config first, synchronously: from here on, scope is judged on it.
+        self.config = new
+        self.walls = all_walls(new)
+        self.wall_communes = wall_communes(new)
+        self.camera_communes = {camera.id: camera.commune for camera in new.cameras}
+        walls_changed = sorted(w for w in set(old_walls) | set(self.walls)
+                               if old_walls.get(w) != self.walls.get(w))
+        closing, rebuilding = [], []
+        for wall_id, stream in list(self._wall_streams.items()):
+            if wall_id not in self.walls:
+                closing.append(self._wall_streams.pop(wall_id))
+            elif wall_id in walls_changed or touched & set(self.wall_cameras(wall_id)):
+                rebuilding.append(stream)
+        for camera_id, stream in list(self._camera_streams.items()):
+            if camera_id in removed:
+                closing.append(self._camera_streams.pop(camera_id))
+            elif camera_id in restarted:
+                rebuilding.append(stream)
+        closing += [self._remux_streams.pop(camera_id) for camera_id in touched & set(self._remux_streams)]
+        for key, stream in list(self._mosaic_streams.items()):
+            if set(removed) & set(key.cameras):
+                closing.append(self._mosaic_streams.pop(key))
+                self._mosaic_users.pop(key, None)
+            elif touched & set(key.cameras):
+                rebuilding.append(stream)
+        for stream in closing + rebuilding:
+            stream.invalidate()  # nothing the old cameras or layout made goes out any more
+        if on_changed is not None:
+            on_changed()
         stopping = [self.workers.pop(cid) for cid in removed + restarted]
         stopping += [self._main_workers.pop(cid) for cid in removed + restarted if cid in self._main_workers]
         loop = asyncio.get_running_loop()
@@ -253,38 +350,11 @@ class Runtime:
         for cid in removed + restarted:
             self.store.forget(cid)
         self.redactor.add(secret for camera in new.cameras if (secret := camera.password()))
-        old_walls = self.walls
-        self.config = new
-        self.walls = all_walls(new)
-        self.camera_communes = {camera.id: camera.commune for camera in new.cameras}
         for camera in new.cameras:
             if camera.id in added or camera.id in restarted:
                 self._start_worker(camera)
-        touched = set(removed) | set(restarted)
-        walls_changed = sorted(w for w in set(old_walls) | set(self.walls)
-                               if old_walls.get(w) != self.walls.get(w))
-        rebuilds = []
-        for wall_id, stream in list(self._wall_streams.items()):
-            if wall_id not in self.walls:
-                del self._wall_streams[wall_id]
-                rebuilds.append(stream.async_close())
-            elif wall_id in walls_changed or touched & set(self.wall_cameras(wall_id)):
-                rebuilds.append(stream.async_rebuild())
-        for camera_id, stream in list(self._camera_streams.items()):
-            if camera_id in removed:
-                del self._camera_streams[camera_id]
-                rebuilds.append(stream.async_close())
-            elif camera_id in restarted:
-                rebuilds.append(stream.async_rebuild())
-        for camera_id in touched & set(self._remux_streams):
-            rebuilds.append(self._remux_streams.pop(camera_id).async_close())
-        for key, stream in list(self._mosaic_streams.items()):
-            if set(removed) & set(key[0]):
-                del self._mosaic_streams[key]
-                rebuilds.append(stream.async_close())
-            elif touched & set(key[0]):
-                rebuilds.append(stream.async_rebuild())
-        await asyncio.gather(*rebuilds)
+        await asyncio.gather(*(stream.async_close() for stream in closing),
+                             *(stream.async_rebuild() for stream in rebuilding))
         summary = ReloadSummary(added, removed, restarted, walls_changed)
         logger.info("config reloaded: %s", summary.as_dict())
         return summary

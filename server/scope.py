@@ -1,8 +1,11 @@
 """Who may see what: pure permission rules, table-tested. The default is refuse.
 
 A principal is whoever made a request: a user (admin, operator, police), a kiosk bound to
-one wall, or a metrics scraper. Police see the cameras of their communes and nothing else;
-a wall is visible to them only if every camera on it is theirs.
+one wall, or a metrics scraper. Police see the cameras of their communes and nothing else
+(Conseil constitutionnel 2021-817 DC: a legal requirement): a wall is visible to them only
+if it is meant for one of their communes (its automatic wall, or a configured wall listing
+the commune) and every camera on it now is theirs. What a wall shows changes (edits, tours,
+reloads): these rules are asked again at every change (server/views.py).
 """
 
 from __future__ import annotations
@@ -43,16 +46,27 @@ def can_view_camera(principal: Principal, camera_commune: str | None) -> bool:
     return False
 
 
-def can_view_wall(principal: Principal, wall_id: str, camera_communes: Iterable[str | None]) -> bool:
-    """A wall is visible if the principal may see it as a whole: police need every camera."""
+def can_view_wall(principal: Principal, wall_id: str, wall_communes: Iterable[str],
+                  camera_communes: Iterable[str | None]) -> bool:
+    """A wall is visible if the principal may see it as a whole. `wall_communes`: the
+    communes the wall is meant for (a commune's automatic wall: that commune; a configured
+    wall: its `communes`, often none). Police need one of those communes to be theirs and
+    every camera on the wall now to be theirs: an operator may put any camera on any wall,
+    which then closes to police rather than showing them a foreign camera."""
     if principal.sees_everything:
         return True
     if principal.role == Role.KIOSK:
         return principal.wall == wall_id
     if principal.role == Role.POLICE:
-        communes = list(camera_communes)
-        return bool(communes) and all(can_view_camera(principal, c) for c in communes)
+        return (not principal.communes.isdisjoint(wall_communes)
+                and all(can_view_camera(principal, c) for c in camera_communes))
     return False
+
+
+def can_view_cameras(principal: Principal, camera_communes: Iterable[str | None]) -> bool:
+    """An ad-hoc mosaic: every one of its cameras (at least one) must be visible."""
+    communes = list(camera_communes)
+    return bool(communes) and all(can_view_camera(principal, c) for c in communes)
 
 
 def visible_cameras(principal: Principal, camera_communes: Mapping[str, str]) -> list[str]:

@@ -14,6 +14,7 @@ import secrets
 import sqlite3
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,70 +25,123 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def credential_fingerprint(secret_hash: str) -> str:
+    """What a session remembers of the credential that made it: a hash of the password's
+    (or token's) hash, so that a changed password or a rotated token ends the sessions it
+    opened, without the session file holding anything a guess could be checked against."""
+    return hashlib.sha256(b"vigie-credential\0" + secret_hash.encode()).hexdigest()[:32]
+
+
 @dataclass
 class Session:
     principal: Principal
     created: float
     last_seen: float
     address: str
+    credential: str = ""      # credential_fingerprint() of what logged in
+    user_agent: str = ""
+    views: int = 0            # live views open on it: watching is activity (no idle expiry)
+
+
+SessionRow = tuple[str, str, float, float, str, str, str]
+EndedFn = Callable[[list[str]], None]
 
 
 class SessionStore:
+    """Sessions by the SHA-256 digest of their token. `on_ended(digests)` hears every
+    session that ends (logout, expiry, reload, an admin ending them), so that the views
+    they opened end too (server/views.py)."""
+
     def __init__(self, idle_seconds: float, max_sessions: int = 10_000) -> None:
         self.idle_seconds = idle_seconds
         self._max = max_sessions
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self.changed = False  # since the last snapshot
+        self.on_ended: EndedFn | None = None
 
-    def create(self, principal: Principal, address: str) -> str:
+    def _ended(self, digests: list[str]) -> None:
+        if digests:
+            self.changed = True
+            if self.on_ended is not None:
+                self.on_ended(digests)
+
+    def create(self, principal: Principal, address: str, credential: str = "",
+               user_agent: str = "") -> str:
         token = secrets.token_urlsafe(32)
         now = time.time()
-        self._sessions[_digest(token)] = Session(principal, now, now, address)
+        self._sessions[_digest(token)] = Session(principal, now, now, address, credential,
+                                                 user_agent[:300])
         self.changed = True
+        evicted = []
         while len(self._sessions) > self._max:
-            self._sessions.popitem(last=False)  # the least recently used goes first
+            evicted.append(self._sessions.popitem(last=False)[0])  # least recently used first
+        self._ended(evicted)
         return token
 
     def get(self, token: str) -> Session | None:
-        key = _digest(token)
+        """The session of a cookie's token, refreshed; None if unknown or expired."""
+        return self.get_by_digest(_digest(token))
+
+    def get_by_digest(self, key: str, touch: bool = True) -> Session | None:
         session = self._sessions.get(key)
         if session is None:
             return None
         now = time.time()
-        if now - session.last_seen > self.idle_seconds:
+        if now - session.last_seen > self.idle_seconds and session.views <= 0:
             del self._sessions[key]
-            self.changed = True
+            self._ended([key])
             return None
-        session.last_seen = now
-        self.changed = True  # saved within seconds, so idle expiry survives a restart too
-        self._sessions.move_to_end(key)
+        if touch:
+            session.last_seen = now
+            self.changed = True  # saved within seconds, so idle expiry survives a restart too
+            self._sessions.move_to_end(key)
         return session
 
+    @staticmethod
+    def digest(token: str) -> str:
+        return _digest(token)
+
     def drop(self, token: str) -> None:
-        if self._sessions.pop(_digest(token), None) is not None:
-            self.changed = True
+        key = _digest(token)
+        if self._sessions.pop(key, None) is not None:
+            self._ended([key])
 
-    def snapshot(self) -> list[tuple[str, str, float, float, str]]:
-        """(digest, principal name, created, last seen, address) of live sessions."""
+    def list(self, user: str | None = None) -> list[Session]:
+        return [s for s in self._sessions.values()
+                if user is None or s.principal.name.lower() == user.lower()]
+
+    def end_user(self, user: str) -> int:
+        """End every session of one user (an admin's DELETE /api/sessions?user=)."""
+        keys = [key for key, s in self._sessions.items() if s.principal.name.lower() == user.lower()]
+        for key in keys:
+            del self._sessions[key]
+        self._ended(keys)
+        return len(keys)
+
+    def snapshot(self) -> list[SessionRow]:
+        """(digest, principal name, created, last seen, address, credential, user agent)."""
         self.changed = False
-        return [(key, s.principal.name, s.created, s.last_seen, s.address)
-                for key, s in self._sessions.items()]
+        return [(key, s.principal.name, s.created, s.last_seen, s.address, s.credential,
+                 s.user_agent) for key, s in self._sessions.items()]
 
-    def restore(self, rows, principal_of) -> int:
-        """Bring back saved sessions whose principal still exists (`principal_of(name)`)."""
+    def restore(self, rows, current: Callable[[str], tuple[Principal, str] | None]) -> int:
+        """Bring back saved sessions whose principal still exists with the same credential
+        (`current(name)`: its principal and credential fingerprint now)."""
         now = time.time()
-        for key, name, created, last_seen, address in rows:
-            principal = principal_of(name)
-            if principal is not None and now - last_seen <= self.idle_seconds:
-                self._sessions[key] = Session(principal, created, last_seen, address)
+        for key, name, created, last_seen, address, credential, user_agent in rows:
+            now_valid = current(name)
+            if (now_valid is not None and credential and now_valid[1] == credential
+                    and now - last_seen <= self.idle_seconds):
+                self._sessions[key] = Session(now_valid[0], created, last_seen, address,
+                                              credential, user_agent or "")
         return len(self._sessions)
 
-    def retain(self, still_valid) -> int:
-        """Drop sessions whose principal is no longer valid (after a reload). Returns count."""
-        stale = [key for key, session in self._sessions.items() if not still_valid(session.principal)]
+    def retain(self, still_valid: Callable[[Session], bool]) -> int:
+        """Drop sessions that are no longer valid (after a reload). Returns how many."""
+        stale = [key for key, session in self._sessions.items() if not still_valid(session)]
         for key in stale:
             del self._sessions[key]
-        self.changed = self.changed or bool(stale)
+        self._ended(stale)
         return len(stale)
 
     def __len__(self) -> int:
@@ -135,12 +189,34 @@ class LoginThrottle:
         while len(self._failures) > self.max_keys:
             self._failures.popitem(last=False)
 
-    def succeeded(self, user: str) -> None:
+    def reserve(self, user: str, address: str, now: float | None = None) -> tuple[float, float]:
+        """Start an attempt: (seconds to wait, 0) if it must wait, else (0, its stamp). The
+        attempt counts as a failure from now on, before the password is checked: counted
+        after the (slow) check, 60 concurrent guesses all passed the check before the
+        first failure was recorded. `succeeded` takes the reservation back."""
+        now = time.monotonic() if now is None else now
+        wait = self.retry_after(user, address, now)
+        if wait > 0:
+            return wait, 0.0
+        self.failed(user, address, now)
+        return 0.0, now
+
+    def succeeded(self, user: str, address: str | None = None, stamp: float | None = None) -> None:
+        """A right password: the user's failures are forgotten, and the address's
+        reservation for this attempt (not its other failures) is taken back."""
         self._failures.pop(f"user:{user.lower()}", None)
+        failures = self._failures.get(f"addr:{address}") if address is not None else None
+        if failures is not None and stamp is not None:
+            try:
+                failures.remove(stamp)
+            except ValueError:
+                pass
 
 
 class SessionFile:
-    """Sessions on disk (SQLite, mode 0600): digests, names and times only."""
+    """Sessions on disk (SQLite, mode 0600): digests, names, credential fingerprints, times."""
+
+    COLUMNS = ("digest", "name", "created", "last_seen", "address", "credential", "user_agent")
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -151,23 +227,28 @@ class SessionFile:
         connection = sqlite3.connect(self.path)
         if fresh:
             os.chmod(self.path, 0o600)
+        columns = [row[1] for row in connection.execute("pragma table_info(sessions)")]
+        if columns and tuple(columns) != self.COLUMNS:
+            # Sessions saved before they remembered their credential cannot be tied to
+            # one: they are dropped (everyone logs in once more).
+            connection.execute("drop table sessions")
         connection.execute("create table if not exists sessions (digest text primary key, "
-                           "name text not null, created real, last_seen real, address text)")
+                           "name text not null, created real, last_seen real, address text, "
+                           "credential text not null, user_agent text)")
         return connection
 
-    def load(self) -> list[tuple[str, str, float, float, str]]:
+    def load(self) -> list[SessionRow]:
         connection = self._connect()
         try:
-            return connection.execute("select digest, name, created, last_seen, address "
-                                      "from sessions").fetchall()
+            return connection.execute(f"select {', '.join(self.COLUMNS)} from sessions").fetchall()
         finally:
             connection.close()
 
-    def save(self, rows: list[tuple[str, str, float, float, str]]) -> None:
+    def save(self, rows: list[SessionRow]) -> None:
         connection = self._connect()
         try:
             with connection:
                 connection.execute("delete from sessions")
-                connection.executemany("insert into sessions values (?, ?, ?, ?, ?)", rows)
+                connection.executemany("insert into sessions values (?, ?, ?, ?, ?, ?, ?)", rows)
         finally:
             connection.close()

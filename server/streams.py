@@ -45,6 +45,11 @@ class LiveStream:
         }
         self._wanted: frozenset[str] = frozenset()
         self._make_compositor = make_compositor
+        # Frames reach the hubs only from the compositor of the current generation: once
+        # what the stream shows has changed (a wall edit, a tour's page, a reload), a frame
+        # the old compositor still had in hand is dropped, never shown to a viewer who may
+        # not see the old composition any more.
+        self._generation = 0
         self.compositor = self._build()
 
     @property
@@ -53,15 +58,28 @@ class LiveStream:
         return self.hubs["jpeg"]
 
     def _build(self) -> Compositor:
-        # The compositor's thread hands frames over through the one door into the loop.
-        return self._make_compositor(self._deliver_threadsafe, lambda: self._wanted,
+        generation = self._generation
+
+        def deliver_threadsafe(fmt: str, frame: EncodedFrame) -> None:
+            # The compositor's thread hands frames over through the one door into the loop.
+            try:
+                self._loop.call_soon_threadsafe(self._publish, generation, fmt, frame)
+            except RuntimeError:
+                pass  # the loop is closing: the frame has nobody to go to
+        return self._make_compositor(deliver_threadsafe, lambda: self._wanted,
                                      lambda fmt: self.hubs[fmt].room)
 
-    def _deliver_threadsafe(self, fmt: str, frame: EncodedFrame) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self.hubs[fmt].publish, frame)
-        except RuntimeError:
-            pass  # the loop is closing: the frame has nobody to go to
+    def _publish(self, generation: int, fmt: str, frame: EncodedFrame) -> None:
+        if generation == self._generation:
+            self.hubs[fmt].publish(frame)
+
+    def invalidate(self) -> None:
+        """What the stream shows has changed: from now on nothing the running compositor
+        made reaches a viewer, nor is served as the latest frame, until `async_rebuild`.
+        Synchronous, so that callers do it before their next await."""
+        self._generation += 1
+        for hub in self.hubs.values():
+            hub.latest = None
 
     def _keyframe_wanted(self) -> None:
         self.compositor.request_keyframe()
@@ -94,26 +112,26 @@ class LiveStream:
 
     def _stop_if_idle(self) -> None:
         self._stop_handle = None
-        if self.viewer_count == 0 and self.compositor.running:
+        if self.viewer_count:
+            return
+        if self.compositor.running:
             logger.info("stream %s: no viewer, stopping", self.name)
             self._loop.run_in_executor(None, self.compositor.stop)
             self.hubs["fmp4"].header = None  # the next encoder brings its own init segment
-            if self._on_stopped is not None:
-                self._on_stopped()
+        if self._on_stopped is not None:
+            self._on_stopped()
 
     async def async_rebuild(self) -> None:
         """Swap in a compositor built afresh (new wall layout, restarted cameras); the
         viewers stay connected to the hubs and only see the picture change."""
+        self.invalidate()
         old = self.compositor
         self.compositor = self._build()
+        for hub in self.hubs.values():
+            hub.header = None  # the new encoder brings its own init segment
         await self._loop.run_in_executor(None, old.stop)
         if self.viewer_count > 0:
             self.compositor.start()
-
-    def broadcast(self, message: dict) -> None:
-        """A control message to every viewer that can take one (WebSocket viewers)."""
-        for hub in self.hubs.values():
-            hub.broadcast(message)
 
     def close_viewers(self, reason: str = "shutdown") -> None:
         for hub in self.hubs.values():
@@ -165,8 +183,12 @@ class RemuxStream:
     def viewer_count(self) -> int:
         return self.hubs["fmp4"].viewer_count
 
-    def broadcast(self, message: dict) -> None:
-        self.hubs["fmp4"].broadcast(message)
+    def invalidate(self) -> None:
+        """Its camera changed (a reload): nothing more of the old one reaches a viewer."""
+        if self._remuxer is not None:
+            self.worker.remove_tap(self._remuxer)
+            self._remuxer = None
+        self.hubs["fmp4"].latest = None
 
     def close_viewers(self, reason: str = "shutdown") -> None:
         self.hubs["fmp4"].close_all(reason)

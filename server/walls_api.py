@@ -18,11 +18,13 @@ from pydantic import ValidationError
 from ingest.compositor import WallSpec
 from server.auth import principal_of
 from server.config_walls import Wall
-from server.health import wall_json, wall_visible
+from server.describe import wall_json
+from server.health import wall_visible
 from server.keys import JOURNAL, RUNTIME
 from server.login import audit_client
 from server.runtime import COMMUNE_WALL_PREFIX, Runtime, wall_spec
 from server.scope import can_drive_walls
+from server.views import VIEWS
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -70,12 +72,17 @@ def _new_spec(runtime: Runtime, wall_id: str, body: dict) -> WallSpec:
 
 
 async def apply_wall(app: web.Application, wall_id: str, spec: WallSpec) -> None:
+    """Show `spec` on the wall. In this order, with no await before the re-check: the new
+    cells are in place, nothing the old compositor still makes goes out, every open view
+    is judged on the new cells (a police viewer who may not see them is closed), and only
+    then does the new compositor start and the viewers left hear of the change."""
     runtime = app[RUNTIME]
     runtime.walls[wall_id] = spec
     stream = runtime.wall_stream(wall_id)
-    if stream is not None:
-        await stream.async_rebuild()
-        stream.broadcast({"type": "wall", "wall": wall_json(runtime, wall_id)})
+    stream.invalidate()
+    app[VIEWS].recheck()
+    await stream.async_rebuild()
+    app[VIEWS].announce_wall(wall_id)
 
 
 def _parse_tour(runtime: Runtime, wall_id: str, raw) -> Tour:
@@ -144,8 +151,7 @@ async def put_wall(request: web.Request) -> web.Response:
             tour.task = asyncio.create_task(_run_tour(app, wall_id, tour))
             detail = {"tour": "started", "seconds": tour.seconds, "pages": len(tour.pages)}
         else:
-            stream = runtime.wall_stream(wall_id)
-            stream.broadcast({"type": "wall", "wall": wall_json(runtime, wall_id)})
+            app[VIEWS].announce_wall(wall_id)
     else:
         spec = _new_spec(runtime, wall_id, body)
         stop_tour(app, wall_id)  # a manual change ends the tour
@@ -155,7 +161,7 @@ async def put_wall(request: web.Request) -> web.Response:
     await app[JOURNAL].async_event(
         "wall_change", audit_client(request), target=f"wall:{wall_id}", cameras=cameras,
         communes=sorted({runtime.camera_communes[c] for c in cameras}), detail=detail)
-    return web.json_response(wall_json(runtime, wall_id))
+    return web.json_response(wall_json(runtime, wall_id, principal))
 
 
 async def _tours_ctx(app: web.Application):

@@ -2,7 +2,8 @@
 
 import time
 
-from server.scope import Principal, Role, can_view_camera, can_view_wall, visible_cameras
+from server.scope import (Principal, Role, can_view_camera, can_view_cameras, can_view_wall,
+                          visible_cameras)
 from server.sessions import LoginThrottle, SessionStore
 
 AGENT = Principal("agent", Role.POLICE, frozenset({"nord"}))
@@ -50,7 +51,15 @@ def test_scope_rules_default_to_refuse():
     assert not can_view_camera(AGENT, None) and not can_view_camera(operator, None)
     assert can_view_camera(operator, "sud") and not can_view_camera(kiosk, "nord")
     assert not can_view_camera(scraper, "nord")
-    assert can_view_wall(AGENT, "w", ["nord", "nord"]) and not can_view_wall(AGENT, "w", ["nord", "sud"])
-    assert not can_view_wall(AGENT, "empty", [])
-    assert can_view_wall(kiosk, "centre", ["sud"]) and not can_view_wall(kiosk, "other", [])
+    # police: a wall meant for one of their communes, and every camera on it theirs
+    assert can_view_wall(AGENT, "w", {"nord"}, ["nord", "nord"])
+    assert not can_view_wall(AGENT, "w", {"nord"}, ["nord", "sud"])
+    assert not can_view_wall(AGENT, "w", set(), ["nord", "nord"])  # an operator's wall
+    assert not can_view_wall(AGENT, "w", {"sud"}, ["nord"])
+    assert not can_view_wall(AGENT, "w", {"nord"}, ["nord", None])  # a camera gone: refused
+    assert can_view_wall(AGENT, "tour-page", {"nord", "sud"}, [])   # an empty page shows nothing
+    assert can_view_wall(kiosk, "centre", set(), ["sud"]) and not can_view_wall(kiosk, "other", set(), [])
+    assert can_view_wall(operator, "w", set(), ["sud", None])
+    assert can_view_cameras(AGENT, ["nord"]) and not can_view_cameras(AGENT, ["nord", "sud"])
+    assert not can_view_cameras(AGENT, [])
     assert visible_cameras(AGENT, {"a": "nord", "b": "sud", "c": "nord"}) == ["a", "c"]
