@@ -10,6 +10,7 @@ edit a wall while another screen follows, lose the connection or the server and 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import urllib.request
@@ -48,7 +49,8 @@ def viewer_config() -> str:
         f"cameras:\n{cameras}"
         "walls:\n"
         f"  - {{id: centre, name: Centre, size: 960x540, fps: 10, layout: 2x2, cameras: [{', '.join(CENTRE)}]}}\n"
-        "  - {id: nord, name: Nord, size: 640x180, fps: 10, layout: 2x1, cameras: [cam-nord-1, cam-nord-2]}\n"
+        "  - {id: nord, name: Nord, size: 640x180, fps: 10, layout: 2x1, communes: [nordville],"
+        " cameras: [cam-nord-1, cam-nord-2]}\n"
         f'kiosks:\n  - {{id: hall, wall: centre, token_hash: "{hash_token(KIOSK_TOKEN)}"}}\n'
         + users_yaml(POLICE)
     )
@@ -224,6 +226,32 @@ def test_police_sees_only_their_cameras(server, new_page):
     page.wait_for_selector(".message")
     assert "pas accessible" in page.inner_text(".message")
     assert page.locator("video, .live-image").count() == 0
+    assert not page.errors, page.errors
+
+
+def test_police_screen_says_why_when_its_wall_gains_a_foreign_camera(server, new_page, tmp_path):
+    """The server closes the view (4003): the screen drops the picture and says why, in
+    French (and English), instead of freezing or retrying."""
+    server = server["server"]
+    page = new_page()
+    form_login(page, server.base_url, "police-nord", "police-nord-Pw", "/walls/nord")
+    wait_live(page)
+    try:
+        put_wall(server, "nord", {"layout": "2x1", "cameras": ["cam-nord-1", "cam-sud-1"]})
+        page.wait_for_function("() => window.vigiePlayer.info().state === 'forbidden'", timeout=10_000)
+        overlay = page.inner_text("#overlay")
+        assert "pas accessibles" in overlay and "arrêté" in overlay, overlay
+        assert page.get_attribute("#conn", "data-state") == "forbidden"
+        page.screenshot(path=os.environ.get("VIGIE_SHOT", str(tmp_path / "forbidden.png")))
+        page.wait_for_timeout(3000)  # no retry: still stopped, nothing of cam-sud-1 shown
+        assert page.evaluate("() => window.vigiePlayer.info().state") == "forbidden"
+        assert "Phare" not in page.inner_text("body")
+        page.evaluate("async () => (await import('/assets/i18n.js')).setLang('en')")
+        page.wait_for_function("() => document.getElementById('overlay').textContent.includes('may not see')",
+                               timeout=5000)
+        page.evaluate("async () => (await import('/assets/i18n.js')).setLang('fr')")
+    finally:
+        put_wall(server, "nord", {"layout": "2x1", "cameras": ["cam-nord-1", "cam-nord-2"]})
     assert not page.errors, page.errors
 
 

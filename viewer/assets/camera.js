@@ -44,6 +44,7 @@ function connectionText() {
   }
   if (state === "live") return t("conn.live");
   if (state === "sessionLost") return t("conn.sessionLost");
+  if (state === "forbidden") return t("conn.forbiddenCamera");
   return t("conn.connecting");
 }
 
@@ -62,6 +63,7 @@ function renderChrome() {
   if (me) renderHeader(header, me, [back, ...title, camera ? connectionBadge() : null]);
   corner.replaceChildren(camera ? connectionBadge(false) : "");
   overlay.textContent = connection.state === "live" ? "" : connectionText();
+  overlay.classList.toggle("lost", connection.state === "sessionLost" || connection.state === "forbidden");
 }
 
 function row(label, value, key) {

@@ -7,12 +7,14 @@
 //
 // It reconnects by itself with back-off (1, 2, 5, 10 s) when the socket closes or the
 // picture stalls, keeps the video near the live edge (latency, not smoothness), and
-// reports its state: connecting, live, reconnecting, sessionLost.
+// reports its state: connecting, live, reconnecting, sessionLost, forbidden (the server
+// closed the view: no longer allowed to see it; no retry).
 
 import { sessionAlive } from "./api.js";
 import { h } from "./ui.js";
 
 export const BACKOFF_SECONDS = [1, 2, 5, 10];
+export const CLOSE_NOT_ALLOWED = 4003; // the server's code: no longer allowed to see this view
 export const H264_MIME = 'video/mp4; codecs="avc1.42E01F"';
 const STALL_MS = 5000;          // no frame for this long: the picture is stalled
 const FIRST_FRAME_MS = 10000;   // connected but nothing comes
@@ -217,6 +219,10 @@ export class LivePlayer {
     ws.onclose = (event) => {
       if (gen !== this.gen) return;
       this.ws = null;
+      if (event.code === CLOSE_NOT_ALLOWED) {
+        this.refused(event.reason);
+        return;
+      }
       this.failed(gen, `socket closed (${event.code})`);
     };
   }
@@ -270,6 +276,22 @@ export class LivePlayer {
     } else {
       this.showJpeg(data);
     }
+  }
+
+  /**
+   * The server closed the view: what it shows is no longer ours to see (an operator put
+   * another commune's camera on the wall, the camera moved to another commune) or the
+   * session ended. No retry: the picture goes, and the page says why.
+   */
+  refused(reason) {
+    if (this.stopped) return;
+    this.gen++;
+    this.stopped = true;
+    this.active = false;
+    clearInterval(this.watchdog);
+    clearTimeout(this.retryTimer);
+    this.teardown(true);
+    this.setState(reason === "session ended" ? "sessionLost" : "forbidden", { reason });
   }
 
   failed(gen, reason) {

@@ -146,6 +146,7 @@ function connectionText() {
     return detail.retryIn ? t("conn.reconnecting", { seconds: detail.retryIn }) : t("conn.reconnectingNow");
   }
   if (state === "sessionLost") return kiosk ? t("conn.sessionLostKiosk") : t("conn.sessionLost");
+  if (state === "forbidden") return t("conn.forbiddenWall");
   if (state === "live") return t("conn.live");
   return t("conn.connecting");
 }
@@ -198,7 +199,7 @@ function renderChrome() {
   }
   corner.replaceChildren(connectionBadge(false));
   overlay.textContent = connection.state === "live" ? "" : connectionText();
-  overlay.classList.toggle("lost", connection.state === "sessionLost");
+  overlay.classList.toggle("lost", connection.state === "sessionLost" || connection.state === "forbidden");
 }
 
 function onConnection(state, detail) {
