@@ -16,8 +16,13 @@ from dataclasses import dataclass
 
 START_CODE = b"\x00\x00\x00\x01"
 # An access unit bigger than this (a 4K keyframe is 1-4 MB) is garbage that never ended:
-# dropped rather than kept growing.
+# dropped rather than kept growing. Counted while it is assembled, the fragment being
+# joined included (an FU-A start followed by endless middle fragments grew to gigabytes).
 MAX_UNIT_BYTES = 16_000_000
+# What a NAL unit kept for the unit costs beside its bytes: the bytes object (33), its
+# list slot (8), the allocator's rounding, the start code it gets. Counted so that a
+# camera sending 1-byte NAL units (3 bytes each in a STAP-A) cannot hold 40 times the limit.
+NAL_OVERHEAD = 64
 _WRAP = 1 << 32
 
 
@@ -61,7 +66,7 @@ class Depacketiser:
         # Sent out of band in the SDP: prepended to keyframes that lack them in band.
         self.parameter_sets = parameter_sets
         self._nals: list[bytes] = []
-        self._bytes = 0
+        self._bytes = 0  # what `_nals` holds, NAL_OVERHEAD included
         self._fragment: bytearray | None = None
         self._keyframe = False
         self._has_parameters = False
@@ -102,7 +107,8 @@ class Depacketiser:
         bounds = rtp_bounds(packet)
         if bounds is not None:
             self._payload(packet, *bounds)
-            if self._bytes > MAX_UNIT_BYTES:  # no marker, no new timestamp: not a camera
+            held = self._bytes + (len(self._fragment) if self._fragment is not None else 0)
+            if held > MAX_UNIT_BYTES:  # no marker, no new timestamp: not a camera
                 self._broken = True
                 self._nals, self._bytes, self._fragment = [], 0, None
         # The marker ends a picture; some cameras also set it on their parameter-set
@@ -133,7 +139,7 @@ class Depacketiser:
         elif kind == "recovery":
             self._keyframe = True  # an I picture announced as a recovery point (open GOP)
         self._nals.append(nal)
-        self._bytes += len(nal)
+        self._bytes += len(nal) + NAL_OVERHEAD
 
     def _finish(self, out: list[AccessUnit]) -> None:
         nals, self._nals, self._bytes = self._nals, [], 0
@@ -165,7 +171,9 @@ class H264Depacketiser(Depacketiser):
         kind = indicator & 0x1F
         if kind == 28 and end - start > 2:  # FU-A
             header = packet[start + 1]
-            if header & 0x80:  # start: the NAL header is rebuilt from both bytes
+            # A start: the NAL header is rebuilt from both bytes (nothing is joined for a
+            # unit already broken: it will be dropped whole).
+            if header & 0x80 and not self._broken:
                 self._fragment = bytearray(((indicator & 0xE0) | (header & 0x1F),))
             if self._fragment is None:
                 self._broken = True  # a fragment whose start we never saw
@@ -181,7 +189,8 @@ class H264Depacketiser(Depacketiser):
         # STAP-B, MTAP and FU-B (interleaved mode) are not sent by cameras: ignored.
 
     def _aggregate(self, payload: bytes, offset: int) -> None:
-        while offset + 2 <= len(payload):
+        # Stops once the unit is broken (outgrown, say): what follows would be dropped.
+        while offset + 2 <= len(payload) and not self._broken:
             size = (payload[offset] << 8) | payload[offset + 1]
             self._add(payload[offset + 2 : offset + 2 + size])
             offset += 2 + size
@@ -206,7 +215,7 @@ class H265Depacketiser(H264Depacketiser):
         kind = (packet[start] >> 1) & 0x3F
         if kind == 49:  # fragmentation unit
             header = packet[start + 2]
-            if header & 0x80:
+            if header & 0x80 and not self._broken:
                 self._fragment = bytearray((((packet[start] & 0x81) | ((header & 0x3F) << 1)),
                                             packet[start + 1]))
             if self._fragment is None:
