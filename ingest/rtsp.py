@@ -31,8 +31,15 @@ from ingest.sources import SourceError
 
 USER_AGENT = "Vigie"
 READ_SIZE = 262_144  # one recv: a quarter second of an 8 Mbit/s camera
-MAX_HEADER = 65_536  # an RTSP answer's header longer than this is not a camera talking
 KEEPALIVE_DEFAULT = 60.0  # session timeout when the camera does not say (RFC 2326)
+# What a camera may send in one RTSP message, checked before its bytes are kept: past
+# these it is not a camera talking but a broken or hostile one, and the session ends with
+# the reason. Real answers are far below (a header block of 200-600 bytes, a Digest
+# challenge of 150-300, an SDP of 0.5-2 kB); gortsplib and go2rtc bound the same things.
+MAX_HEAD = 16_384  # the status line and headers
+MAX_LINE = 4_096  # one of those lines
+MAX_BODY = 65_536  # a body, by its Content-Length (an SDP, a GET_PARAMETER answer)
+MAX_SDP = MAX_BODY
 
 
 class Unsupported(SourceError):
@@ -44,6 +51,10 @@ class Unsupported(SourceError):
 _WORDING = {400, 405, 415, 451, 461, 551}
 _STATUS_REASONS = {401: "authentication failed (401 Unauthorized)",
                    403: "access forbidden (403)", 404: "stream not found (404)"}
+
+
+class TooLarge(SourceError):
+    """The camera sent more than an RTSP message may hold: it is disconnected."""
 
 
 @dataclass
@@ -66,9 +77,59 @@ class Track:
     fmtp: dict[str, str]
 
 
+_STATUS_LINE = re.compile(r"RTSP/\d\.\d[ \t]+(\d{3})[ \t]*(.*)")
+# A request from the camera (RFC 2326 allows ANNOUNCE, GET_PARAMETER, SET_PARAMETER...).
+_REQUEST_LINE = re.compile(rb"[A-Z_]{1,32} \S{1,4096} RTSP/\d\.\d")
+
+
+def split_head(head: bytes) -> tuple[str, dict[str, list[str]]]:
+    """An RTSP message's first line and its headers (names lowercased), from the bytes
+    before the blank line that ends them. Linear in the size; TooLarge past MAX_HEAD or
+    past MAX_LINE for one line."""
+    if len(head) > MAX_HEAD:
+        raise TooLarge(f"camera sent an RTSP header over {MAX_HEAD // 1024} kB")
+    lines = head.decode("utf-8", "replace").split("\r\n")
+    if max(map(len, lines)) > MAX_LINE:
+        raise TooLarge(f"camera sent an RTSP header line over {MAX_LINE // 1024} kB")
+    headers: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), []).append(value.strip())
+    return lines[0], headers
+
+
+def parse_response(head: bytes) -> Response:
+    """An RTSP answer's status line and headers (its body is read after, by length)."""
+    first, headers = split_head(head)
+    match = _STATUS_LINE.match(first)
+    if not match:
+        raise SourceError("not an RTSP camera (bad answer)")
+    return Response(int(match.group(1)), match.group(2).strip(), headers)
+
+
+def body_length(headers: dict[str, list[str]]) -> int:
+    """The body's length by Content-Length; TooLarge past MAX_BODY, which is checked
+    before any of the body is read."""
+    values = headers.get("content-length")
+    text = values[0] if values else ""
+    if not text:
+        return 0
+    if not (text.isascii() and text.isdigit()):
+        raise SourceError("not an RTSP camera (bad Content-Length)")
+    # Read no further than the limit: a camera may say 99999999999, or a 5,000-digit
+    # number (int() of one is slow and refused past 4,300 digits).
+    digits = text.lstrip("0") or "0"
+    if len(digits) > 9 or int(digits) > MAX_BODY:
+        raise TooLarge(f"camera announced an RTSP body of {digits[:12]} bytes, over the "
+                       f"{MAX_BODY // 1024} kB limit")
+    return int(digits)
+
+
 def parse_sdp(sdp: str) -> tuple[Track | None, str | None, str]:
     """The first video track of an SDP, the codec it names if it is one we lack, and the
     session-level control URL (the aggregate one, for PLAY; often none)."""
+    if len(sdp) > MAX_SDP:
+        raise TooLarge(f"camera sent an SDP over {MAX_SDP // 1024} kB")
     in_video = False
     seen_media = False
     session_control = ""
@@ -93,10 +154,10 @@ def parse_sdp(sdp: str) -> tuple[Track | None, str | None, str]:
         elif line.startswith("a=rtpmap:"):
             number, _, description = line[9:].partition(" ")
             name, _, rate = description.partition("/")
-            try:
-                rtpmap[number] = (name.upper(), int(rate.split("/")[0]))
-            except ValueError:
-                continue
+            clock = rate.split("/")[0].strip()
+            # A clock of 0 (or of a thousand digits) is no clock: the entry is ignored.
+            if clock.isascii() and clock.isdigit() and 0 < len(clock) <= 8 and int(clock):
+                rtpmap[number] = (name.upper(), int(clock))
         elif line.startswith("a=fmtp:"):
             number, _, parameters = line[7:].partition(" ")
             values = {}
@@ -112,7 +173,8 @@ def parse_sdp(sdp: str) -> tuple[Track | None, str | None, str]:
     number = payload_types[0]
     name, rate = rtpmap.get(number, ("JPEG" if number == "26" else "", 90_000))
     if name not in DEPACKETISERS:
-        return None, name or f"payload type {number}", session_control
+        # Cut: it goes to a log line and to the camera's status.
+        return None, (name or f"payload type {number}")[:40], session_control
     if fmtp.get(number, {}).get("packetization-mode") == "2":
         # reordering by decoding order number: FFmpeg's job
         return None, f"{name} interleaved mode", session_control
@@ -142,10 +204,41 @@ def _digest(username: str, password: str, method: str, uri: str, challenge: dict
     return "Digest " + ", ".join(fields)
 
 
+_TOKEN = re.compile(r"[\w-]+")
+# Anchored at a position, one character class each: they never backtrack.
+_BLANKS = re.compile(r"[ \t]*")
+_BARE = re.compile(r"[^,\s]*")
+
+
 def _parse_challenge(value: str) -> tuple[str, dict[str, str]]:
+    """A WWW-Authenticate value: its scheme and its `key=value` or `key="value"` fields.
+
+    One pass of str.find from left to right: each character is looked at a bounded number
+    of times. (A regular expression did this before: quadratic on `Digest ` and 60,000
+    characters with no `=`, 27 s holding the GIL, the whole process frozen.)"""
     scheme, _, rest = value.strip().partition(" ")
-    return scheme.lower(), {key.lower(): quoted or bare for key, quoted, bare in
-                            re.findall(r'([\w-]+)\s*=\s*(?:"([^"]*)"|([^,\s]*))', rest)}
+    fields: dict[str, str] = {}
+    position, size = 0, len(rest)
+    while position < size:
+        equals = rest.find("=", position)
+        if equals < 0:
+            break
+        words = rest[position:equals].replace(",", " ").split()
+        key = words[-1].lower() if words else ""
+        position = equals + 1
+        position = _BLANKS.match(rest, position).end()
+        if rest.startswith('"', position):  # quoted: up to the closing quote
+            close = rest.find('"', position + 1)
+            close = size if close < 0 else close
+            field_value = rest[position + 1 : close]
+            position = close + 1
+        else:  # bare: up to the next comma or blank
+            end = _BARE.match(rest, position).end()
+            field_value = rest[position:end]
+            position = end
+        if _TOKEN.fullmatch(key):
+            fields[key] = field_value
+    return scheme.lower(), fields
 
 
 def _choose_challenge(values: list[str]) -> tuple[str, dict[str, str]] | None:
@@ -177,6 +270,9 @@ class RtspClient:
         # Media is received into this one buffer: a fresh bytes object per recv (256 kB
         # asked, a few kB given) cost an mmap, page faults and an mremap each time.
         self._scratch = bytearray(READ_SIZE)
+        # The size of the RTSP message that starts the buffer, once its header is read and
+        # while its body is still coming (0: none).
+        self._held_message = 0
         self._cseq = 0
         self._authorization: tuple[str, dict[str, str]] | None = None
         self._nonce_count = 0
@@ -224,11 +320,11 @@ class RtspClient:
         transport = setup.header("transport")
         if "interleaved" not in transport.lower():
             raise Unsupported("camera refused RTSP over TCP")
-        channel = re.search(r"interleaved=(\d+)", transport)
+        channel = re.search(r"interleaved=(\d{1,3})", transport)
         self._channel = int(channel.group(1)) if channel else 0
         session, _, parameters = setup.header("session").partition(";")
         self._session = session.strip()
-        timeout = re.search(r"timeout=(\d+)", parameters)
+        timeout = re.search(r"timeout=(\d{1,6})", parameters)
         if timeout:
             self._keepalive_every = max(5.0, int(timeout.group(1)) / 2)
         # The aggregate control URL: the SDP's session-level one, else the content base
@@ -298,57 +394,66 @@ class RtspClient:
 
     def _response(self, deadline: float) -> Response:
         """The next RTSP answer; interleaved packets before it are dropped (none flow
-        before PLAY's answer but a camera may start early)."""
-        while True:
-            self._drop_interleaved()
-            end = self._buffer.find(b"\r\n\r\n")
-            if end >= 0:
-                break
-            if len(self._buffer) > MAX_HEADER:
-                raise SourceError("not an RTSP camera (bad answer)")
-            self._fill(deadline)
-        head = bytes(self._buffer[:end]).decode("utf-8", "replace").split("\r\n")
+        before PLAY's answer but a camera may start early). Never buffers more than the
+        limits allow: each recv asks only for what the answer may still hold."""
+        end = self._read_head(deadline)
+        response = parse_response(bytes(self._buffer[:end]))
         del self._buffer[: end + 4]
-        match = re.match(r"RTSP/\d\.\d\s+(\d{3})\s*(.*)", head[0])
-        if not match:
-            raise SourceError("not an RTSP camera (bad answer)")
-        headers: dict[str, list[str]] = {}
-        for line in head[1:]:
-            name, _, value = line.partition(":")
-            headers.setdefault(name.strip().lower(), []).append(value.strip())
-        response = Response(int(match.group(1)), match.group(2).strip(), headers)
-        try:
-            length = int(response.header("content-length", "0"))
-        except ValueError:
-            length = 0
+        length = body_length(response.headers)
         while len(self._buffer) < length:
-            self._fill(deadline)
+            self._fill(deadline, length - len(self._buffer))
         response.body = bytes(self._buffer[:length])
         del self._buffer[:length]
         return response
 
-    def _drop_interleaved(self) -> None:
+    def _read_head(self, deadline: float) -> int:
+        """Receive up to the blank line ending an answer's headers; where it starts."""
+        scanned = 0  # the blank line is not in the first `scanned` bytes (less three)
+        while True:
+            if self._drop_interleaved():
+                scanned = 0
+            if self._buffer[:1] == b"$":  # the rest of a packet: at most 64 kB
+                header = self._buffer[:4]
+                size = 4 + int.from_bytes(header[2:], "big") if len(header) == 4 else 4
+                self._fill(deadline, size - len(self._buffer))
+                continue
+            end = self._buffer.find(b"\r\n\r\n", max(0, scanned - 3), MAX_HEAD + 4)
+            if end >= 0:
+                return end
+            scanned = len(self._buffer)
+            room = MAX_HEAD + 4 - scanned
+            if room <= 0:
+                raise TooLarge(f"camera sent an RTSP header over {MAX_HEAD // 1024} kB")
+            self._fill(deadline, room)
+
+    def _drop_interleaved(self) -> bool:
+        """Drop the whole interleaved packets at the buffer's start; whether there were."""
+        dropped = False
         while len(self._buffer) >= 4 and self._buffer[0] == 0x24:
             size = 4 + ((self._buffer[2] << 8) | self._buffer[3])
             if len(self._buffer) < size:
-                return
-            del self._buffer[:size]
+                break
+            del self._buffer[:size]  # from the front of a bytearray: no copy
+            dropped = True
+        return dropped
 
-    def _fill(self, deadline: float) -> None:
+    def _fill(self, deadline: float, room: int) -> None:
+        """Receive at most `room` bytes (and at least one) into the buffer."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise SourceError("timed out (no answer)", timed_out=True)
         self._socket.settimeout(remaining)
-        chunk = self._recv("timed out (no answer)")
+        chunk = self._recv("timed out (no answer)", room)
         if not chunk:
             raise SourceError("camera closed the connection")
         self._buffer += chunk
 
-    def _recv(self, timeout_reason: str) -> memoryview:
-        """One recv into the reused buffer: a view of what came (empty: the camera closed).
-        Valid until the next recv."""
+    def _recv(self, timeout_reason: str, room: int = 0) -> memoryview:
+        """One recv into the reused buffer, of at most `room` bytes (0: as many as it
+        holds): a view of what came (empty: the camera closed). Valid until the next recv."""
         try:
-            return memoryview(self._scratch)[: self._socket.recv_into(self._scratch)]
+            size = self._socket.recv_into(self._scratch, min(room, len(self._scratch)))
+            return memoryview(self._scratch)[:size]
         except TimeoutError:
             raise SourceError(timeout_reason, timed_out=True) from None
         except OSError as error:
@@ -357,7 +462,8 @@ class RtspClient:
     # -- streaming -----------------------------------------------------------------------
     def read(self) -> list[AccessUnit] | None:
         """What one recv brings: the access units it completes (maybe none). Blocks up to
-        the read timeout; None when the camera closed the stream."""
+        the read timeout; None when the camera closed the stream. Raises SourceError when
+        the camera sends more than an RTSP message may hold."""
         if time.monotonic() - self._last_request >= self._keepalive_every:
             self._send(self._keepalive_method, self._play_url)  # its answer is skipped below
             self.keepalives += 1
@@ -366,7 +472,10 @@ class RtspClient:
             return None
         # A full read: more is waiting (a camera above 8 Mbit/s read every quarter second).
         self.drained = len(chunk) < len(self._scratch)
-        if self._buffer:  # the end of a packet the last read cut
+        held = bool(self._buffer)
+        if held:
+            # The end of a packet or message the last read cut, at most MAX_HEAD + MAX_BODY
+            # (or a 64 kB packet) long: appended to, never copied whole.
             self._buffer += chunk
             data, size = self._buffer, len(self._buffer)
         else:
@@ -376,10 +485,13 @@ class RtspClient:
         try:
             position = self._walk(data, view, size, units)
             # What is left (a packet cut by this read) waits for the next one.
-            rest = bytearray(view[position:size])
+            rest = None if held else bytearray(view[position:size])
         finally:
             view.release()
-        self._buffer = rest
+        if rest is None:
+            del self._buffer[:position]  # from the front: no copy
+        else:
+            self._buffer = rest
         return units
 
     def _walk(self, data: bytearray, view: memoryview, size: int,
@@ -412,26 +524,42 @@ class RtspClient:
 
     def _skip_message(self, data: bytearray, position: int, size: int) -> int | None:
         """The length of the RTSP message at `position` (data ends at `size`): None while
-        it is incomplete, 0 if it is not one."""
-        end = data.find(b"\r\n\r\n", position, min(size, position + MAX_HEADER))
-        if end < 0:
-            return None if size - position < MAX_HEADER else 0
-        head = bytes(data[position:end])
-        length = re.search(rb"(?i)content-length:\s*(\d+)", head)
-        skip = end + 4 - position + (int(length.group(1)) if length else 0)
-        if position + skip > size:
+        it is incomplete, 0 if it is not one. TooLarge past a limit: a message's length is
+        known from its header, so nothing past the limits is ever waited for."""
+        if position == 0 and self._held_message:
+            # The message the last read cut, its header already read: not read again for
+            # each of the reads that bring its body.
+            if size < self._held_message:
+                return None
+            skip, self._held_message = self._held_message, 0
+            return skip
+        line_end = data.find(b"\r\n", position, min(size, position + MAX_LINE + 2))
+        if line_end < 0 and size - position < MAX_LINE + 2:
             return None
-        if head.startswith(b"RTSP/1.0 200"):
+        first_line = data[position : position + MAX_LINE + 2 if line_end < 0 else line_end]
+        if not (first_line.startswith(b"RTSP/") or _REQUEST_LINE.match(first_line)):
+            return 0
+        end = data.find(b"\r\n\r\n", position, min(size, position + MAX_HEAD + 4))
+        if end < 0:
+            if size - position < MAX_HEAD + 4:
+                return None
+            raise TooLarge(f"camera sent an RTSP header over {MAX_HEAD // 1024} kB")
+        first, headers = split_head(bytes(data[position:end]))
+        skip = end + 4 - position + body_length(headers)
+        if position + skip > size:
+            self._held_message = skip  # kept at the buffer's start for the next read
+            return None
+        status = _STATUS_LINE.match(first)  # None: a request from the camera
+        if status is not None and status.group(1) == "200":
             self.keepalives_answered += 1
-        elif head.startswith(b"RTSP/1.0 401"):
-            self._reauthorize(head)
+        elif status is not None and status.group(1) == "401":
+            self._reauthorize(headers.get("www-authenticate", []))
         return skip
 
-    def _reauthorize(self, head: bytes) -> None:
+    def _reauthorize(self, challenges: list[str]) -> None:
         """A keep-alive refused with a new challenge (a Digest nonce gone stale): answer it
         with the next keep-alive, sent at once."""
-        values = re.findall(rb"(?im)^www-authenticate:\s*(.+?)\s*$", head)
-        chosen = _choose_challenge([value.decode("latin-1") for value in values])
+        chosen = _choose_challenge(challenges)
         if chosen is not None and self._username:
             self._authorization, self._nonce_count = chosen, 0
             self._last_request = 0.0
