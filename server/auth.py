@@ -39,6 +39,14 @@ class Account:
 
 
 @dataclass(frozen=True)
+class Login:
+    """A principal that just proved itself, and the fingerprint of the credential it used."""
+
+    principal: Principal
+    credential: str
+
+
+@dataclass(frozen=True)
 class Credential:
     """What let a request in: a session (by its token's digest) or a bearer token (by its
     hash). An open view keeps it, so that it can ask later whether it still holds."""
@@ -102,12 +110,18 @@ class Auth:
         if dropped:
             logger.info("config reload ended %d sessions of removed or changed users", dropped)
 
-    def create_session(self, principal: Principal, request: web.Request) -> str:
+    def create_session(self, login: Login, request: web.Request) -> str:
         """A new session for a principal that just proved itself; returns the cookie's token."""
-        current = self.directory.current(principal.name)
-        credential = current[1] if current is not None else ""
-        return self.sessions.create(principal, client_address(request), credential,
+        return self.sessions.create(login.principal, client_address(request), login.credential,
                                     request.headers.get("User-Agent", ""))
+
+    def token_login(self, token: str) -> Login | None:
+        """A kiosk screen trading its wall token for a session (metrics tokens never)."""
+        token_hash = self.directory.token_hash(token)
+        principal = self.directory.tokens.get(token_hash)
+        if principal is None or principal.role != Role.KIOSK:
+            return None
+        return Login(principal, credential_fingerprint(token_hash))
 
     def identify(self, request: web.Request) -> tuple[Principal, Credential] | None:
         header = request.headers.get("Authorization", "")
@@ -140,8 +154,11 @@ class Auth:
             return False
         return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
 
-    async def check_password(self, name: str, password: str) -> Principal | None:
-        """argon2 costs tens of milliseconds of CPU: run it off the event loop."""
+    async def check_password(self, name: str, password: str) -> Login | None:
+        """argon2 costs tens of milliseconds of CPU: run it off the event loop. The account
+        is read before the check and must be the same after it: a reload during the check
+        (a password changed, a user removed or moved to other communes) refuses the login
+        rather than make a session of the old credential that the reload could not end."""
         account = self.directory.accounts.get(name.lower())
         loop = asyncio.get_running_loop()
         if account is None:
@@ -150,8 +167,11 @@ class Auth:
             # server's start back by ~0.2 s.
             await loop.run_in_executor(None, _verify_unknown_user, password)
             return None
+        login = Login(account.principal, credential_fingerprint(account.password_hash))
         ok = await loop.run_in_executor(None, verify_password, account.password_hash, password)
-        return account.principal if ok else None
+        if not ok or self.directory.current(account.principal.name) != (login.principal, login.credential):
+            return None
+        return login
 
 
 @functools.cache

@@ -49,14 +49,16 @@ def _listed_camera_ids(request: web.Request) -> list[str]:
     runtime = request.app[RUNTIME]
     principal = principal_of(request)
     if principal.role == Role.KIOSK and principal.wall:
-        on_wall = set(runtime.wall_cameras(principal.wall))
+        on_wall = set(shown_to(runtime, principal, "wall", principal.wall) or ())
         return [camera_id for camera_id in runtime.camera_communes if camera_id in on_wall]
     return visible_cameras(principal, runtime.camera_communes)
 
 
 def _visible_workers(request: web.Request) -> list[CameraWorker]:
     runtime = request.app[RUNTIME]
-    return [runtime.workers[camera_id] for camera_id in _listed_camera_ids(request)]
+    # A camera a reload is restarting has no worker for a moment: not listed meanwhile.
+    return [worker for camera_id in _listed_camera_ids(request)
+            if (worker := runtime.workers.get(camera_id)) is not None]
 
 
 @routes.get("/api/status")
@@ -105,7 +107,10 @@ async def api_camera(request: web.Request) -> web.Response:
     # A foreign camera answers exactly like an unknown one: no existence oracle.
     if camera_id not in _listed_camera_ids(request):
         raise web.HTTPNotFound(text="unknown camera")
-    return web.json_response(camera_json(runtime.workers[camera_id]))
+    worker = runtime.workers.get(camera_id)
+    if worker is None:
+        raise web.HTTPServiceUnavailable(text="camera restarting; try again in a moment")
+    return web.json_response(camera_json(worker))
 
 
 def wall_visible(request: web.Request, wall_id: str) -> bool:

@@ -72,14 +72,14 @@ async def login(request: web.Request) -> web.StreamResponse:
     token = _field(body, "token")
     address = client_address(request)
     if token:  # a kiosk screen trading its wall token for a session
-        principal = auth.directory.by_token(token)
-        name = principal.name if principal else "kiosk:?"
+        proof = auth.token_login(token)
+        name = proof.principal.name if proof else "kiosk:?"
     else:
         name = _field(body, "user").strip()
         password = _field(body, "password")
         if not name or not password:
             raise web.HTTPBadRequest(text="user and password are required")
-        principal = None
+        proof = None
     # The journal keeps the typed name only if it is a real account: people type their
     # password in the name field by mistake, and that must not end up in the journal.
     journal_name = name if (token or name.lower() in auth.directory.accounts) else "(unknown user)"
@@ -96,15 +96,16 @@ async def login(request: web.Request) -> web.StreamResponse:
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     if not token:
-        principal = await auth.check_password(name, password)
-    if principal is None:
+        proof = await auth.check_password(name, password)
+    if proof is None:
         await journal.async_event("login_failed", audit_client(request, user=journal_name),
                                   detail={"reason": "bad token" if token else "bad credentials"})
         if is_form:
             return _see_other("/login?error=1")
         return json_error(401, "wrong user name or password")
     auth.throttle.succeeded(throttle_name, address, attempt)
-    session = auth.create_session(principal, request)
+    principal = proof.principal
+    session = auth.create_session(proof, request)
     await journal.async_event("login", audit_client(request, principal))
     response = _see_other(safe_next(_field(body, "next"))) if is_form else web.json_response(me_json(principal))
     response.set_cookie(COOKIE, session, httponly=True, samesite="Strict", path="/",

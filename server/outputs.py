@@ -55,7 +55,10 @@ def camera_target(request: web.Request) -> Target:
     camera_id = request.match_info["camera_id"]
     if shown_to(runtime, principal_of(request), "camera", camera_id) is None:
         raise web.HTTPNotFound(text="unknown camera")
-    return Target("camera", camera_id, camera_id, runtime.camera_stream(camera_id))
+    stream = runtime.camera_stream(camera_id)
+    if stream is None:  # a reload is restarting it (its own worker not back yet)
+        raise web.HTTPServiceUnavailable(text="camera restarting; try again in a moment")
+    return Target("camera", camera_id, camera_id, stream)
 
 
 def mosaic_target(request: web.Request) -> Target:
@@ -282,22 +285,31 @@ def _hello(request: web.Request, view: OpenView, fmt: str, first: EncodedFrame) 
         # "camera": the camera's own stream copied as it is; "composed": decoded and encoded here
         "source": "camera" if isinstance(view.stream, RemuxStream) else "composed",
         "wall": wall_json(runtime, target.id, view.principal) if target.kind == "wall" else None,
-        "camera": camera_json(runtime.workers[target.id]) if target.kind == "camera" else None,
+        "camera": (camera_json(worker) if target.kind == "camera"
+                   and (worker := runtime.workers.get(target.id)) is not None else None),
     }
 
 
-async def _websocket(request: web.Request, target: Target) -> web.WebSocketResponse:
+async def _websocket(request: web.Request, target: Target) -> web.StreamResponse:
     """One socket per view. Only this handler task receives (aiohttp's rule); a second task
     sends frames and control messages, and is the one cancelled if the viewer stalls."""
     fmt = request.rel_url.query.get("format", "fmp4")
     if fmt not in WS_FORMATS:
         raise web.HTTPBadRequest(text="format must be fmp4 or jpeg")
+    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=4096, compress=False)
+    if not ws.can_prepare(request).ok:  # before the view: a plain GET or HEAD opens nothing
+        raise web.HTTPBadRequest(text="expected a WebSocket upgrade")
     view = open_view(request, target, f"ws-{fmt}", fmt)
     viewer = view.viewer
     reason = "closed"
-    ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=4096, compress=False)
     try:
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:  # the client left during the handshake
+            reason = "client left"
+            # A plain answer aiohttp then fails to send, quietly (the socket is gone); the
+            # unprepared socket itself would make it log a traceback.
+            return web.Response(status=400, text="client left")
         sock = request.transport.get_extra_info("socket") if request.transport else None
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, STREAM_SNDBUF)
@@ -344,12 +356,12 @@ async def _drain(ws: web.WebSocketResponse) -> None:
 
 
 @routes.get("/walls/{wall_id}/ws")
-async def wall_ws(request: web.Request) -> web.WebSocketResponse:
+async def wall_ws(request: web.Request) -> web.StreamResponse:
     return await _websocket(request, wall_target(request))
 
 
 @routes.get("/cameras/{camera_id}/ws")
-async def camera_ws(request: web.Request) -> web.WebSocketResponse:
+async def camera_ws(request: web.Request) -> web.StreamResponse:
     target = camera_target(request)
     if request.rel_url.query.get("format", "fmp4") == "fmp4":
         # An H.264 camera without masks goes out as it came in: no decode, no re-encode.
@@ -360,5 +372,5 @@ async def camera_ws(request: web.Request) -> web.WebSocketResponse:
 
 
 @routes.get("/mosaic/ws")
-async def mosaic_ws(request: web.Request) -> web.WebSocketResponse:
+async def mosaic_ws(request: web.Request) -> web.StreamResponse:
     return await _websocket(request, mosaic_target(request))

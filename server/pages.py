@@ -39,13 +39,14 @@ async def kiosk(request: web.Request) -> web.StreamResponse:
     if wait > 0:
         raise web.HTTPTooManyRequests(text=f"too many failed attempts: retry in {int(wait) + 1} s",
                                       headers={"Retry-After": str(int(wait) + 1)})
-    principal = auth.directory.by_token(token) if token else None
-    if principal is None or principal.wall is None:
+    proof = auth.token_login(token) if token else None
+    if proof is None or proof.principal.wall is None:
         await request.app[JOURNAL].async_event("login_failed", audit_client(request, user="kiosk:?"),
                                                detail={"reason": "bad token"})
         raise web.HTTPNotFound(text="unknown kiosk token")
     auth.throttle.succeeded("kiosk:" + token[:8], client_address(request), attempt)
-    session = auth.create_session(principal, request)
+    principal = proof.principal
+    session = auth.create_session(proof, request)
     await request.app[JOURNAL].async_event("login", audit_client(request, principal))
     response = web.Response(status=303, headers={"Location": f"/walls/{principal.wall}?kiosk=1",
                                                  "Referrer-Policy": "no-referrer"})

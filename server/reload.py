@@ -20,6 +20,7 @@ from server.limits import VIEW_LIMITS
 from server.login import audit_client
 from server.scope import can_administer
 from server.views import VIEWS
+from server.walls_api import stop_tour
 
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -52,6 +53,8 @@ async def async_reload(app: web.Application, client: Client) -> dict:
         app[AUTH].reload(new)
         app[VIEW_LIMITS].limits = new.limits
         summary = await runtime.async_apply(new, on_changed=app[VIEWS].recheck)
+        for wall_id in [w for w in runtime.tours if w not in runtime.walls]:
+            stop_tour(app, wall_id)  # its wall is gone
         detail = {"result": "applied", **{key: len(value) for key, value in summary.as_dict().items()}}
         await journal.async_event("config_reload", client, detail=detail)
         return summary.as_dict()

@@ -212,7 +212,8 @@ class Runtime:
         """The camera's own H.264 without decoding, if it may be sent as it is: H.264, no
         privacy mask (masked pixels are only ever sent re-encoded). Else None."""
         camera = self.config.camera(camera_id)
-        if camera is None or camera.privacy_masks or not camera.url.startswith(("rtsp", "file")):
+        if (camera is None or camera.privacy_masks or camera_id not in self.workers
+                or not camera.url.startswith(("rtsp", "file"))):
             return None
         worker = self._main_worker(camera_id)
         if worker.status().codec != "h264":
@@ -239,6 +240,8 @@ class Runtime:
         limits = self.config.limits
         users = self._mosaic_users.get(key)
         if users is None or user not in users:
+            # A mosaic counts for each user who viewed it until it is gone, lingering
+            # included: opening and closing new ones in a loop fills the user's share only.
             held = sum(1 for counts in self._mosaic_users.values() if user in counts)
             if held >= limits.mosaics_per_user:
                 raise TooManyMosaics("too many ad-hoc mosaics open for this user")
@@ -265,10 +268,8 @@ class Runtime:
         """One view of `user` on the mosaic has ended (the stream stops by itself after
         its last viewer)."""
         users = self._mosaic_users.get(key)
-        if users is not None:
-            users[user] -= 1
-            if users[user] <= 0:
-                del users[user]
+        if users is not None and users[user] > 0:
+            users[user] -= 1  # kept at 0: still charged to the user while it lingers
 
     def target_cameras(self, kind: str, target_id: str | MosaicKey) -> tuple[str, ...] | None:
         """The cameras a view of this target shows now; None if the target is gone."""
@@ -343,16 +344,36 @@ class Runtime:
             stream.invalidate()  # nothing the old cameras or layout made goes out any more
         if on_changed is not None:
             on_changed()
+        # New cameras start at once; changed ones once their old worker has stopped (two
+        # connections to one camera may be refused). Meanwhile they have no worker: views
+        # of them answer 503 ("restarting"), walls show them as NO SIGNAL.
+        self.redactor.add(secret for camera in new.cameras if (secret := camera.password()))
+        for camera in new.cameras:
+            if camera.id in added:
+                self._start_worker(camera)
         stopping = [self.workers.pop(cid) for cid in removed + restarted]
         stopping += [self._main_workers.pop(cid) for cid in removed + restarted if cid in self._main_workers]
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, stop_workers, stopping)
         for cid in removed + restarted:
             self.store.forget(cid)
-        self.redactor.add(secret for camera in new.cameras if (secret := camera.password()))
         for camera in new.cameras:
-            if camera.id in added or camera.id in restarted:
+            if camera.id in restarted:
                 self._start_worker(camera)
+        # Streams made while the cameras restarted hold no worker for them: rebuilt too.
+        fresh = touched | set(added)
+        for wall_id, stream in self._wall_streams.items():
+            if stream not in rebuilding and fresh & set(self.wall_cameras(wall_id)):
+                rebuilding.append(stream)
+        for camera_id, stream in self._camera_streams.items():
+            if stream not in rebuilding and camera_id in fresh:
+                rebuilding.append(stream)
+        for key, stream in self._mosaic_streams.items():
+            if stream not in rebuilding and fresh & set(key.cameras):
+                rebuilding.append(stream)
+        for camera_id, remux in list(self._remux_streams.items()):
+            if camera_id in fresh:  # made in the meantime on a worker now stopped
+                closing.append(self._remux_streams.pop(camera_id))
         await asyncio.gather(*(stream.async_close() for stream in closing),
                              *(stream.async_rebuild() for stream in rebuilding))
         summary = ReloadSummary(added, removed, restarted, walls_changed)

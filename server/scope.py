@@ -52,11 +52,17 @@ def can_view_wall(principal: Principal, wall_id: str, wall_communes: Iterable[st
     communes the wall is meant for (a commune's automatic wall: that commune; a configured
     wall: its `communes`, often none). Police need one of those communes to be theirs and
     every camera on the wall now to be theirs: an operator may put any camera on any wall,
-    which then closes to police rather than showing them a foreign camera."""
+    which then closes to police rather than showing them a foreign camera. A kiosk sees its
+    one wall, and if the wall is meant for communes, only while its cameras are theirs."""
     if principal.sees_everything:
         return True
     if principal.role == Role.KIOSK:
-        return principal.wall == wall_id
+        # A screen bound to a wall meant for some communes (a municipal police station's)
+        # shows it only while every camera on it is theirs; the centre's own screens
+        # (a wall without communes) show whatever the operators put on it.
+        wall_communes = frozenset(wall_communes)
+        return principal.wall == wall_id and (
+            not wall_communes or all(commune in wall_communes for commune in camera_communes))
     if principal.role == Role.POLICE:
         return (not principal.communes.isdisjoint(wall_communes)
                 and all(can_view_camera(principal, c) for c in camera_communes))

@@ -49,13 +49,20 @@ EndedFn = Callable[[list[str]], None]
 
 class SessionStore:
     """Sessions by the SHA-256 digest of their token. `on_ended(digests)` hears every
-    session that ends (logout, expiry, reload, an admin ending them), so that the views
-    they opened end too (server/views.py)."""
+    session that ends (logout, expiry, reload, an admin ending them, eviction), so that the
+    views they opened end too (server/views.py).
 
-    def __init__(self, idle_seconds: float, max_sessions: int = 10_000) -> None:
+    Bounded twice: `max_sessions` in all (the least recently used without a live view goes
+    first) and `max_per_principal` per user or token (that principal's oldest goes first),
+    so that a kiosk token used in a loop cannot push everybody else's sessions out."""
+
+    def __init__(self, idle_seconds: float, max_sessions: int = 10_000,
+                 max_per_principal: int = 64) -> None:
         self.idle_seconds = idle_seconds
         self._max = max_sessions
+        self._max_per_principal = max_per_principal
         self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self._by_name: dict[str, OrderedDict[str, None]] = {}  # principal name -> digests, oldest first
         self.changed = False  # since the last snapshot
         self.on_ended: EndedFn | None = None
 
@@ -65,18 +72,51 @@ class SessionStore:
             if self.on_ended is not None:
                 self.on_ended(digests)
 
+    def _add(self, key: str, session: Session) -> None:
+        self._sessions[key] = session
+        self._by_name.setdefault(session.principal.name, OrderedDict())[key] = None
+
+    def _pop(self, key: str) -> Session | None:
+        session = self._sessions.pop(key, None)
+        if session is not None:
+            keys = self._by_name.get(session.principal.name)
+            if keys is not None:
+                keys.pop(key, None)
+                if not keys:
+                    del self._by_name[session.principal.name]
+        return session
+
     def create(self, principal: Principal, address: str, credential: str = "",
                user_agent: str = "") -> str:
         token = secrets.token_urlsafe(32)
         now = time.time()
-        self._sessions[_digest(token)] = Session(principal, now, now, address, credential,
-                                                 user_agent[:300])
+        key = _digest(token)
+        self._add(key, Session(principal, now, now, address, credential, user_agent[:300]))
         self.changed = True
         evicted = []
+        own = self._by_name[principal.name]
+        while len(own) > self._max_per_principal:
+            oldest = next((k for k in own if k != key and self._sessions[k].views <= 0),
+                          next(iter(own)))
+            self._pop(oldest)
+            evicted.append(oldest)
         while len(self._sessions) > self._max:
-            evicted.append(self._sessions.popitem(last=False)[0])  # least recently used first
+            evicted.append(self._evict_one(keep=key))
         self._ended(evicted)
         return token
+
+    def _evict_one(self, keep: str) -> str:
+        """The least recently used session goes, unless it has a live view open (a wall
+        screen watching for days): then the next one, looking at a bounded number."""
+        victim = None
+        for index, (key, session) in enumerate(self._sessions.items()):
+            if key != keep and (session.views <= 0 or index >= 1_000):
+                victim = key
+                break
+        if victim is None:
+            victim = next(key for key in self._sessions if key != keep)
+        self._pop(victim)
+        return victim
 
     def get(self, token: str) -> Session | None:
         """The session of a cookie's token, refreshed; None if unknown or expired."""
@@ -88,7 +128,7 @@ class SessionStore:
             return None
         now = time.time()
         if now - session.last_seen > self.idle_seconds and session.views <= 0:
-            del self._sessions[key]
+            self._pop(key)
             self._ended([key])
             return None
         if touch:
@@ -103,18 +143,24 @@ class SessionStore:
 
     def drop(self, token: str) -> None:
         key = _digest(token)
-        if self._sessions.pop(key, None) is not None:
+        if self._pop(key) is not None:
             self._ended([key])
 
+    def _keys_of(self, user: str) -> list[str]:
+        """Digests of a user's sessions (names compare without case, as at login)."""
+        return [key for name, keys in self._by_name.items() if name.lower() == user.lower()
+                for key in keys]
+
     def list(self, user: str | None = None) -> list[Session]:
-        return [s for s in self._sessions.values()
-                if user is None or s.principal.name.lower() == user.lower()]
+        if user is None:
+            return list(self._sessions.values())
+        return [self._sessions[key] for key in self._keys_of(user)]
 
     def end_user(self, user: str) -> int:
         """End every session of one user (an admin's DELETE /api/sessions?user=)."""
-        keys = [key for key, s in self._sessions.items() if s.principal.name.lower() == user.lower()]
+        keys = self._keys_of(user)
         for key in keys:
-            del self._sessions[key]
+            self._pop(key)
         self._ended(keys)
         return len(keys)
 
@@ -132,15 +178,15 @@ class SessionStore:
             now_valid = current(name)
             if (now_valid is not None and credential and now_valid[1] == credential
                     and now - last_seen <= self.idle_seconds):
-                self._sessions[key] = Session(now_valid[0], created, last_seen, address,
-                                              credential, user_agent or "")
+                self._add(key, Session(now_valid[0], created, last_seen, address, credential,
+                                       user_agent or ""))
         return len(self._sessions)
 
     def retain(self, still_valid: Callable[[Session], bool]) -> int:
         """Drop sessions that are no longer valid (after a reload). Returns how many."""
         stale = [key for key, session in self._sessions.items() if not still_valid(session)]
         for key in stale:
-            del self._sessions[key]
+            self._pop(key)
         self._ended(stale)
         return len(stale)
 
@@ -187,7 +233,18 @@ class LoginThrottle:
             self._failures.setdefault(key, deque(maxlen=64)).append(now)
             self._failures.move_to_end(key)
         while len(self._failures) > self.max_keys:
-            self._failures.popitem(last=False)
+            self._evict_one(now)
+
+    def _evict_one(self, now: float) -> None:
+        """Forget the least recently failed key that is not held back now: decoys from
+        thousands of addresses must not push a locked user's failures out. Looks at a
+        bounded number; if all of those are held back, the oldest goes."""
+        for index, (key, failures) in enumerate(self._failures.items()):
+            recent = sum(1 for moment in failures if moment >= now - self.window)
+            if recent < self.free_attempts or index >= 256:
+                del self._failures[key]
+                return
+        self._failures.popitem(last=False)
 
     def reserve(self, user: str, address: str, now: float | None = None) -> tuple[float, float]:
         """Start an attempt: (seconds to wait, 0) if it must wait, else (0, its stamp). The

@@ -66,7 +66,7 @@ def _new_spec(runtime: Runtime, wall_id: str, body: dict) -> WallSpec:
     except ValidationError as error:
         raise web.HTTPBadRequest(text=_validation_message(error)) from None
     for cell in wall.resolved_cells():
-        if cell.camera is not None and cell.camera not in runtime.workers:
+        if cell.camera is not None and cell.camera not in runtime.camera_communes:
             raise web.HTTPBadRequest(text=f"unknown camera {cell.camera!r}")
     return wall_spec(wall)
 
@@ -99,7 +99,9 @@ def _parse_tour(runtime: Runtime, wall_id: str, raw) -> Tour:
         if not isinstance(page, list) or len(page) > spec.columns * spec.rows:
             raise web.HTTPBadRequest(text="tour.pages: each page a list of cameras that fits the layout")
         for camera_id in page:
-            if camera_id is not None and camera_id not in runtime.workers:
+            if camera_id is not None and not isinstance(camera_id, str):
+                raise web.HTTPBadRequest(text="tour.pages: camera ids are strings or null")
+            if camera_id is not None and camera_id not in runtime.camera_communes:
                 raise web.HTTPBadRequest(text=f"tour.pages: unknown camera {str(camera_id)[:64]!r}")
     return Tour(float(seconds), pages)
 
@@ -107,7 +109,10 @@ def _parse_tour(runtime: Runtime, wall_id: str, raw) -> Tour:
 async def _run_tour(app: web.Application, wall_id: str, tour: Tour) -> None:
     runtime = app[RUNTIME]
     while True:
-        spec = runtime.walls[wall_id]
+        spec = runtime.walls.get(wall_id)
+        if spec is None:  # a reload removed the wall
+            runtime.tours.pop(wall_id, None)
+            return
         page = tour.pages[tour.index]
         data = {"id": wall_id, "name": spec.name, "size": f"{spec.width}x{spec.height}",
                 "fps": spec.fps, "layout": f"{spec.columns}x{spec.rows}", "cameras": page}

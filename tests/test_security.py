@@ -150,23 +150,28 @@ async def test_police_views_close_when_their_wall_gains_a_foreign_camera(server)
         operator_ws = SocketLog(await session.ws_connect(ws_url(server, "/walls/post/ws?format=jpeg"),
                                                          headers=server.operator))
         mjpeg = server.reader("/walls/post/mjpeg", headers=server.police["police-nord"])
+        # the Nord police station's screen: its kiosk follows the wall's communes too
+        kiosk = server.reader("/walls/post/mjpeg", headers={"Authorization": f"Bearer {KIOSK_TOKEN}"})
         try:
             await police_ws.wait_frames(3)
             await operator_ws.wait_frames(3)
-            await asyncio.to_thread(wait_until, lambda: len(mjpeg.frames) >= 3, 10, 0.05, "mjpeg frames")
+            await asyncio.to_thread(wait_until, lambda: len(mjpeg.frames) >= 3 and len(kiosk.frames) >= 3,
+                                    10, 0.05, "mjpeg frames")
             changed_at = time.time()
             await put_wall(session, server, {"layout": "2x2", "cameras": ["n1", "n2", "s1", None]})
             assert await police_ws.wait_closed(5) == 4003
-            await asyncio.to_thread(mjpeg._thread.join, 5)
-            assert not mjpeg._thread.is_alive(), "the police MJPEG stream still runs"
+            for reader in (mjpeg, kiosk):
+                await asyncio.to_thread(reader._thread.join, 5)
+                assert not reader._thread.is_alive(), "a Nord MJPEG stream still runs"
             await operator_ws.wait_frames(len(operator_ws.frames) + 5)
         finally:
             mjpeg.stop()
+            kiosk.stop()
             await operator_ws.ws.close()
         # nothing the police received shows or names s1
         for _, jpeg in police_ws.frames:
             assert wall_tags(jpeg) <= {1, 2}
-        for frame in mjpeg.frames:
+        for frame in mjpeg.frames + kiosk.frames:
             assert wall_tags(frame.jpeg) <= {1, 2}
         for _, text in police_ws.texts:
             assert not strings_in(text) & {"s1", "s2", "e1", "sud", "est"}, text
@@ -203,6 +208,9 @@ async def test_tours_hide_their_pages_from_police_and_a_foreign_page_closes_thei
             assert await police_ws.wait_closed(10) == 4003  # at the page with s1
         finally:
             await put_wall(session, server, {"tour": None})
+        async with session.put(f"{server.base_url}/api/walls/post", headers=server.operator,
+                               json={"tour": {"seconds": 3, "pages": [[["n1"]], ["n2"]]}}) as response:
+            assert response.status == 400  # was a 500 (found in review)
     assert "post" in [wall["id"] for wall in listed]
     assert not strings_in(listed) & {"s1", "s2", "e1"}, listed
     for _, jpeg in police_ws.frames:
@@ -302,6 +310,7 @@ async def _play(server, operations) -> None:
         finally:
             await put_wall(session, server, {"tour": None})
             await viewer.ws.close()
+            await reload("nord")  # as the module's other tests expect
     assert viewer.close_code in (None, 1000, 4003), viewer.close_code
     for at, jpeg in viewer.frames:
         allowed = [tags for start, tags in windows if start <= at][-1]
@@ -353,6 +362,9 @@ def test_head_and_refused_requests_make_no_mosaic_and_mosaics_end_with_their_vie
     for path in ("/mosaic/mjpeg?cameras=n1&size=1x1", "/mosaic/ws?cameras=n1&format=gif",
                  "/mosaic/mjpeg?cameras=n1&layout=9x9"):
         assert fetch("GET", server.base_url + path, headers=police)[0] == 400
+        status, _, _ = fetch("GET", f"{server.base_url}/mosaic/ws?cameras=n1&format=jpeg&fps={1 + index % 20}",
+                             headers=police)
+        assert status == 400  # not an upgrade: nothing opened
     assert _mosaics(server) == []
     readers = [server.reader(f"/mosaic/mjpeg?cameras=n1,n2&fps={fps}", headers=police) for fps in (4, 5)]
     try:
@@ -366,6 +378,9 @@ def test_head_and_refused_requests_make_no_mosaic_and_mosaics_end_with_their_vie
     finally:
         for reader in readers:
             reader.stop()
+    # lingering after its last viewer, a mosaic still counts for the user who opened it
+    status, _, _ = fetch("GET", server.base_url + "/mosaic/snapshot.jpg?cameras=n1&fps=7", headers=police)
+    assert status == 429
     wait_until(lambda: _mosaics(server) == [], 3 * 10, message="mosaics gone after their viewers")
 
 
@@ -406,6 +421,21 @@ async def test_a_changed_password_or_token_ends_sessions_and_their_streams(tmp_p
         server.terminate()
 
 
+async def test_a_login_checked_during_a_reload_makes_no_session_of_the_old_password():
+    """Found in review: argon2 ran against the account read before a reload, and the
+    session was stamped with the new credential: the old password's login lived on."""
+    from server.auth import Auth
+    from server.config import parse_config
+
+    auth = Auth(parse_config(config_text().replace("{port}", "1"), "<test>"))
+    check = asyncio.ensure_future(auth.check_password("police-nord", "police-nord-Pw"))
+    await asyncio.sleep(0)  # the check has read the account and runs argon2 in a thread
+    auth.reload(parse_config(config_text(police_password="changed-Pw").replace("{port}", "1"), "<test>"))
+    assert await check is None
+    proof = await auth.check_password("police-nord", "changed-Pw")
+    assert proof is not None and auth.directory.current("police-nord")[1] == proof.credential
+
+
 async def test_admins_list_and_end_a_users_sessions_and_their_views(server):
     """Before: no way to see or end sessions short of a restart with a new password."""
     first = login(server.base_url, "police-sud", "police-sud-Pw")
@@ -433,6 +463,26 @@ async def test_admins_list_and_end_a_users_sessions_and_their_views(server):
 
 
 # -- 7. smaller ones ----------------------------------------------------------------------------
+def test_clients_leaving_during_the_handshake_leave_nothing_behind(server):
+    """Found in review: each one wrote a traceback to the log."""
+    import base64
+    import socket
+    import struct
+
+    port = int(server.base_url.rsplit(":", 1)[1])
+    for _ in range(10):
+        sock = socket.create_connection(("127.0.0.1", port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall((f"GET /walls/commune-nord/ws?format=jpeg HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                      f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                      f"Sec-WebSocket-Version: 13\r\n{'Cookie: ' + server.police['police-nord']['Cookie']}"
+                      "\r\n\r\n").encode())
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+        sock.close()
+    wait_until(lambda: server.get_json("/api/status")["open_views"] == 0, 5, message="no view left")
+    assert "Traceback" not in server.log()
+
+
 def test_bad_kiosk_tokens_from_one_address_lock_out_only_that_address(server):
     """Before: five bad tokens from anywhere made every kiosk's valid token answer 429."""
     import http.client
