@@ -26,6 +26,11 @@ NAL_OVERHEAD = 64
 _WRAP = 1 << 32
 
 
+class UnitTooLarge(ValueError):
+    """A camera sent more for one picture than any picture holds: it is not a camera
+    talking. Raised once the unit passes MAX_UNIT_BYTES (what was held is dropped)."""
+
+
 @dataclass(frozen=True)
 class AccessUnit:
     data: bytes  # Annex B: NAL units, each after a start code
@@ -111,6 +116,7 @@ class Depacketiser:
             if held > MAX_UNIT_BYTES:  # no marker, no new timestamp: not a camera
                 self._broken = True
                 self._nals, self._bytes, self._fragment = [], 0, None
+                raise UnitTooLarge(f"camera sent a picture over {MAX_UNIT_BYTES // 1_000_000} MB")
         # The marker ends a picture; some cameras also set it on their parameter-set
         # packets, which would make a second unit with the same timestamp.
         if second & 0x80 and self._has_picture:

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ingest.rtp import DEPACKETISERS, AccessUnit, Depacketiser, parameter_sets
+from ingest.rtp import DEPACKETISERS, AccessUnit, Depacketiser, UnitTooLarge, parameter_sets
 from ingest.sources import SourceError
 
 USER_AGENT = "Vigie"
@@ -483,7 +483,10 @@ class RtspClient:
         units: list[AccessUnit] = []
         view = memoryview(data)
         try:
-            position = self._walk(data, view, size, units)
+            try:
+                position = self._walk(data, view, size, units)
+            except UnitTooLarge as too_large:  # the session ends, with the reason
+                raise TooLarge(str(too_large)) from None
             # What is left (a packet cut by this read) waits for the next one.
             rest = None if held else bytearray(view[position:size])
         finally:

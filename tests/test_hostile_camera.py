@@ -58,7 +58,7 @@ ATTACKS = [
     Attack("huge-length-options", BODY_LIMIT),
     Attack("huge-length-stream", BODY_LIMIT),
     # Not a disconnection: the unit is dropped at 16 MB, nothing else comes.
-    Attack("endless-fua", "no video from the camera"),
+    Attack("endless-fua", "camera sent a picture over 16 MB"),
 ]
 
 
