@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from bench.measure import percentile
-from ingest.layout import CellSpec
-from ingest.stamp import MS_MODULO
+from ingest.picture.layout import CellSpec
+from ingest.picture.stamp import MS_MODULO
 from tests.mjpeg import cell_stamp
 
 SOURCE = (640, 360)

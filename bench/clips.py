@@ -2,7 +2,7 @@
 
 Each clip is a short loop (a whole number of GOPs, first frame an IDR with SPS/PPS in band)
 of 640x360 frames that look like the simulator's (`tests/camsim`: moving diagonal stripes,
-a sweeping bar, a colour per camera) and carry the stamp of `ingest.stamp` with the
+a sweeping bar, a colour per camera) and carry the stamp of `ingest.picture.stamp` with the
 camera's tag. The stamp's clock is NOT live (it is the frame's index x the frame period,
 modulo the loop): a looped camera tells which camera a cell shows, not how old it is.
 Latency is read only from the live-encoded simulator cameras.
@@ -21,7 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from ingest.stamp import draw_stamp
+from ingest.picture.stamp import draw_stamp
 
 PATTERN_PERIOD = 64
 RECORD = struct.Struct(">IB")

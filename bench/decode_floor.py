@@ -41,12 +41,12 @@ import cv2
 import numpy as np
 
 # As Vigie: reads bounded by FFmpeg's socket timeout, not PyAV's (which takes the GIL around
-# every socket read, see ingest/sources.py).
+# every socket read, see ingest/source/).
 OPTIONS = {"rtsp_transport": "tcp", "analyzeduration": "0", "probesize": "32",
            "timeout": "5000000"}
 
 
-cv2.setNumThreads(1)  # as Vigie (ingest/normalise.py): the streams are the parallelism
+cv2.setNumThreads(1)  # as Vigie (ingest/picture/normalise.py): the streams are the parallelism
 
 
 class Stream:
@@ -179,7 +179,7 @@ class WallEncoder:
     def _h264(self):
         from av.video.reformatter import ColorRange
 
-        from ingest.fmp4 import x264_threads
+        from ingest.encode.fmp4 import x264_threads
 
         codec = av.CodecContext.create("libx264", "w")
         codec.width, codec.height, codec.pix_fmt = self.width, self.height, "yuv420p"
@@ -191,7 +191,7 @@ class WallEncoder:
         codec.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline",
                          "g": gop, "keyint_min": gop, "bf": "0", "crf": "26",
                          "sc_threshold": "0",
-                         # Vigie's choice of threads too (ingest/fmp4.py): the floor is the
+                         # Vigie's choice of threads too (ingest/encode/fmp4.py): the floor is the
                          # best this encoder does, not its defaults.
                          "threads": str(x264_threads(self.width, self.height))}
         pts = [0]

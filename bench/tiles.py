@@ -19,7 +19,7 @@ from pathlib import Path
 import av
 import cv2
 
-import ingest.normalise as normalise
+import ingest.picture.normalise as normalise
 from bench.clips import RECORD, make_clips
 
 SIZES = [(480, 270), (640, 360), (960, 540), (320, 240)]

@@ -21,8 +21,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from ingest.encoders import EncodedFrame
-from ingest.stats import RateMeter
+from ingest.encode import EncodedFrame
+from ingest.camera.health import RateMeter
 
 
 STALE_GAP = 0.5  # seconds: a waiting JPEG frame this much older than the newest is skipped

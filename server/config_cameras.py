@@ -109,7 +109,7 @@ class Camera(Section):
     priority: Literal["high", "normal", "low"] = Field(
         "normal",
         description="When the server is short of CPU, low cameras are reduced to their "
-        "keyframes first and high ones last (ingest/governor.py).",
+        "keyframes first and high ones last (ingest/wall/governor.py).",
     )
     stale_after: float = Field(
         5.0,

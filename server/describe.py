@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest.worker import CameraWorker
+from ingest.camera.worker import CameraWorker
 from server.runtime import COMMUNE_WALL_PREFIX, Runtime
 from server.scope import Principal
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ingest.decoding import Decoding
-from ingest.stats import CameraState, CameraStatus
-from ingest.worker import CameraWorker
+from ingest.source.decoding import Decoding
+from ingest.camera.health import CameraState, CameraStatus
+from ingest.camera.worker import CameraWorker
 from server.auth import principal_of
 from server.describe import camera_json, wall_json
 from server.keys import RUNTIME, STARTED_AT
@@ -90,7 +90,7 @@ async def api_status(request: web.Request) -> web.Response:
         "uptime_seconds": round(time.monotonic() - request.app[STARTED_AT], 1),
         "cameras": {"total": len(runtime.workers), **states},
         "walls": walls,
-        # Load shedding (ingest/governor.py): watched cameras reduced to their keyframes.
+        # Load shedding (ingest/wall/governor.py): watched cameras reduced to their keyframes.
         "load": runtime.governor.status(),
     })
 

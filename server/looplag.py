@@ -1,5 +1,5 @@
 """How late the event loop runs what is due: the server's own measure of being short of CPU
-where it serves viewers (ingest/governor.py asks it once a second)."""
+where it serves viewers (ingest/wall/governor.py asks it once a second)."""
 
 from __future__ import annotations
 

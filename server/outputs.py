@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ingest.encoders import EncodedFrame
+from ingest.encode import EncodedFrame
 from server.auth import credential_of, principal_of
 from server.describe import camera_json, wall_json
 from server.errors import json_error

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.compositor import Compositor, WallSpec
-from ingest.governor import Governor
-from ingest.layout import CellSpec, grid_cells
+from ingest.wall.compositor import Compositor, WallSpec
+from ingest.wall.governor import Governor
+from ingest.picture.layout import CellSpec, grid_cells
 from ingest.redact import Redactor
-from ingest.sources import SourceSpec
-from ingest.tiles import TileStore
-from ingest.worker import CameraInfo, CameraWorker, stop_workers
+from ingest.source import SourceSpec
+from ingest.picture.tiles import TileStore
+from ingest.camera.worker import CameraInfo, CameraWorker, stop_workers
 from server.config import Camera, VigieConfig, Wall
 from server.looplag import LoopLag
 from server.streams import LiveStream, RemuxStream
@@ -142,7 +142,7 @@ class Runtime:
         self._remux_streams: dict[str, RemuxStream] = {}
         self.tours: dict[str, Any] = {}  # wall id -> running tour (server.walls_api.Tour)
         # Reduces the least prominent cameras to their keyframes while the machine is short
-        # of CPU (ingest/governor.py). It reads the dicts from its thread: whole copies.
+        # of CPU (ingest/wall/governor.py). It reads the dicts from its thread: whole copies.
         self.loop_lag = LoopLag()  # probed by server/app.py while the app runs
         self.governor = Governor(self.all_workers, self.compositors, loop_lag=self.loop_lag.take)
         self.started = False

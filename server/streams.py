@@ -12,8 +12,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from ingest.compositor import Compositor
-from ingest.encoders import EncodedFrame
+from ingest.wall.compositor import Compositor
+from ingest.encode import EncodedFrame
 from ingest.hub import DropPolicy, Hub
 
 logger = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class RemuxStream:
 
     def __init__(self, name: str, worker, loop: asyncio.AbstractEventLoop,
                  stall_timeout: float = 10.0) -> None:
-        from ingest.remux import Remuxer
+        from ingest.encode.remux import Remuxer
 
         self.name = name
         self.worker = worker

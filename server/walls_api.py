@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from pydantic import ValidationError
 
-from ingest.compositor import WallSpec
+from ingest.wall.compositor import WallSpec
 from server.auth import principal_of
 from server.config_walls import Wall
 from server.describe import wall_json

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from ingest.layout import CellSpec, cell_rect, letterbox
-from ingest.stamp import Stamp, read_stamp
+from ingest.picture.layout import CellSpec, cell_rect, letterbox
+from ingest.picture.stamp import Stamp, read_stamp
 
 
 @dataclass

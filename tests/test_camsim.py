@@ -19,7 +19,7 @@ import av
 import av.error
 import pytest
 
-from ingest.stamp import Stamp, read_stamp
+from ingest.picture.stamp import Stamp, read_stamp
 from tests.camsim import CameraSimulator, Mount, require_gstreamer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ingest.layout import CellSpec
+from ingest.picture.layout import CellSpec
 from tests.conftest import REPO, free_port, missing_component
 from tests.mjpeg import ReceivedFrame, cell_stamp, fetch, login
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 
-import ingest.compositor as compositor
-from ingest.compositor import Compositor, WallSpec
-from ingest.layout import CellSpec
+import ingest.wall.compositor as compositor
+from ingest.wall.compositor import Compositor, WallSpec
+from ingest.picture.layout import CellSpec
 from ingest.redact import Redactor
-from ingest.sources import SourceSpec
-from ingest.tiles import TileStore
-from ingest.worker import CameraInfo, CameraWorker
+from ingest.source import SourceSpec
+from ingest.picture.tiles import TileStore
+from ingest.camera.worker import CameraInfo, CameraWorker
 from server.streams import LiveStream
 from tests.mjpeg import wait_until
 
@@ -86,7 +86,7 @@ async def test_jpeg_is_not_encoded_while_every_viewer_has_frames_waiting():
         await stream.async_close()
         worker.request_stop()
     assert 2 <= untaken <= 5, untaken  # once a second, not 20 times
-    assert starved >= 20, starved  # ticks the governor counts as late (ingest/governor.py)
+    assert starved >= 20, starved  # ticks the governor counts as late (ingest/wall/governor.py)
     assert taken >= 20, taken  # and at the wall's rate (20 fps) once taken
 
 

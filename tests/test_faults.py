@@ -13,7 +13,7 @@ import statistics
 import threading
 import time
 
-from ingest.layout import CellSpec, cell_rect, letterbox
+from ingest.picture.layout import CellSpec, cell_rect, letterbox
 from tests.camsim import Mount
 from tests.faultproxy import FaultProxy
 from tests.mjpeg import cell_stamp, wait_until

@@ -8,8 +8,8 @@ import time
 import av
 import numpy as np
 
-from ingest.fmp4 import Fmp4Encoder
-from ingest.tiles import new_i420
+from ingest.encode.fmp4 import Fmp4Encoder
+from ingest.picture.tiles import new_i420
 
 WIDTH, HEIGHT, FPS = 320, 180, 15.0
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from ingest.backoff import backoff_delay
-from ingest.layout import CellSpec, Rect, cell_rect, grid_cells, letterbox
-from ingest.normalise import FrameGate
+from ingest.camera.backoff import backoff_delay
+from ingest.picture.layout import CellSpec, Rect, cell_rect, grid_cells, letterbox
+from ingest.picture.normalise import FrameGate
 
 
 @pytest.mark.parametrize(

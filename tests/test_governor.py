@@ -1,4 +1,4 @@
-"""Load shedding (ingest/governor.py): under overload the least prominent watched cameras are
+"""Load shedding (ingest/wall/governor.py): under overload the least prominent watched cameras are
 reduced to their keyframes, in steps, never all of them, and given back one at a time.
 
 The policy is fed load samples here (the machine's load is the input it reacts to); the
@@ -12,17 +12,17 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from ingest.compositor import Compositor, WallSpec
-from ingest.decoding import DecodePolicy, Decoding
-from ingest.governor import (HOLD_MIN, MAX_REDUCED_SHARE, Governor, Load, MachineIdle,
+from ingest.wall.compositor import Compositor, WallSpec
+from ingest.source.decoding import DecodePolicy, Decoding
+from ingest.wall.governor import (HOLD_MIN, MAX_REDUCED_SHARE, Governor, Load, MachineIdle,
                              SheddingPolicy, least_prominent_first)
-from ingest.lag import SKIP_LIMIT
-from ingest.layout import CellSpec
+from ingest.source.lag import SKIP_LIMIT
+from ingest.picture.layout import CellSpec
 from ingest.redact import Redactor
-from ingest.sources import SourceSpec
-from ingest.stats import CameraState
-from ingest.tiles import TileStore
-from ingest.worker import CameraInfo, CameraWorker
+from ingest.source import SourceSpec
+from ingest.camera.health import CameraState
+from ingest.picture.tiles import TileStore
+from ingest.camera.worker import CameraInfo, CameraWorker
 from tests.camsim import Mount
 from tests.mjpeg import wait_until
 

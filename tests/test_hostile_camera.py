@@ -24,14 +24,14 @@ from dataclasses import dataclass
 import pytest
 
 from ingest.redact import Redactor
-from ingest.stats import CameraState
+from ingest.camera.health import CameraState
 from server.config import VigieConfig, parse_config
 from server.runtime import Runtime
 from tests.camsim import CameraSimulator, Mount
 from tests.hostile_rtsp import HostileCamera
 from tests.test_camsim import gstreamer  # noqa: F401 - fixture (fails under CI=true)
 
-WINDOW = 5.0  # seconds an attack runs; the input rate is a 5 s average (ingest/stats.py)
+WINDOW = 5.0  # seconds an attack runs; the input rate is a 5 s average (ingest/camera/health.py)
 PROBE = 0.02  # seconds between the event loop probe's wakes
 # Issue 18's targets are 0.1 s of lateness (the benchmark figure) and 64 MB; these bounds
 # are 3 times the first and the second itself (a fixed client peaks at 16 MB, an FU-A unit).

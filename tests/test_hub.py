@@ -2,7 +2,7 @@
 
 import asyncio
 
-from ingest.encoders import EncodedFrame
+from ingest.encode import EncodedFrame
 from ingest.hub import DropPolicy, Hub
 
 

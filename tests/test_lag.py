@@ -1,6 +1,6 @@
 """A worker that cannot keep up with its camera skips to a keyframe instead of falling ever
-further behind (ingest/lag.py), and only when the camera's data waits in our own socket
-(ingest/backlog.py): the meter and the guard alone, the socket reading on real sockets, then
+further behind (ingest/source/lag.py), and only when the camera's data waits in our own socket
+(ingest/source/backlog.py): the meter and the guard alone, the socket reading on real sockets, then
 real RTSP cameras read by real PyAV sources: one whose consumer is twice too slow, and one
 late because of its link beside it."""
 
@@ -13,14 +13,14 @@ import time
 import numpy as np
 import pytest
 
-from ingest.backlog import BacklogMonitor, parse_address, parse_table
-from ingest.decoding import Decoding
-from ingest.lag import BACKLOG_MIN_BYTES, MAX_LAG, SKIP_LIMIT, LagGuard, LagMeter
+from ingest.source.backlog import BacklogMonitor, parse_address, parse_table
+from ingest.source.decoding import Decoding
+from ingest.source.lag import BACKLOG_MIN_BYTES, MAX_LAG, SKIP_LIMIT, LagGuard, LagMeter
 from ingest.redact import Redactor
-from ingest.sources import SourceSpec, open_source
-from ingest.stamp import read_stamp
-from ingest.tiles import TileStore
-from ingest.worker import CameraInfo, CameraWorker
+from ingest.source import SourceSpec, open_source
+from ingest.picture.stamp import read_stamp
+from ingest.picture.tiles import TileStore
+from ingest.camera.worker import CameraInfo, CameraWorker
 from tests.camsim import Mount
 from tests.faultproxy import FaultProxy
 
@@ -303,7 +303,7 @@ def test_a_camera_late_by_its_link_is_not_skipped_beside_one_read_too_slowly(sim
 def test_a_late_camera_s_tiles_carry_the_time_their_picture_was_taken(simulators, reduced):
     """A real worker behind a link that delays everything 2.5 s: its tiles (whose clock the
     overlay draws) carry the time the picture was taken, not the time it arrived; also
-    when reduced to its keyframes for want of CPU (ingest/governor.py)."""
+    when reduced to its keyframes for want of CPU (ingest/wall/governor.py)."""
     simulator = simulators([Mount("late", fps=10, gop=10, tag=43)])
     with FaultProxy(simulator.port) as proxy:
         store = TileStore()

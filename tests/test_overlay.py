@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import av
 import numpy as np
 
-from ingest.normalise import Label, Normaliser
+from ingest.picture.normalise import Label, Normaliser
 
 SIZE = (480, 270)
 NOON = time.mktime((2026, 11, 26, 12, 0, 0, 0, 0, -1))

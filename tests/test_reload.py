@@ -5,7 +5,7 @@ import signal
 import time
 from pathlib import Path
 
-from ingest.layout import CellSpec
+from ingest.picture.layout import CellSpec
 from tests.conftest import users_yaml
 from tests.mjpeg import cell_stamp, fetch, login, wait_until
 

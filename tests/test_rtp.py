@@ -1,4 +1,4 @@
-"""RTP depacketising (ingest/rtp.py) on packets cut from real x264 output: what reaches
+"""RTP depacketising (ingest/source/rtsp/rtp.py) on packets cut from real x264 output: what reaches
 the decoder must decode, and a lost packet must cost its picture, not corrupt the next."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from ingest.rtp import H264Depacketiser, H265Depacketiser, parameter_sets, rtp_bounds
+from ingest.source.rtsp.rtp import H264Depacketiser, H265Depacketiser, parameter_sets, rtp_bounds
 
 MTU = 1200
 

@@ -1,4 +1,4 @@
-"""Our RTSP client (ingest/rtsp.py, ingest/rtsp_source.py) against the real GStreamer RTSP
+"""Our RTSP client (ingest/source/rtsp/client.py, ingest/source/rtsp/source.py) against the real GStreamer RTSP
 server: codecs, credentials, the fallback to FFmpeg's client, and bulk reading while idle.
 """
 
@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from ingest.decoding import REDUCED_INTERVAL, Decoding
-from ingest.rtsp_source import IDLE_READ_INTERVAL, RtspSource
-from ingest.sources import PyAVSource, SourceError, SourceSpec, open_source
-from ingest.stamp import read_stamp
+from ingest.source.decoding import REDUCED_INTERVAL, Decoding
+from ingest.source.rtsp.source import IDLE_READ_INTERVAL, RtspSource
+from ingest.source import PyAVSource, SourceError, SourceSpec, open_source
+from ingest.picture.stamp import read_stamp
 from tests.camsim import CameraSimulator, Mount
 from tests.test_camsim import gstreamer  # noqa: F401 - fixture (fails under CI=true)
 
@@ -180,9 +180,9 @@ def test_idle_reading_keeps_up_with_a_camera_above_one_read_per_wake(sim, monkey
     """An idle camera sending more than one read's worth between two wakes (above 8 Mbit/s
     with the real read size; here the read size is cut to 4 kB for a 1 Mbit/s camera) is
     read until its socket is empty, not a read per wake: it must not fall behind."""
-    import ingest.rtsp
+    import ingest.source.rtsp.client
 
-    monkeypatch.setattr(ingest.rtsp, "READ_SIZE", 4096)
+    monkeypatch.setattr(ingest.source.rtsp.client, "READ_SIZE", 4096)
     source = open_source(SourceSpec(sim.url("h264")))
     assert type(source) is RtspSource
     units = 0

@@ -1,4 +1,4 @@
-"""Every parser of camera input in our RTSP client (ingest/rtsp.py, ingest/rtp.py), fuzzed
+"""Every parser of camera input in our RTSP client (ingest/source/rtsp/client.py, ingest/source/rtsp/rtp.py), fuzzed
 with hypothesis and held to issue 18: no exception but SourceError (TooLarge among them),
 output bounded by the limits, time linear in the input (an adversarial 60,000 characters
 in well under a second), and the limits checked before the bytes are buffered.
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.rtp import (
+from ingest.source.rtsp.rtp import (
     DEPACKETISERS,
     MAX_UNIT_BYTES,
     UnitTooLarge,
@@ -25,7 +25,7 @@ from ingest.rtp import (
     H265Depacketiser,
     rtp_bounds,
 )
-from ingest.rtsp import (
+from ingest.source.rtsp.client import (
     MAX_BODY,
     MAX_HEAD,
     MAX_LINE,
@@ -39,7 +39,7 @@ from ingest.rtsp import (
     parse_sdp,
     split_head,
 )
-from ingest.sources import SourceError
+from ingest.source import SourceError
 
 FUZZ = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

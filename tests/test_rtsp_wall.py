@@ -3,7 +3,7 @@
 import json
 import time
 
-from ingest.layout import CellSpec
+from ingest.picture.layout import CellSpec
 from tests.camsim import Mount
 from tests.mjpeg import cell_stamp, fetch, wait_until
 

@@ -93,7 +93,7 @@ def test_capped_rural_link_degrades_alone_and_recovers(namespace, simulators, vi
             if capped["state"] == "stalled":
                 assert capped["reason"], capped
             # Its pictures came late because of the link, not because Vigie fell behind:
-            # skipping decoding (ingest/lag.py) would not bring them sooner.
+            # skipping decoding (ingest/source/lag.py) would not bring them sooner.
             assert "camera farm: decoding fell" not in server.log(), server.log()[-2000:]
             # ...and the API says how late they come (the picture's age, as read from its
             # stamp, less what it had on the free link).

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.layout import CellSpec
+from ingest.picture.layout import CellSpec
 from server.secrets import hash_token, new_token
 from tests.conftest import TEST_PASSWORDS, password_hash, start_vigie, users_yaml
 from tests.mjpeg import MjpegReader, cell_stamp, fetch, login, wait_until

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import simplejpeg
 
-from ingest.stamp import Stamp, draw_stamp, read_stamp
+from ingest.picture.stamp import Stamp, draw_stamp, read_stamp
 
 
 def test_stamp_survives_downscale_and_jpeg():

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.layout import CellSpec, cell_rect, letterbox
-from ingest.stamp import read_stamp
+from ingest.picture.layout import CellSpec, cell_rect, letterbox
+from ingest.picture.stamp import read_stamp
 from server.secrets import hash_token, new_token
 from server.static import resolve_static
 from tests.conftest import REPO, password_hash, start_vigie, users_yaml

@@ -7,8 +7,8 @@ import time
 import av
 import numpy as np
 
-from ingest.normalise import Label, Normaliser
-from ingest.tiles import i420_planes
+from ingest.picture.normalise import Label, Normaliser
+from ingest.picture.tiles import i420_planes
 
 SIZE = (480, 270)
 NOON = time.mktime((2026, 11, 26, 12, 0, 0, 0, 0, -1))

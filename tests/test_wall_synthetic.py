@@ -8,7 +8,7 @@ import time
 import cv2
 import numpy as np
 
-from ingest.layout import CellSpec
+from ingest.picture.layout import CellSpec
 from tests.mjpeg import cell_stamp
 
 CONFIG = """

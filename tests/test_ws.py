@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from ingest.layout import CellSpec
+from ingest.picture.layout import CellSpec
 from tests.conftest import users_yaml
 from tests.mjpeg import cell_stamp, fetch, login, wait_until
 

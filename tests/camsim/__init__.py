@@ -3,7 +3,7 @@
     with CameraSimulator([Mount("cam1", tag=1), Mount("cam2", codec="h265", tag=2)]) as sim:
         url = sim.url("cam1")            # rtsp://127.0.0.1:PORT/cam1
 
-Every frame carries the stamp of `ingest.stamp` (the mount's tag and the wall-clock time the
+Every frame carries the stamp of `ingest.picture.stamp` (the mount's tag and the wall-clock time the
 frame was made), so a test can tell cameras apart and measure glass-to-glass age.
 
 Standard library only: this module is imported by the tests and the bench in the venv, while

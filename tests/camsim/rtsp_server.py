@@ -8,7 +8,7 @@ venv. Driven by `tests.camsim.CameraSimulator`, but usable by hand:
 Prints exactly one line `READY <port>` on stdout once it listens. Exits on SIGTERM/SIGINT
 (and on EOF of stdin with --exit-on-stdin-eof, so it dies with the process that spawned it).
 
-Every frame carries the stamp of `ingest/stamp.py` (camera tag + wall-clock ms), drawn right
+Every frame carries the stamp of `ingest/picture/stamp.py` (camera tag + wall-clock ms), drawn right
 before the frame is pushed to the encoder.
 """
 
@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
-from ingest.stamp import draw_stamp  # noqa: E402
+from ingest.picture.stamp import draw_stamp  # noqa: E402
 
 CODECS = ("h264", "h265", "mjpeg")
 AUTH_METHODS = {"basic": GstRtsp.RTSPAuthMethod.BASIC, "digest": GstRtsp.RTSPAuthMethod.DIGEST}

@@ -18,13 +18,13 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange
 
-from ingest.encoders import EncodedFrame
-from ingest.tiles import i420_planes
+from ingest.encode.base import EncodedFrame
+from ingest.picture.tiles import i420_planes
 
 MIME_TEMPLATE = 'video/mp4; codecs="{codec}"'
 
 
-class _Sink(io.RawIOBase):
+class FragmentSink(io.RawIOBase):
     """Collects what the muxer writes."""
 
     def __init__(self) -> None:
@@ -84,7 +84,7 @@ class Fmp4Encoder:
     def __init__(self, width: int, height: int, fps: float, gop_seconds: float = 1.0,
                  crf: int = 26) -> None:
         self.width, self.height = width, height
-        self._sink = _Sink()
+        self._sink = FragmentSink()
         self._container = av.open(self._sink, mode="w", format="mp4", options={
             "movflags": "empty_moov+default_base_moof+frag_every_frame+skip_trailer"})
         rate = Fraction(fps).limit_denominator(1000)

@@ -1,7 +1,7 @@
 """RTP video depacketising: H.264 (RFC 6184) and H.265 (RFC 7798) payloads into access
 units in Annex B form, the form PyAV's decoders and FFmpeg's MP4 muxer take.
 
-Pure byte work, no I/O: ingest/rtsp.py feeds it the interleaved packets it reads. A lost
+Pure byte work, no I/O: ingest/source/rtsp/client.py feeds it the interleaved packets it reads. A lost
 fragment (a sequence gap) drops the unit it belonged to rather than hand the decoder half
 a picture; the decoder then conceals until the next keyframe, as it would with FFmpeg's
 own depacketiser.

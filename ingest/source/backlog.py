@@ -2,7 +2,7 @@
 
 Why: a camera worker short of CPU reads its packets ever later, and the wall shows ever
 older pictures while looking live (bench B: 14 s). A worker can see that it is behind its
-camera's clock (ingest/lag.py), but not whose fault it is: on a thin link a big keyframe
+camera's clock (ingest/source/lag.py), but not whose fault it is: on a thin link a big keyframe
 and the frames queued behind it arrive late too, and skipping their decode would only
 freeze that camera. What tells the two apart is where the data waits. When we are slow, it
 waits in our socket's receive queue (the kernel holds it until we read); on a thin link it

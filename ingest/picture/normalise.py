@@ -15,9 +15,9 @@ import cv2
 import numpy as np
 from av.video.reformatter import ColorRange, VideoReformatter
 
-from ingest.layout import Rect, letterbox
-from ingest.overlay import Stamp, TextRenderer, text_size_for
-from ingest.tiles import BLACK_Y, NEUTRAL_CHROMA, Size, Tile, TilePool, i420_planes
+from ingest.picture.layout import Rect, letterbox
+from ingest.picture.overlay import Stamp, TextRenderer, text_size_for
+from ingest.picture.tiles import BLACK_Y, NEUTRAL_CHROMA, Size, Tile, TilePool, i420_planes
 
 # Parallelism comes from the cameras (one worker thread each): OpenCV's own thread pool on
 # top of that only adds hand-offs (a 640x360 -> 480x270 tile: ~300 us single-threaded,
@@ -141,7 +141,7 @@ class Normaliser:
                   captured_wall: float | None = None, sample_aspect: float = 1.0,
                   reduced: bool = False) -> Tile:
         """Make a tile; `sample_aspect` is the source's pixel aspect (anamorphic cameras).
-        `reduced`: the camera shows its keyframes only (ingest/governor.py); the overlay
+        `reduced`: the camera shows its keyframes only (ingest/wall/governor.py); the overlay
         says so, so that nobody takes the jerky picture for a failing camera."""
         width, height = self.size
         rect = self._content_rect(frame, sample_aspect)

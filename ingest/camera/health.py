@@ -8,7 +8,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from ingest.decoding import Decoding
+from ingest.source.decoding import Decoding
 
 
 class CameraState(str, enum.Enum):

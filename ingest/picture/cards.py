@@ -6,8 +6,8 @@ import time
 
 import numpy as np
 
-from ingest.overlay import TextRenderer, text_size_for
-from ingest.tiles import i420_planes, new_i420
+from ingest.picture.overlay import TextRenderer, text_size_for
+from ingest.picture.tiles import i420_planes, new_i420
 
 CARD_LUMA = 24
 

@@ -1,9 +1,9 @@
-"""RTSP cameras (H.264, H.265 over TCP) read by our own client (ingest/rtsp.py) and decoded
+"""RTSP cameras (H.264, H.265 over TCP) read by our own client (ingest/source/rtsp/client.py) and decoded
 by PyAV's decoders; the rest goes to FFmpeg's client (ingest/sources.PyAVSource).
 
 While someone needs its packets as they come (its tiles decoded in full, a remux of the
 camera's own stream), the worker reads the socket as data comes (latency). Otherwise (nobody
-watching, or reduced to keyframes for want of CPU: ingest/governor.py) it reads it every
+watching, or reduced to keyframes for want of CPU: ingest/wall/governor.py) it reads it every
 quarter second in one go: a camera then costs four wake-ups a second instead of one per
 RTP packet (bench D).
 """
@@ -20,10 +20,11 @@ from fractions import Fraction
 import av
 import av.error
 
-from ingest.decoding import DecodePolicy, Decoding, PolicySource
-from ingest.lag import LagGuard
-from ingest.rtsp import RtspClient, Unsupported
-from ingest.sources import SINGLE_THREAD_PIXELS, Packet, PyAVSource, Source, SourceError, SourceSpec
+from ingest.source.decoding import DecodePolicy, Decoding, PolicySource
+from ingest.source.lag import LagGuard
+from ingest.source.rtsp.client import RtspClient, Unsupported
+from ingest.source.base import Packet, Source, SourceError, SourceSpec, register_scheme
+from ingest.source.pyav import SINGLE_THREAD_PIXELS, PyAVSource
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class RtspSource(PolicySource):
         # Made at the first keyframe; until then no compressed packet goes to a remux.
         self._template: av.container.InputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
-        # What waits unread is asked of our own socket (FFmpeg's need /proc: ingest/backlog.py).
+        # What waits unread is asked of our own socket (FFmpeg's need /proc: ingest/source/backlog.py).
         self._policy = DecodePolicy(self._decode, LagGuard(self._client.waiting))
         self._first_timestamp: int | None = None
 
@@ -75,7 +76,7 @@ class RtspSource(PolicySource):
         context = av.CodecContext.create(self.codec, "r")
         if not threads:
             # One decoder thread per camera: cameras already run in parallel, and FFmpeg's
-            # slice threads only add hand-offs on small pictures (ingest/sources.py).
+            # slice threads only add hand-offs on small pictures (ingest/source/).
             context.thread_count = 1
         return context
 
@@ -97,7 +98,7 @@ class RtspSource(PolicySource):
                 # socket, to read it at once; at once if someone starts watching. (One
                 # wake-up: polling `decoding` every 50 ms instead cost 64 cameras
                 # 0.24 s/s in GIL hand-offs, 15 times the reading.) Reduced for want of
-                # CPU (ingest/governor.py), in bulk too: read as data comes, a camera
+                # CPU (ingest/wall/governor.py), in bulk too: read as data comes, a camera
                 # wakes its thread about 16 times a frame, each a GIL hand-off taken from
                 # the walls and their viewers; its keyframes show up to 0.25 s later.
                 # Unless its stream is remuxed to a viewer (`live`), who needs every
@@ -164,3 +165,6 @@ def open_rtsp(spec: SourceSpec) -> Source:
         _FFMPEG_ONLY.add(spec.url)
         time.sleep(FALLBACK_PAUSE)
         return PyAVSource(spec)
+
+
+register_scheme("rtsp", open_rtsp)

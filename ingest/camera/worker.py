@@ -15,16 +15,16 @@ from dataclasses import dataclass
 
 import av
 
-from ingest.backoff import STABLE_RESET_AFTER, backoff_delay
-from ingest.decoding import Decoding
-from ingest.lag import MAX_LAG
-from ingest.layout import letterbox
-from ingest.normalise import Label, Normaliser, Polygon
-from ingest.overlay import TextRenderer
+from ingest.camera.backoff import STABLE_RESET_AFTER, backoff_delay
+from ingest.source.decoding import Decoding
+from ingest.source.lag import MAX_LAG
+from ingest.picture.layout import letterbox
+from ingest.picture.normalise import Label, Normaliser, Polygon
+from ingest.picture.overlay import TextRenderer
 from ingest.redact import Redactor
-from ingest.sources import Packet, Source, SourceError, SourceSpec, open_source
-from ingest.stats import CameraHealth, CameraState, CameraStatus
-from ingest.tiles import Size, Tile, TileStore
+from ingest.source import Packet, Source, SourceError, SourceSpec, open_source
+from ingest.camera.health import CameraHealth, CameraState, CameraStatus
+from ingest.picture.tiles import Size, Tile, TileStore
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class CameraInfo:
     commune_name: str
     stale_after: float = 5.0
     masks: tuple[Polygon, ...] = ()
-    # Short of CPU, cameras of a lower priority are reduced first (ingest/governor.py).
+    # Short of CPU, cameras of a lower priority are reduced first (ingest/wall/governor.py).
     priority: int = 0
 
 
@@ -54,7 +54,7 @@ PacketTap = Callable[[av.Packet, "av.video.stream.VideoStream"], None]
 
 class TileRequest:
     """A consumer's wish for tiles of one size at one rate; handed back to `detach`.
-    `rank`: the cell's place on its wall (0 first), for ingest/governor.py."""
+    `rank`: the cell's place on its wall (0 first), for ingest/wall/governor.py."""
 
     def __init__(self, normaliser: Normaliser, rank: int = 0) -> None:
         self.normaliser = normaliser
@@ -81,9 +81,9 @@ class CameraWorker:
         self._stop = threading.Event()
         # Set while someone needs this camera's packets as they come (a packet tap, or
         # tiles decoded in full): its source then reads the camera as data comes, not in
-        # bursts (ingest/rtsp_source.py). See _update_live.
+        # bursts (ingest/source/rtsp/source.py). See _update_live.
         self._live = threading.Event()
-        # Set by ingest/governor.py while the server is short of CPU: keyframes only.
+        # Set by ingest/wall/governor.py while the server is short of CPU: keyframes only.
         self._reduced = False
         self._thread = threading.Thread(target=self._run, name=f"camera-{camera.id}", daemon=True)
         self._still: Tile | None = None
@@ -151,7 +151,7 @@ class CameraWorker:
     def _update_live(self) -> None:
         """(Under the requests lock.) Whether the source reads the camera as data comes:
         for a remux (a viewer of its own stream), or tiles decoded in full. Idle, or reduced
-        with no remux, it reads in bulk (ingest/rtsp_source.py)."""
+        with no remux, it reads in bulk (ingest/source/rtsp/source.py)."""
         if self._taps or (self._requests and not self._reduced):
             self._live.set()
         else:
@@ -162,7 +162,7 @@ class CameraWorker:
             return Decoding.IDLE
         return Decoding.REDUCED if self._reduced else Decoding.FULL
 
-    # -- load shedding (ingest/governor.py) ----------------------------------------------------
+    # -- load shedding (ingest/wall/governor.py) ----------------------------------------------------
     @property
     def reduced(self) -> bool:
         return self._reduced

@@ -10,7 +10,7 @@ Lag alone does not say whose fault it is: on a thin link a big keyframe, and the
 queued behind it, arrive late too, and not decoding would not bring them sooner, only
 freeze the camera (CI's rural-link test caught three guards built on lag and timing alone).
 So the guard skips only when the camera's data is waiting in our own socket
-(ingest/backlog.py): then reading without decoding drains it many times faster than real
+(ingest/source/backlog.py): then reading without decoding drains it many times faster than real
 time, and decoding resumes at the first keyframe back at the live edge.
 """
 
@@ -26,7 +26,7 @@ CAUGHT_UP = 0.3  # seconds behind, at most, for a keyframe to resume decoding at
 SKIP_LIMIT = 10.0
 JUMP_BACK = 1.0  # timestamps going back more than this: the camera's clock was reset
 # A backlog is ours when the camera's socket holds at least this much unread (on two
-# readings in a row, ingest/backlog.py).
+# readings in a row, ingest/source/backlog.py).
 BACKLOG_SECONDS = 0.5  # of the camera's own bitrate, within:
 BACKLOG_MIN_BYTES = 16_384
 # A socket read slowly may hold little more than its initial buffer (the kernel grows it
@@ -66,7 +66,7 @@ class LagGuard:
     """One per source, used by its worker thread only: decode this packet or skip it.
 
     `bytes_waiting` says how much of this camera's data waits unread in our sockets (our
-    RTSP client's own socket, or ingest.backlog's reading of /proc for FFmpeg's); it must
+    RTSP client's own socket, or ingest.source.backlog's reading of /proc for FFmpeg's); it must
     answer at once."""
 
     def __init__(self, bytes_waiting: Callable[[], int]) -> None:

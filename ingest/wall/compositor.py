@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ingest.cards import TINT_NEUTRAL, TINT_OFFLINE, TINT_STALLED, draw_card, since_text
-from ingest.encoders import EncodedFrame, JpegEncoder
-from ingest.fmp4 import Fmp4Encoder
-from ingest.layout import CellSpec, Rect, cell_rect
-from ingest.overlay import TextRenderer
-from ingest.stats import CameraState, RateMeter
-from ingest.tiles import Tile, TileStore, i420_planes, new_i420
-from ingest.worker import CameraWorker, TileRequest
+from ingest.picture.cards import TINT_NEUTRAL, TINT_OFFLINE, TINT_STALLED, draw_card, since_text
+from ingest.encode import EncodedFrame, JpegEncoder
+from ingest.encode.fmp4 import Fmp4Encoder
+from ingest.picture.layout import CellSpec, Rect, cell_rect
+from ingest.picture.overlay import TextRenderer
+from ingest.camera.health import CameraState, RateMeter
+from ingest.picture.tiles import Tile, TileStore, i420_planes, new_i420
+from ingest.camera.worker import CameraWorker, TileRequest
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Compositor:
         self._lock = threading.Lock()
         self.frames = 0
         # Ticks, and those that ended after the next was due: the machine (or the GIL) did
-        # not give this wall its time. ingest/governor.py reads both.
+        # not give this wall its time. ingest/wall/governor.py reads both.
         self.ticks = 0
         self.late_ticks = 0
         # Ticks whose JPEG was not encoded because every viewer still had frames waiting:
@@ -144,7 +144,7 @@ class Compositor:
         previous_formats: frozenset[str] = frozenset()  # wanted at the previous tick
         # Ticks that send whatever changed: a new format's first frames, or the keyframe a
         # new H.264 viewer asked for. Two, as the mp4 muxer writes a frame's fragment when
-        # the next frame arrives (ingest/fmp4.py).
+        # the next frame arrives (ingest/encode/fmp4.py).
         first_ticks = 0
         h264: Fmp4Encoder | None = None
         try:

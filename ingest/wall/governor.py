@@ -6,9 +6,9 @@ even the floor, decoding and encoding alone, falls behind). Left to itself the m
 shares the CPU fairly among some seventy threads: every camera falls behind, their lag
 guards skip to keyframes one after another, and the walls starve (about 1 fps, pictures
 seconds old, the API timing out). The governor makes the choice instead. While the walls
-miss their ticks (or their viewers cannot take the frames: ingest/compositor.py), or
+miss their ticks (or their viewers cannot take the frames: ingest/wall/compositor.py), or
 cameras fall behind for want of CPU, with the machine busy, it reduces
-the least prominent watched cameras to their keyframes (ingest/decoding.py): their tiles
+the least prominent watched cameras to their keyframes (ingest/source/decoding.py): their tiles
 change once per GOP, live and with their clock, and every other camera and every wall
 keeps its rate. When the walls are on time with CPU to spare, it gives cameras back one at
 a time (a quarter of them with half the machine idle), and waits twice as long after a
@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.compositor import Compositor
-from ingest.worker import CameraWorker
+from ingest.wall.compositor import Compositor
+from ingest.camera.worker import CameraWorker
 
 logger = logging.getLogger(__name__)
 

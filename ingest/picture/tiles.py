@@ -48,7 +48,7 @@ class Tile:
     seq: int
     captured_at: float  # time.monotonic() when the source frame was decoded
     # time.time() when the picture was taken, as near as known: when it was decoded, less
-    # how far behind its camera's clock it came (ingest/lag.py); the tile's clock shows it
+    # how far behind its camera's clock it came (ingest/source/lag.py); the tile's clock shows it
     captured_wall: float = field(default=0.0)
 
     @property

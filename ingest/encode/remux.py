@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import av
 
-from ingest.encoders import EncodedFrame
-from ingest.fmp4 import MIME_TEMPLATE, _Sink, avc_codec_string, split_boxes
+from ingest.encode.base import EncodedFrame
+from ingest.encode.fmp4 import MIME_TEMPLATE, FragmentSink, avc_codec_string, split_boxes
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class Remuxer:
         self._input: av.video.stream.VideoStream | None = None
         self._container: av.container.OutputContainer | None = None
         self._output = None
-        self._sink = _Sink()
+        self._sink = FragmentSink()
         self._pending: deque[tuple[bool, float]] = deque()
         self._moof = b""
         self._ftyp = b""
@@ -38,7 +38,7 @@ class Remuxer:
         """A new connection to the camera: a new muxer and, for viewers, a new init segment."""
         self.close()
         self._input = stream
-        self._sink = _Sink()
+        self._sink = FragmentSink()
         self._container = av.open(self._sink, mode="w", format="mp4", options={
             "movflags": "empty_moov+default_base_moof+frag_every_frame+skip_trailer"})
         self._output = self._container.add_stream_from_template(stream)

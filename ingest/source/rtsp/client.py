@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ingest.rtp import DEPACKETISERS, AccessUnit, Depacketiser, UnitTooLarge, parameter_sets
-from ingest.sources import SourceError
+from ingest.source.rtsp.rtp import DEPACKETISERS, AccessUnit, Depacketiser, UnitTooLarge, parameter_sets
+from ingest.source.base import SourceError
 
 USER_AGENT = "Vigie"
 READ_SIZE = 262_144  # one recv: a quarter second of an 8 Mbit/s camera
@@ -570,7 +570,7 @@ class RtspClient:
     def waiting(self) -> int:
         """Bytes the camera sent that the worker has not taken yet: the socket's receive
         queue (one ioctl) and our buffer. Data waits there when the worker is short of CPU,
-        not when the link is slow (ingest/lag.py, ingest/backlog.py)."""
+        not when the link is slow (ingest/source/lag.py, ingest/source/backlog.py)."""
         queued = 0
         if self._socket is not None:
             try:

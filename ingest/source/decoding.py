@@ -1,11 +1,11 @@
 """What to decode of a camera's compressed packets, whoever read them (FFmpeg's RTSP
-client or ours, ingest/rtsp.py).
+client or ours, ingest/source/rtsp/client.py).
 
 While someone watches, everything is decoded, unless the worker is behind its camera with
-the data waiting in our socket (ingest/lag.py): then it skips to a keyframe. While nobody
+the data waiting in our socket (ingest/source/lag.py): then it skips to a keyframe. While nobody
 watches, only keyframes are decoded (at most one every IDLE_STILL_INTERVAL): health stays
 known and a fresh still exists, at a fraction of the cost (DESIGN.md, demand). A watched
-camera the server has no CPU for is *reduced* (ingest/governor.py): every keyframe is
+camera the server has no CPU for is *reduced* (ingest/wall/governor.py): every keyframe is
 decoded, nothing else. The packets since the last keyframe are kept while not decoding in
 full, so that when someone starts watching (or the camera is given back its full rate) the
 decoder catches up at once instead of waiting for the camera's next keyframe (up to its GOP).
@@ -19,7 +19,7 @@ from collections.abc import Callable
 import av
 import av.error
 
-from ingest.lag import SKIP_LIMIT, LagGuard
+from ingest.source.lag import SKIP_LIMIT, LagGuard
 
 # Seconds between keyframes decoded while nobody watches. The still they make is what a new
 # viewer sees until the catch-up's first live picture (milliseconds later) and what health
