@@ -11,6 +11,7 @@ COPY requirements.lock pyproject.toml README.md ./
 RUN pip install --no-cache-dir -r requirements.lock
 COPY ingest ./ingest
 COPY server ./server
+COPY viewer ./viewer
 RUN pip install --no-cache-dir --no-deps . \
  && useradd --system --home-dir /var/lib/vigie --create-home vigie
 

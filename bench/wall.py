@@ -65,7 +65,7 @@ from bench.profile import (ThreadBreakdown, cpu_weighted, find_perf, find_py_spy
 from bench.report import command_line, cpu_model, report
 from bench.scenarios import KEEPS_UP_FPS, Row, diagonal, plan
 from bench.xstack import Xstack
-from server.secrets import hash_token
+from server.access.secrets import hash_token
 from tests.conftest import REPO, VigieProcess, start_vigie
 
 CAMERAS_LIVE_TIMEOUT = 40.0

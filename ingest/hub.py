@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ingest.encode import EncodedFrame
-from ingest.camera.health import RateMeter
+from ingest.rates import RateMeter
 
 
 STALE_GAP = 0.5  # seconds: a waiting JPEG frame this much older than the newest is skipped

@@ -12,20 +12,24 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ingest.redact import Redactor
-from server import health, journal_api, login, openapi, outputs, pages, sessions_api
+from server.api import journal as journal_api
+from server.api import cameras, login, metrics, openapi, status
+from server.api import sessions as sessions_api
+from server.outputs import setup_outputs
+from server.web import pages
 from server.audit import AuditJournal
-from server.auth import AUTH, Auth, auth_middleware
+from server.access.auth import Auth, auth_middleware
+from server.keys import AUTH, CONFIG, JOURNAL, REDACTOR, RUNTIME, STARTED_AT, VIEWS, VIEW_LIMITS
 from server.config import VigieConfig
 from server.errors import json_errors_middleware
-from server.keys import CONFIG, JOURNAL, REDACTOR, RUNTIME, STARTED_AT
-from server.limits import VIEW_LIMITS, ViewLimits
+from server.access.limits import ViewLimits
 from server.memory import trim_ctx
 from server.runtime import Runtime
-from server.sessions import SessionFile
-from server.reload import setup_reload
-from server.static import add_static_routes
-from server.views import VIEWS, ViewRegistry
-from server.walls_api import setup_walls_api
+from server.access.sessions import SessionFile
+from server.api.admin import setup_reload
+from server.web.static import add_static_routes
+from server.access.views import ViewRegistry
+from server.api.walls import setup_walls_api
 
 logger = logging.getLogger(__name__)
 
@@ -123,10 +127,12 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None,
     app[VIEW_LIMITS] = ViewLimits(config.limits)
     app[RUNTIME] = runtime or Runtime(config, redactor)
     app[VIEWS] = ViewRegistry(app[RUNTIME], app[AUTH], app[VIEW_LIMITS], lambda: app[JOURNAL])
-    app.add_routes(health.routes)
+    app.add_routes(status.routes)
+    app.add_routes(cameras.routes)
+    app.add_routes(metrics.routes)
     app.add_routes(login.routes)
     app.add_routes(sessions_api.routes)
-    app.add_routes(outputs.routes)
+    setup_outputs(app)
     app.add_routes(journal_api.routes)
     app.add_routes(pages.routes)
     app.add_routes(openapi.routes)

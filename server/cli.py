@@ -111,7 +111,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     """Read a password (prompt, or one line on standard input) and print its argon2 hash."""
     import getpass
 
-    from server.secrets import hash_password
+    from server.access.secrets import hash_password
 
     if sys.stdin.isatty():
         password = getpass.getpass("Password: ")
@@ -129,7 +129,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 
 def cmd_make_token(args: argparse.Namespace) -> int:
     """Print a new random token (give it to the kiosk or scraper) and the hash for the config."""
-    from server.secrets import hash_token, new_token
+    from server.access.secrets import hash_token, new_token
 
     token = new_token()
     print(f"token:      {token}")

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from server.config import VigieConfig, parse_config
-from server.secrets import hash_password
+from server.access.secrets import hash_password
 
 DEMO_COMMUNES = (
     ("st-martin", "Saint-Martin", ("Mairie", "Place de l'Eglise", "Ecole")),

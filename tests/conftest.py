@@ -40,7 +40,7 @@ TEST_PASSWORDS = {"admin": "admin-Pw-7c1e", "operator": "operator-Pw-52ab"}
 
 @functools.cache
 def password_hash(password: str) -> str:
-    from server.secrets import hash_password
+    from server.access.secrets import hash_password
 
     return hash_password(password)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from server.audit import AuditError, AuditJournal, Client, rows_to_csv
-from server.scope import Role
+from server.access.scope import Role
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = 86400.0

@@ -12,7 +12,7 @@ from ingest.redact import Redactor
 from ingest.source import SourceSpec
 from ingest.picture.tiles import TileStore
 from ingest.camera.worker import CameraInfo, CameraWorker
-from server.streams import LiveStream
+from server.runtime.streams import LiveStream
 from tests.mjpeg import wait_until
 
 

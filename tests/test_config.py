@@ -33,7 +33,7 @@ from server.config import (
     load_config,
     parse_config,
 )
-from server.secrets import hash_password, hash_token, new_token, verify_password, verify_token
+from server.access.secrets import hash_password, hash_token, new_token, verify_password, verify_token
 
 FILE = "centre.yaml"
 CANARY = "Canary-Pw-7f3a9"

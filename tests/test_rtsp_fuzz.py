@@ -1,4 +1,5 @@
-"""Every parser of camera input in our RTSP client (ingest/source/rtsp/client.py, ingest/source/rtsp/rtp.py), fuzzed
+"""Every parser of camera input in our RTSP client (ingest/source/rtsp/message.py,
+client.py, rtp.py), fuzzed
 with hypothesis and held to issue 18: no exception but SourceError (TooLarge among them),
 output bounded by the limits, time linear in the input (an adversarial 60,000 characters
 in well under a second), and the limits checked before the bytes are buffered.
@@ -25,12 +26,12 @@ from ingest.source.rtsp.rtp import (
     H265Depacketiser,
     rtp_bounds,
 )
-from ingest.source.rtsp.client import (
+from ingest.source.rtsp.client import RtspClient
+from ingest.source.rtsp.message import (
     MAX_BODY,
     MAX_HEAD,
     MAX_LINE,
     MAX_SDP,
-    RtspClient,
     TooLarge,
     _choose_challenge,
     _parse_challenge,

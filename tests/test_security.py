@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.picture.layout import CellSpec
-from server.secrets import hash_token, new_token
+from server.access.secrets import hash_token, new_token
 from tests.conftest import TEST_PASSWORDS, password_hash, start_vigie, users_yaml
-from tests.mjpeg import MjpegReader, cell_stamp, fetch, login, wait_until
+from tests.mjpeg import cell_stamp, fetch, login, wait_until
 
 SOURCE = (320, 180)
 CAMERAS = {"n1": ("nord", 1), "n2": ("nord", 2), "s1": ("sud", 3), "s2": ("sud", 4), "e1": ("est", 5)}
@@ -424,7 +424,7 @@ async def test_a_changed_password_or_token_ends_sessions_and_their_streams(tmp_p
 async def test_a_login_checked_during_a_reload_makes_no_session_of_the_old_password():
     """Found in review: argon2 ran against the account read before a reload, and the
     session was stamped with the new credential: the old password's login lived on."""
-    from server.auth import Auth
+    from server.access.auth import Auth
     from server.config import parse_config
 
     auth = Auth(parse_config(config_text().replace("{port}", "1"), "<test>"))

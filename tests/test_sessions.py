@@ -2,9 +2,9 @@
 
 import time
 
-from server.scope import (Principal, Role, can_view_camera, can_view_cameras, can_view_wall,
+from server.access.scope import (Principal, Role, can_view_camera, can_view_cameras, can_view_wall,
                           visible_cameras)
-from server.sessions import LoginThrottle, SessionStore
+from server.access.sessions import LoginThrottle, SessionStore
 
 AGENT = Principal("agent", Role.POLICE, frozenset({"nord"}))
 

@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from ingest.picture.layout import CellSpec, cell_rect, letterbox
 from ingest.picture.stamp import read_stamp
-from server.secrets import hash_token, new_token
-from server.static import resolve_static
+from server.access.secrets import hash_token, new_token
+from server.web.static import resolve_static
 from tests.conftest import REPO, password_hash, start_vigie, users_yaml
 from tests.mjpeg import fetch, first_frame, login, wait_until
 
@@ -382,7 +382,7 @@ def test_masks_are_filled_before_any_output_sees_the_pixels(vigie):
 @pytest.mark.parametrize("path", [
     "/assets/%2e%2e/login.html", "/assets/%2e%2e/%2e%2e/pyproject.toml", "/assets/..%2f..%2fvigie.example.yaml",
     "/assets/..%5c..%5cpyproject.toml", "/assets/%2fetc%2fpasswd", "/assets/.hidden.css",
-    "/assets/login.css%00.js", "/assets/../../server/auth.py",
+    "/assets/login.css%00.js", "/assets/../../server/access/auth.py",
 ])
 def test_static_traversal_is_refused(server, path):
     status, _, body = fetch("GET", server.base_url + path, headers=server.headers)

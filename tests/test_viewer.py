@@ -18,7 +18,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from server.secrets import hash_token, new_token
+from server.access.secrets import hash_token, new_token
 from tests.browser import (VIEWPORT, Traffic, assert_plays, cell_pictures, chromium, form_login,
                            sample_playback, stage_picture, wait_live)
 from tests.conftest import TEST_PASSWORDS, free_port, start_vigie, users_yaml

@@ -21,7 +21,8 @@ from ingest.encode import EncodedFrame, JpegEncoder
 from ingest.encode.fmp4 import Fmp4Encoder
 from ingest.picture.layout import CellSpec, Rect, cell_rect
 from ingest.picture.overlay import TextRenderer
-from ingest.camera.health import CameraState, RateMeter
+from ingest.camera.health import CameraState
+from ingest.rates import RateMeter
 from ingest.picture.tiles import Tile, TileStore, i420_planes, new_i420
 from ingest.camera.worker import CameraWorker, TileRequest
 

@@ -22,7 +22,8 @@ import av.error
 
 from ingest.source.decoding import DecodePolicy, Decoding, PolicySource
 from ingest.source.lag import LagGuard
-from ingest.source.rtsp.client import RtspClient, Unsupported
+from ingest.source.rtsp.client import RtspClient
+from ingest.source.rtsp.message import Unsupported
 from ingest.source.base import Packet, Source, SourceError, SourceSpec, register_scheme
 from ingest.source.pyav import SINGLE_THREAD_PIXELS, PyAVSource
 

@@ -1,0 +1,268 @@
+"""Authentication: who is asking. Session cookies for browsers, bearer tokens for kiosks
+and scrapers, login with throttling, and a middleware that refuses by default.
+
+Without a session only the routes in PUBLIC_PATHS answer. State-changing requests from a
+browser must come from our own origin (SameSite=Strict cookies, plus an Origin /
+Sec-Fetch-Site check), which makes cross-site request forgery fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from aiohttp import web
+
+from server.audit import Client
+from server.config import VigieConfig
+from server.errors import json_error
+from server.access.scope import Principal, Role
+from server.access.secrets import hash_password, verify_password
+from server.access.sessions import LoginThrottle, Session, SessionStore, credential_fingerprint
+from server.keys import AUTH
+
+logger = logging.getLogger(__name__)
+
+COOKIE = "vigie_session"
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login", "/kiosk", "/assets/login.css",
+                          "/assets/login.js", "/assets/vigie.svg", "/favicon.ico"})
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+@dataclass(frozen=True)
+class Account:
+    principal: Principal
+    password_hash: str
+
+
+@dataclass(frozen=True)
+class Login:
+    """A principal that just proved itself, and the fingerprint of the credential it used."""
+
+    principal: Principal
+    credential: str
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What let a request in: a session (by its token's digest) or a bearer token (by its
+    hash). An open view keeps it, so that it can ask later whether it still holds."""
+
+    kind: str  # "session" | "token"
+    key: str
+
+
+class Directory:
+    """Users and tokens of one config, indexed for login and per-request lookups."""
+
+    def __init__(self, config: VigieConfig) -> None:
+        self.accounts: dict[str, Account] = {}
+        for user in config.users:
+            role = Role(user.role)
+            communes = frozenset(user.communes) if role == Role.POLICE else frozenset()
+            self.accounts[user.name.lower()] = Account(Principal(user.name, role, communes),
+                                                       user.password_hash)
+        self.tokens: dict[str, Principal] = {}
+        for kiosk in config.kiosks:
+            self.tokens[kiosk.token_hash] = Principal(f"kiosk:{kiosk.id}", Role.KIOSK, wall=kiosk.wall)
+        if config.metrics.token_hash:
+            self.tokens[config.metrics.token_hash] = Principal("metrics", Role.METRICS)
+
+    @staticmethod
+    def token_hash(token: str) -> str:
+        return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+    def by_token(self, token: str) -> Principal | None:
+        return self.tokens.get(self.token_hash(token))
+
+    def current(self, name: str) -> tuple[Principal, str] | None:
+        """A user's or token's principal now, and the fingerprint of its credential (the
+        password's or token's hash): a session made with another one has ended."""
+        account = self.accounts.get(name.lower())
+        if account is not None:
+            return account.principal, credential_fingerprint(account.password_hash)
+        for token_hash, principal in self.tokens.items():
+            if principal.name == name:
+                return principal, credential_fingerprint(token_hash)
+        return None
+
+    def still_valid(self, session: Session) -> bool:
+        """After a reload: is this session's principal still defined, with the same rights
+        and the same password or token?"""
+        return self.current(session.principal.name) == (session.principal, session.credential)
+
+
+class Auth:
+    def __init__(self, config: VigieConfig) -> None:
+        self.directory = Directory(config)
+        self.sessions = SessionStore(idle_seconds=config.sessions.idle_minutes * 60)
+        self.throttle = LoginThrottle()
+        self.secure_cookies = config.sessions.secure_cookies
+
+    def reload(self, config: VigieConfig) -> None:
+        self.directory = Directory(config)
+        self.sessions.idle_seconds = config.sessions.idle_minutes * 60
+        self.secure_cookies = config.sessions.secure_cookies
+        dropped = self.sessions.retain(self.directory.still_valid)
+        if dropped:
+            logger.info("config reload ended %d sessions of removed or changed users", dropped)
+
+    def create_session(self, login: Login, request: web.Request) -> str:
+        """A new session for a principal that just proved itself; returns the cookie's token."""
+        return self.sessions.create(login.principal, client_address(request), login.credential,
+                                    request.headers.get("User-Agent", ""))
+
+    def token_login(self, token: str) -> Login | None:
+        """A kiosk screen trading its wall token for a session (metrics tokens never)."""
+        token_hash = self.directory.token_hash(token)
+        principal = self.directory.tokens.get(token_hash)
+        if principal is None or principal.role != Role.KIOSK:
+            return None
+        return Login(principal, credential_fingerprint(token_hash))
+
+    def identify(self, request: web.Request) -> tuple[Principal, Credential] | None:
+        header = request.headers.get("Authorization", "")
+        if header[:7].lower() == "bearer ":
+            token_hash = self.directory.token_hash(header[7:].strip())
+            principal = self.directory.tokens.get(token_hash)
+            return None if principal is None else (principal, Credential("token", token_hash))
+        token = request.cookies.get(COOKIE)
+        if token:
+            session = self.sessions.get(token)
+            if session is not None:
+                return session.principal, Credential("session", self.sessions.digest(token))
+        return None
+
+    def principal(self, request: web.Request) -> Principal | None:
+        found = self.identify(request)
+        return None if found is None else found[0]
+
+    def holder(self, credential: Credential) -> Principal | None:
+        """Who holds this credential now (None: the session ended, the token was rotated)."""
+        if credential.kind == "token":
+            return self.directory.tokens.get(credential.key)
+        session = self.sessions.get_by_digest(credential.key, touch=False)
+        return None if session is None else session.principal
+
+    def cookie_secure(self, request: web.Request) -> bool:
+        if self.secure_cookies == "always":
+            return True
+        if self.secure_cookies == "never":
+            return False
+        return request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+
+    async def check_password(self, name: str, password: str) -> Login | None:
+        """argon2 costs tens of milliseconds of CPU: run it off the event loop. The account
+        is read before the check and must be the same after it: a reload during the check
+        (a password changed, a user removed or moved to other communes) refuses the login
+        rather than make a session of the old credential that the reload could not end."""
+        account = self.directory.accounts.get(name.lower())
+        loop = asyncio.get_running_loop()
+        if account is None:
+            # An unknown name costs the same argon2 check as a known one (no user list by
+            # timing), against a hash made on first need: made at startup, it held the
+            # server's start back by ~0.2 s.
+            await loop.run_in_executor(None, _verify_unknown_user, password)
+            return None
+        login = Login(account.principal, credential_fingerprint(account.password_hash))
+        ok = await loop.run_in_executor(None, verify_password, account.password_hash, password)
+        if not ok or self.directory.current(account.principal.name) != (login.principal, login.credential):
+            return None
+        return login
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    """A hash nobody's password matches (made in an executor thread; a race makes two)."""
+    return hash_password(secrets.token_hex(16))
+
+
+def _verify_unknown_user(password: str) -> bool:
+    """In an executor thread: the argon2 check an unknown name costs (the first one also
+    makes the hash, a one-off)."""
+    return verify_password(_unknown_user_hash(), password)
+
+
+PRINCIPAL = "principal"  # request key
+CREDENTIAL = "credential"  # request key: the Credential that let the request in
+
+
+def principal_of(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def credential_of(request: web.Request) -> Credential:
+    return request[CREDENTIAL]
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "-"
+
+
+def audit_client(request: web.Request, principal: Principal | None = None,
+                 user: str | None = None) -> Client:
+    principal = principal or request.get(PRINCIPAL)
+    return Client(
+        user=principal.name if principal else (user or "-"),
+        role=principal.role.value if principal else "anonymous",
+        address=client_address(request),
+        user_agent=request.headers.get("User-Agent", "")[:300],
+    )
+
+
+def _same_origin(request: web.Request) -> bool:
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None or origin == "null":
+        return origin is None  # scripts send none; an opaque origin is refused
+    return urlsplit(origin).netloc == request.host
+
+
+def _wants_html(request: web.Request) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
+
+
+def _is_upgrade(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    # A WebSocket handshake is a GET that browsers send cross-site with the user's cookies
+    # (SameSite=Strict does not cover another port of the same site): checked like a POST.
+    if (request.method in UNSAFE_METHODS or _is_upgrade(request)) and not _same_origin(request):
+        return json_error(403, "cross-site request refused")
+    found = request.app[AUTH].identify(request)
+    if found is not None:
+        request[PRINCIPAL], request[CREDENTIAL] = found
+        return await handler(request)
+    if request.path in PUBLIC_PATHS:
+        return await handler(request)
+    if _wants_html(request):
+        raise web.HTTPSeeOther(f"/login?next={quote(request.rel_url.path_qs, safe=SAFE_PATH)}")
+    return json_error(401, "authentication required")
+
+
+# What may follow the first "/" of a local path: a path character (RFC 3986 pchar, less
+# "%": an escaped "/" or "\\" could turn into a second slash downstream). Not "/" or "\\"
+# (another host to a browser), nor a control character or space, which browsers strip
+# ("/\t/evil.example" is "//evil.example" to them).
+_PATH_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@?#")
+_PATH_REST = _PATH_START | frozenset("/%")
+SAFE_PATH = "/%-._~!$&'()*+,;=:@?#"  # kept as they are when a path is quoted for next=
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site relative paths, taken as they are or not at all: never an open
+    redirect, never a header split. Anything else goes to the home page."""
+    if (not target or len(target) > 2048 or target[0] != "/"
+            or (len(target) > 1 and target[1] not in _PATH_START)
+            or not all(char in _PATH_REST for char in target[1:])):
+        return "/"
+    return target

@@ -1,0 +1,207 @@
+"""Communes and cameras, with the camera password resolved from the environment or a file,
+and the privacy masks drawn over each camera's picture."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    model_validator,
+)
+
+from server.config.types import EnvName, Identifier, Loc, Name, Section, StreamUrl, problems_error
+
+PASSWORD_FILE_MAX_BYTES = 64 * 1024
+MAX_MASKS = 64  # privacy masks per camera
+MAX_MASK_POINTS = 256  # points per mask
+_MIN_MASK_AREA = 1e-12  # in normalised units: below it the points are on one line
+_EDGES = {"x": ("width", "left", "right"), "y": ("height", "top", "bottom")}
+
+
+def _check_point(value: object) -> tuple[float, float]:
+    """A mask point: `[x, y]`, both numbers from 0 to 1 (fractions of width and height)."""
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError("a point is a pair [x, y] of numbers from 0 to 1")
+    point: list[float] = []
+    for axis, coordinate in zip(("x", "y"), value, strict=True):
+        if isinstance(coordinate, bool) or not isinstance(coordinate, int | float):
+            raise ValueError(f"{axis} must be a number from 0 to 1")
+        if not (math.isfinite(coordinate) and 0 <= coordinate <= 1):
+            side, first, last = _EDGES[axis]
+            raise ValueError(
+                f"{axis} must be from 0 to 1, a fraction of the picture's {side} "
+                f"(0: the {first} edge, 1: the {last} edge)"
+            )
+        point.append(float(coordinate))
+    return point[0], point[1]
+
+
+def _check_mask_shape(value: object) -> object:
+    """Catches a mask written without its outer list: `privacy_masks: [[x, y], ...]`."""
+    if isinstance(value, list | tuple) and value and all(
+        isinstance(item, int | float) and not isinstance(item, bool) for item in value
+    ):
+        raise ValueError(
+            "a mask is a list of points [x, y], and privacy_masks a list of masks: "
+            "[[[x, y], [x, y], [x, y]], ...]"
+        )
+    return value
+
+
+def _check_polygon(points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    if len(points) < 3:
+        raise ValueError("a mask is a polygon of at least 3 points [x, y]")
+    twice_area = sum(
+        x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1])
+    )
+    if abs(twice_area) < 2 * _MIN_MASK_AREA:
+        raise ValueError("the points of the mask are on one line, so it hides nothing")
+    return points
+
+
+MaskPoint = Annotated[tuple[float, float], BeforeValidator(_check_point)]
+Mask = Annotated[
+    tuple[MaskPoint, ...],
+    Field(max_length=MAX_MASK_POINTS),
+    BeforeValidator(_check_mask_shape),
+    AfterValidator(_check_polygon),
+]
+
+
+class Commune(Section):
+    id: Identifier = Field(description="Unique commune id, referenced by cameras.")
+    name: Name = Field(description="Name of the commune, drawn on tiles.")
+
+
+class Camera(Section):
+    id: Identifier = Field(description="Unique camera id, used in URLs and the API.")
+    name: Name = Field(description="Name of the camera, drawn on tiles.")
+    commune: Identifier = Field(description="Id of the commune the camera belongs to.")
+    url: StreamUrl = Field(
+        description="Main stream: an rtsp://, rtsps://, synthetic:// or file:// URL, "
+        "without credentials."
+    )
+    substream_url: StreamUrl | None = Field(
+        None, description="Lower-resolution stream used for mosaics when set; same rules as url."
+    )
+    username: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        None, description="User name sent to the camera."
+    )
+    password_env: EnvName | None = Field(
+        None, description="Name of the environment variable holding the camera password."
+    )
+    password_file: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
+        None,
+        description="File holding the camera password (trailing newline stripped); "
+        "relative paths start at the configuration file's folder.",
+    )
+    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport for the media.")
+    priority: Literal["high", "normal", "low"] = Field(
+        "normal",
+        description="When the server is short of CPU, low cameras are reduced to their "
+        "keyframes first and high ones last (ingest/wall/governor.py).",
+    )
+    stale_after: float = Field(
+        5.0,
+        ge=1,
+        le=300,
+        strict=True,
+        allow_inf_nan=False,
+        description="Seconds without a frame before the camera counts as stalled.",
+    )
+    open_timeout: float = Field(
+        5.0,
+        ge=1,
+        le=60,
+        strict=True,
+        allow_inf_nan=False,
+        description="Seconds allowed to open the stream before giving up.",
+    )
+
+    privacy_masks: tuple[Mask, ...] = Field(
+        (),
+        max_length=MAX_MASKS,
+        description="Polygons filled over the picture before anyone sees it: each a list of "
+        "at least 3 points [x, y], coordinates from 0 to 1 as fractions of the picture's "
+        "width and height, from the top left corner.",
+    )
+
+    _password: SecretStr | None = PrivateAttr(None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_inline_password(cls, data: object) -> object:
+        if isinstance(data, Mapping) and "password" in data:
+            raise problems_error(
+                [
+                    (
+                        ("password",),
+                        "inline passwords are not allowed: use password_env or password_file",
+                    )
+                ]
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _resolve_password(self, info: ValidationInfo) -> Self:
+        context = info.context or {}
+        env: Mapping[str, str] = context.get("env", os.environ)
+        base_dir = context.get("base_dir") or os.getcwd()
+        problems: list[tuple[Loc, str]] = []
+        if self.password_env is not None and self.password_file is not None:
+            problems.append(
+                (("password_file",), "password_env and password_file are exclusive: keep one")
+            )
+        elif self.password_env is not None:
+            secret = env.get(self.password_env)
+            if secret is None:
+                problems.append((("password_env",), "the environment variable it names is not set"))
+            elif not secret:
+                problems.append((("password_env",), "the environment variable it names is empty"))
+            else:
+                self._password = SecretStr(secret)
+        elif self.password_file is not None:
+            secret, reason = _read_password_file(Path(base_dir) / self.password_file)
+            if reason:
+                problems.append((("password_file",), reason))
+            else:
+                self._password = SecretStr(secret)
+        if (self.password_env or self.password_file) and not self.username:
+            problems.append(
+                (("username",), "username is required with password_env or password_file")
+            )
+        if problems:
+            raise problems_error(problems)
+        return self
+
+    def password(self) -> str | None:
+        """The camera password resolved at load time, or None."""
+        return None if self._password is None else self._password.get_secret_value()
+
+
+def _read_password_file(path: Path) -> tuple[str, str]:
+    """(password, "") or ("", reason). The reason never names the path nor the content."""
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(PASSWORD_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        return "", f"cannot read the file it names ({exc.strerror or 'I/O error'})"
+    if len(raw) > PASSWORD_FILE_MAX_BYTES:
+        return "", "the file it names is too large for a password"
+    try:
+        secret = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        return "", "the file it names is not UTF-8 text"
+    if not secret:
+        return "", "the file it names is empty"
+    return secret, ""

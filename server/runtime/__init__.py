@@ -1,0 +1,13 @@
+"""The running data plane built from a config, as the server sees it.
+
+Holds: runtime (Runtime: workers, tile store, walls, streams, reloads), streams (a wall's,
+camera's or mosaic's compositor and hubs; a camera's own stream remuxed), describe (cameras
+and walls as JSON), looplag (how late the event loop runs).
+May import: ingest, server.config. Never server.access, server.outputs or server.api.
+"""
+
+from server.runtime.runtime import (COMMUNE_WALL_PREFIX, MosaicKey, ReloadSummary, Runtime,
+                                    TooManyMosaics, grid_for, wall_spec)
+
+__all__ = ["COMMUNE_WALL_PREFIX", "MosaicKey", "ReloadSummary", "Runtime", "TooManyMosaics",
+           "grid_for", "wall_spec"]

@@ -1,0 +1,392 @@
+"""The running data plane built from a config: workers, tile store, walls, live streams."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ingest.wall.compositor import Compositor, WallSpec
+from ingest.wall.governor import Governor
+from ingest.picture.layout import CellSpec, grid_cells
+from ingest.redact import Redactor
+from ingest.source import SourceSpec
+from ingest.picture.tiles import TileStore
+from ingest.camera.worker import CameraInfo, CameraWorker, stop_workers
+from server.config import Camera, VigieConfig, Wall
+from server.runtime.looplag import LoopLag
+from server.runtime.streams import LiveStream, RemuxStream
+from server.runtime.tours import Tour
+
+logger = logging.getLogger(__name__)
+
+COMMUNE_WALL_PREFIX = "commune-"
+COMMUNE_WALL_SIZE = (1920, 1080)
+COMMUNE_WALL_FPS = 15.0
+CAMERA_VIEW_DEFAULT = (1280, 720)
+CAMERA_VIEW_MAX = (1920, 1080)
+CAMERA_VIEW_FPS = 25.0  # the most a single view sends; it follows the camera below that
+PRIORITIES = {"low": -1, "normal": 0, "high": 1}  # CameraInfo.priority
+
+
+def wall_spec(wall: Wall) -> WallSpec:
+    cells = tuple(CellSpec(cell.camera, cell.row, cell.column, cell.rows, cell.columns)
+                  for cell in wall.resolved_cells())
+    return WallSpec(wall.id, wall.name, wall.width, wall.height, wall.fps,
+                    wall.columns, wall.rows, cells)
+
+
+def grid_for(count: int) -> tuple[int, int]:
+    """The most square grid (columns, rows) holding `count` cells, wider than tall."""
+    columns = max(1, math.ceil(math.sqrt(count)))
+    return columns, max(1, math.ceil(count / columns))
+
+
+def commune_walls(config: VigieConfig) -> dict[str, WallSpec]:
+    """One automatic wall per commune with cameras: all of its cameras, in config order."""
+    walls = {}
+    for commune in config.communes:
+        camera_ids = [camera.id for camera in config.cameras if camera.commune == commune.id]
+        if not camera_ids:
+            continue
+        columns, rows = grid_for(len(camera_ids))
+        wall_id = COMMUNE_WALL_PREFIX + commune.id
+        walls[wall_id] = WallSpec(wall_id, commune.name, *COMMUNE_WALL_SIZE, COMMUNE_WALL_FPS,
+                                  columns, rows, tuple(grid_cells(columns, rows, camera_ids)))
+    return walls
+
+
+def wall_communes(config: VigieConfig) -> dict[str, frozenset[str]]:
+    """The communes each wall is meant for (whose police may open it while every camera
+    on it is theirs): a commune's automatic wall, that commune; a configured wall, its
+    `communes`."""
+    communes = {COMMUNE_WALL_PREFIX + commune.id: frozenset({commune.id}) for commune in config.communes}
+    communes.update({wall.id: frozenset(wall.communes) for wall in config.walls})
+    return communes
+
+
+def all_walls(config: VigieConfig) -> dict[str, WallSpec]:
+    walls = {wall.id: wall_spec(wall) for wall in config.walls}
+    for wall_id, spec in commune_walls(config).items():
+        if wall_id in walls:
+            logger.warning("wall %s is defined in the config: no automatic commune wall", wall_id)
+        else:
+            walls[wall_id] = spec
+    return walls
+
+
+@dataclass(frozen=True)
+class MosaicKey:
+    """An ad-hoc mosaic: identical requests share one compositor."""
+
+    cameras: tuple[str, ...]
+    columns: int
+    rows: int
+    size: tuple[int, int]
+    fps: float
+
+
+class TooManyMosaics(Exception):
+    """A new ad-hoc mosaic would pass a limit (the user's, or the server's)."""
+
+
+@dataclass(frozen=True)
+class ReloadSummary:
+    added: list[str]
+    removed: list[str]
+    restarted: list[str]
+    walls_changed: list[str]
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"cameras_added": self.added, "cameras_removed": self.removed,
+                "cameras_restarted": self.restarted, "walls_changed": self.walls_changed}
+
+
+def _camera_key(config: VigieConfig, camera: Camera) -> tuple:
+    """What makes a worker: the camera's settings (password included) and its labels."""
+    commune = config.commune(camera.commune)
+    return (camera, commune.name if commune else None)
+
+
+def camera_info(config: VigieConfig, camera: Camera) -> CameraInfo:
+    commune = config.commune(camera.commune)
+    return CameraInfo(camera.id, camera.name, camera.commune,
+                      commune.name if commune else camera.commune, camera.stale_after,
+                      masks=tuple(camera.privacy_masks), priority=PRIORITIES[camera.priority])
+
+
+def source_spec(camera: Camera, url: str) -> SourceSpec:
+    return SourceSpec(url=url, username=camera.username, password=camera.password(),
+                      transport=camera.transport, open_timeout=camera.open_timeout,
+                      read_timeout=camera.stale_after)
+
+
+class Runtime:
+    def __init__(self, config: VigieConfig, redactor: Redactor) -> None:
+        self.config = config
+        self.redactor = redactor
+        self.store = TileStore()
+        self.workers: dict[str, CameraWorker] = {}
+        self._main_workers: dict[str, CameraWorker] = {}
+        self.walls: dict[str, WallSpec] = all_walls(config)
+        self.wall_communes: dict[str, frozenset[str]] = wall_communes(config)
+        self.camera_communes: dict[str, str] = {camera.id: camera.commune for camera in config.cameras}
+        self._wall_streams: dict[str, LiveStream] = {}
+        self._camera_streams: dict[str, LiveStream] = {}
+        self._mosaic_streams: dict[MosaicKey, LiveStream] = {}
+        self._mosaic_users: dict[MosaicKey, Counter[str]] = {}  # views per user, per mosaic
+        self._remux_streams: dict[str, RemuxStream] = {}
+        self.tours: dict[str, Tour] = {}  # wall id -> running tour (server/api/walls.py runs it)
+        # Reduces the least prominent cameras to their keyframes while the machine is short
+        # of CPU (ingest/wall/governor.py). It reads the dicts from its thread: whole copies.
+        self.loop_lag = LoopLag()  # probed by server/app.py while the app runs
+        self.governor = Governor(self.all_workers, self.compositors, loop_lag=self.loop_lag.take)
+        self.started = False
+        redactor.add(secret for camera in config.cameras if (secret := camera.password()))
+
+    def _start_worker(self, camera: Camera) -> None:
+        # Mosaics read the substream when there is one: smaller, cheaper to decode.
+        url = camera.substream_url or camera.url
+        worker = CameraWorker(camera_info(self.config, camera), source_spec(camera, url),
+                              self.store, self.redactor)
+        self.workers[camera.id] = worker
+        worker.start()
+
+    def start(self) -> None:
+        for camera in self.config.cameras:
+            self._start_worker(camera)
+        self.governor.start()
+        self.started = True
+        logger.info("started %d camera workers, %d walls", len(self.workers), len(self.walls))
+
+    def _main_worker(self, camera_id: str) -> CameraWorker:
+        """The worker of the main stream, for single-camera views (started on first use)."""
+        camera = self.config.camera(camera_id)
+        if camera is None or not camera.substream_url:
+            return self.workers[camera_id]
+        worker = self._main_workers.get(camera_id)
+        if worker is None:
+            # Its tiles go to their own store: same camera id, different stream.
+            worker = CameraWorker(camera_info(self.config, camera), source_spec(camera, camera.url),
+                                  TileStore(), self.redactor)
+            self._main_workers[camera_id] = worker
+            worker.start()
+        return worker
+
+    def wall_stream(self, wall_id: str) -> LiveStream | None:
+        stream = self._wall_streams.get(wall_id)
+        if stream is None and wall_id in self.walls:
+            loop = asyncio.get_running_loop()
+            # The spec and workers are looked up when a compositor is built, so that a
+            # rebuild after a reload picks up the new layout and restarted cameras.
+            stream = LiveStream(f"wall/{wall_id}", lambda deliver, wanted, room: Compositor(
+                self.walls[wall_id], self.workers, self.store, deliver, wanted, room), loop)
+            self._wall_streams[wall_id] = stream
+        return stream
+
+    def camera_stream(self, camera_id: str) -> LiveStream | None:
+        stream = self._camera_streams.get(camera_id)
+        if stream is None and camera_id in self.workers:
+            worker = self._main_worker(camera_id)
+            status = worker.status()
+            width, height = CAMERA_VIEW_DEFAULT
+            if status.width and status.height:
+                scale = min(1.0, CAMERA_VIEW_MAX[0] / status.width, CAMERA_VIEW_MAX[1] / status.height)
+                width, height = int(status.width * scale) // 2 * 2, int(status.height * scale) // 2 * 2
+            spec = WallSpec(f"camera-{camera_id}", worker.camera.name, width, height,
+                            CAMERA_VIEW_FPS, 1, 1, (CellSpec(camera_id, 0, 0),), follow_source=True)
+            loop = asyncio.get_running_loop()
+
+            def make(deliver, wanted, room) -> Compositor:
+                current = self._main_worker(camera_id)
+                return Compositor(spec, {camera_id: current}, current.store, deliver, wanted, room)
+            stream = LiveStream(f"camera/{camera_id}", make, loop)
+            self._camera_streams[camera_id] = stream
+        return stream
+
+    def camera_remux_stream(self, camera_id: str) -> RemuxStream | None:
+        """The camera's own H.264 without decoding, if it may be sent as it is: H.264, no
+        privacy mask (masked pixels are only ever sent re-encoded). Else None."""
+        camera = self.config.camera(camera_id)
+        if (camera is None or camera.privacy_masks or camera_id not in self.workers
+                or not camera.url.startswith(("rtsp", "file"))):
+            return None
+        worker = self._main_worker(camera_id)
+        if worker.status().codec != "h264":
+            return None
+        stream = self._remux_streams.get(camera_id)
+        if stream is None or stream.worker is not worker:
+            stream = RemuxStream(f"remux/{camera_id}", worker, asyncio.get_running_loop())
+            self._remux_streams[camera_id] = stream
+        return stream
+
+    def wall_cameras(self, wall_id: str) -> list[str]:
+        spec = self.walls.get(wall_id)
+        return [] if spec is None else [c.camera_id for c in spec.cells if c.camera_id]
+
+    def mosaic(self, key: MosaicKey) -> LiveStream | None:
+        """The running mosaic for `key`, if any (a fresh frame of it may serve a snapshot)."""
+        return self._mosaic_streams.get(key)
+
+    def acquire_mosaic(self, key: MosaicKey, user: str) -> LiveStream:
+        """The mosaic for one more view of `user`, made if needed. A mosaic lives only while
+        it has views (and LINGER_SECONDS after its last one). Each user may hold
+        `limits.mosaics_per_user` distinct mosaics, the server `limits.mosaics`: beyond
+        that TooManyMosaics, and nothing is made."""
+        limits = self.config.limits
+        users = self._mosaic_users.get(key)
+        if users is None or user not in users:
+            # A mosaic counts for each user who viewed it until it is gone, lingering
+            # included: opening and closing new ones in a loop fills the user's share only.
+            held = sum(1 for counts in self._mosaic_users.values() if user in counts)
+            if held >= limits.mosaics_per_user:
+                raise TooManyMosaics("too many ad-hoc mosaics open for this user")
+        stream = self._mosaic_streams.get(key)
+        if stream is None:
+            if len(self._mosaic_streams) >= limits.mosaics:
+                raise TooManyMosaics("too many ad-hoc mosaics at once; try again later")
+            name = "mosaic-" + hashlib.sha256(repr(key).encode()).hexdigest()[:12]
+            spec = WallSpec(name, "mosaic", *key.size, key.fps, key.columns, key.rows,
+                            tuple(grid_cells(key.columns, key.rows, list(key.cameras))))
+            loop = asyncio.get_running_loop()
+
+            def forget() -> None:
+                if self._mosaic_streams.get(key) is stream:
+                    del self._mosaic_streams[key]
+                    self._mosaic_users.pop(key, None)
+            stream = LiveStream(f"mosaic/{name}", lambda deliver, wanted, room: Compositor(
+                spec, self.workers, self.store, deliver, wanted, room), loop, on_stopped=forget)
+            self._mosaic_streams[key] = stream
+        self._mosaic_users.setdefault(key, Counter())[user] += 1
+        return stream
+
+    def release_mosaic(self, key: MosaicKey, user: str) -> None:
+        """One view of `user` on the mosaic has ended (the stream stops by itself after
+        its last viewer)."""
+        users = self._mosaic_users.get(key)
+        if users is not None and users[user] > 0:
+            users[user] -= 1  # kept at 0: still charged to the user while it lingers
+
+    def target_cameras(self, kind: str, target_id: str | MosaicKey) -> tuple[str, ...] | None:
+        """The cameras a view of this target shows now; None if the target is gone."""
+        if kind == "wall":
+            return tuple(self.wall_cameras(target_id)) if target_id in self.walls else None
+        if kind == "camera":
+            return (target_id,) if target_id in self.camera_communes else None
+        if kind == "mosaic" and isinstance(target_id, MosaicKey):
+            return target_id.cameras
+        return None
+
+    def mosaic_streams(self) -> list[LiveStream]:
+        return list(self._mosaic_streams.values())
+
+    def all_workers(self) -> list[CameraWorker]:
+        """Every worker, mosaics' then single views' main streams, in configuration order."""
+        return [*self.workers.values(), *self._main_workers.values()]
+
+    def compositors(self) -> list[Compositor]:
+        return [stream.compositor for streams in (self._wall_streams, self._camera_streams,
+                                                  self._mosaic_streams)
+                for stream in list(streams.values())]
+
+    def streams(self) -> Iterable[LiveStream]:
+        yield from list(self._wall_streams.values())
+        yield from list(self._camera_streams.values())
+        yield from list(self._mosaic_streams.values())
+        yield from list(self._remux_streams.values())
+
+    async def async_apply(self, new: VigieConfig,
+                          on_changed: Callable[[], None] | None = None) -> ReloadSummary:
+        """Move to a new config: restart only the cameras that changed; walls whose layout
+        or cameras changed get a new compositor while their viewers stay connected.
+
+        `on_changed` runs as soon as the new config is in place, before anything of the
+        old one can reach a viewer again (the views' re-check: a camera moved to another
+        commune must stop reaching the first commune's police at once)."""
+        old = self.config
+        old_keys = {c.id: _camera_key(old, c) for c in old.cameras}
+        new_keys = {c.id: _camera_key(new, c) for c in new.cameras}
+        removed = [cid for cid in old_keys if cid not in new_keys]
+        added = [cid for cid in new_keys if cid not in old_keys]
+        restarted = [cid for cid in new_keys if cid in old_keys and new_keys[cid] != old_keys[cid]]
+        touched = set(removed) | set(restarted)
+        old_walls = self.walls
+        # The new config first, synchronously: from here on, scope is judged on it.
+        self.config = new
+        self.walls = all_walls(new)
+        self.wall_communes = wall_communes(new)
+        self.camera_communes = {camera.id: camera.commune for camera in new.cameras}
+        walls_changed = sorted(w for w in set(old_walls) | set(self.walls)
+                               if old_walls.get(w) != self.walls.get(w))
+        closing, rebuilding = [], []
+        for wall_id, stream in list(self._wall_streams.items()):
+            if wall_id not in self.walls:
+                closing.append(self._wall_streams.pop(wall_id))
+            elif wall_id in walls_changed or touched & set(self.wall_cameras(wall_id)):
+                rebuilding.append(stream)
+        for camera_id, stream in list(self._camera_streams.items()):
+            if camera_id in removed:
+                closing.append(self._camera_streams.pop(camera_id))
+            elif camera_id in restarted:
+                rebuilding.append(stream)
+        closing += [self._remux_streams.pop(camera_id) for camera_id in touched & set(self._remux_streams)]
+        for key, stream in list(self._mosaic_streams.items()):
+            if set(removed) & set(key.cameras):
+                closing.append(self._mosaic_streams.pop(key))
+                self._mosaic_users.pop(key, None)
+            elif touched & set(key.cameras):
+                rebuilding.append(stream)
+        for stream in closing + rebuilding:
+            stream.invalidate()  # nothing the old cameras or layout made goes out any more
+        if on_changed is not None:
+            on_changed()
+        # New cameras start at once; changed ones once their old worker has stopped (two
+        # connections to one camera may be refused). Meanwhile they have no worker: views
+        # of them answer 503 ("restarting"), walls show them as NO SIGNAL.
+        self.redactor.add(secret for camera in new.cameras if (secret := camera.password()))
+        for camera in new.cameras:
+            if camera.id in added:
+                self._start_worker(camera)
+        stopping = [self.workers.pop(cid) for cid in removed + restarted]
+        stopping += [self._main_workers.pop(cid) for cid in removed + restarted if cid in self._main_workers]
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, stop_workers, stopping)
+        for cid in removed + restarted:
+            self.store.forget(cid)
+        for camera in new.cameras:
+            if camera.id in restarted:
+                self._start_worker(camera)
+        # Streams made while the cameras restarted hold no worker for them: rebuilt too.
+        fresh = touched | set(added)
+        for wall_id, stream in self._wall_streams.items():
+            if stream not in rebuilding and fresh & set(self.wall_cameras(wall_id)):
+                rebuilding.append(stream)
+        for camera_id, stream in self._camera_streams.items():
+            if stream not in rebuilding and camera_id in fresh:
+                rebuilding.append(stream)
+        for key, stream in self._mosaic_streams.items():
+            if stream not in rebuilding and fresh & set(key.cameras):
+                rebuilding.append(stream)
+        for camera_id, remux in list(self._remux_streams.items()):
+            if camera_id in fresh:  # made in the meantime on a worker now stopped
+                closing.append(self._remux_streams.pop(camera_id))
+        await asyncio.gather(*(stream.async_close() for stream in closing),
+                             *(stream.async_rebuild() for stream in rebuilding))
+        summary = ReloadSummary(added, removed, restarted, walls_changed)
+        logger.info("config reloaded: %s", summary.as_dict())
+        return summary
+
+    async def async_stop(self) -> list[str]:
+        """Close viewers, stop compositors, join worker threads. Returns stuck thread names."""
+        await asyncio.gather(*(stream.async_close() for stream in self.streams()))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self.governor.stop)
+        workers = self.all_workers()
+        stuck = await loop.run_in_executor(None, stop_workers, workers)
+        if stuck:
+            logger.warning("camera threads still blocked at shutdown: %s", ", ".join(stuck))
+        return stuck
