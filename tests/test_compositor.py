@@ -65,7 +65,7 @@ async def test_jpeg_is_not_encoded_while_every_viewer_has_frames_waiting():
     store, worker, spec = _live_wall()
     stream = LiveStream("wall/w", lambda deliver, wanted, room: Compositor(
         spec, {"s": worker}, store, deliver, wanted, room), asyncio.get_running_loop())
-    viewer = stream.hub.add()  # starts the wall
+    viewer = stream.hubs["jpeg"].add()  # starts the wall
     try:
         await asyncio.sleep(1.5)  # live pictures; two frames wait untaken
         before = stream.compositor.frames

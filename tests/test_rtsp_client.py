@@ -61,6 +61,19 @@ def test_each_codec_reaches_the_right_reader_and_decodes(sim, path, kind, codec)
         source.close()
 
 
+def test_a_camera_our_client_does_not_take_is_remembered_with_its_spec(sim) -> None:
+    """The fallback to FFmpeg is learned once per camera worker (its spec), not in a
+    module-level set that outlived the camera's config."""
+    from ingest.source.rtsp.source import FFMPEG_ONLY
+
+    spec = SourceSpec(sim.url("mjpeg"))
+    for _ in range(2):
+        source = open_source(spec)
+        source.close()
+        assert type(source) is PyAVSource and spec.learned == {FFMPEG_ONLY}
+    assert SourceSpec(sim.url("mjpeg")).learned == set()  # a new config starts afresh
+
+
 def test_udp_cameras_stay_with_ffmpeg(sim) -> None:
     source = open_source(SourceSpec(sim.url("h264"), transport="udp"))
     try:

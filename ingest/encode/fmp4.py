@@ -18,7 +18,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange
 
-from ingest.encode.base import EncodedFrame
+from ingest.encode.base import EncodedFrame, Format, register_format
 from ingest.picture.tiles import i420_planes
 
 MIME_TEMPLATE = 'video/mp4; codecs="{codec}"'
@@ -152,3 +152,33 @@ class Fmp4Encoder:
             self._container.close()
         except Exception:  # noqa: BLE001 - closing after a failed encode may fail too
             pass
+
+
+FMP4 = "fmp4"
+
+
+class Fmp4WallEncoder:
+    """The fMP4 format of a wall: its init segment goes first, once per encoder (viewers
+    start, again, from it), then a fragment per frame."""
+
+    def __init__(self, width: int, height: int, fps: float) -> None:
+        self._encoder = Fmp4Encoder(width, height, fps)
+        self._header_sent = False
+
+    def encode(self, canvas: np.ndarray, seq: int, wall_time: float,
+               keyframe: bool = False) -> list[EncodedFrame]:
+        fragments = self._encoder.encode(canvas, wall_time, seq, force_keyframe=keyframe)
+        if fragments and not self._header_sent:
+            self._header_sent = True
+            header = EncodedFrame(self._encoder.init_segment or b"", 0, wall_time, True,
+                                  self._encoder.mime, header=True)
+            return [header, *fragments]
+        return fragments
+
+    def close(self) -> None:
+        self._encoder.close()
+
+
+# About two seconds of fragments before a viewer skips to a keyframe.
+register_format(Format(FMP4, dependent=True, buffer_frames=30, make=Fmp4WallEncoder))
+

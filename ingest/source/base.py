@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -28,6 +28,9 @@ class SourceSpec:
     transport: str = "tcp"
     open_timeout: float = 5.0
     read_timeout: float = 5.0
+    # What opening this camera taught its sources, kept with the spec (one per camera
+    # worker, new when the camera's config changes): e.g. "ffmpeg-only".
+    learned: set[str] = field(default_factory=set, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -12,19 +12,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from ingest.camera.health import CameraState
+from ingest.camera.worker import CameraWorker, TileRequest
+from ingest.encode import EncodedFrame, Format, WallEncoder, formats
+from ingest.encode.jpeg import JPEG
 from ingest.picture.cards import TINT_NEUTRAL, TINT_OFFLINE, TINT_STALLED, draw_card, since_text
-from ingest.encode import EncodedFrame, JpegEncoder
-from ingest.encode.fmp4 import Fmp4Encoder
 from ingest.picture.layout import CellSpec, Rect, cell_rect
 from ingest.picture.overlay import TextRenderer
-from ingest.camera.health import CameraState
-from ingest.rates import RateMeter
 from ingest.picture.tiles import Tile, TileStore, i420_planes, new_i420
-from ingest.camera.worker import CameraWorker, TileRequest
+from ingest.rates import RateMeter
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +66,48 @@ def blit(canvas: np.ndarray, canvas_size: tuple[int, int], image: np.ndarray, re
     cv[half] = iv
 
 
+@dataclass
+class _Sending:
+    """What the compositor remembers between ticks about what it sent."""
+
+    previous: frozenset[str] = frozenset()  # formats wanted at the previous tick
+    first_ticks: int = 0  # ticks left that send whatever changed (a new format, a keyframe)
+    last_sent: float = 0.0
+    last_by_format: dict[str, float] = field(default_factory=dict)
+
+
+class _Cadence:
+    """The wall's clock: one tick per period, late ticks counted, never a burst."""
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self.next_tick = time.monotonic()
+
+    def tick_done(self, done: float) -> bool:
+        """The tick that started at the last due time ended at `done`: was it late? Late
+        by less than a tick (a busy machine wakes us a few ms late, one encode took
+        longer): the next one starts at once and the ones after keep the cadence, so
+        jitter costs no frames (restarting the cadence from here lost each tick's
+        lateness: walls composed 14.1 fps of 15 on bench B). Late by a whole tick or more:
+        skip ticks, never burst."""
+        self.next_tick += self.period
+        if self.next_tick >= done:
+            return False
+        if done - self.next_tick >= self.period:
+            self.next_tick = done
+        return True
+
+    def wait(self, now: float) -> float:
+        return max(0.0, self.next_tick - now)
+
+
 class Compositor:
     """Composes and encodes one wall while started. `deliver` is called from its thread."""
 
     def __init__(self, spec: WallSpec, workers: Mapping[str, CameraWorker], store: TileStore,
                  deliver: Callable[[str, EncodedFrame], None],
-                 wanted_formats: Callable[[], Collection[str]] = lambda: ("jpeg",),
-                 room: Callable[[str], bool] = lambda fmt: True, quality: int = 80) -> None:
+                 wanted_formats: Callable[[], Collection[str]] = lambda: (JPEG,),
+                 room: Callable[[str], bool] = lambda fmt: True) -> None:
         self.spec = spec
         self._workers = workers
         self._store = store
@@ -80,8 +115,6 @@ class Compositor:
         self._wanted_formats = wanted_formats
         self._room = room  # would a frame of this format reach a viewer now (ingest/hub.py)
         self._keyframe_requested = False
-        self._header_sent = False
-        self._encoder = JpegEncoder(quality)
         # Card texts: a title and two or three lines per cell, drawn when a cell's state
         # changes; room for every cell's, so that many cameras down never thrash it.
         self._text = TextRenderer(capacity=4 * len(spec.cells) + 8)
@@ -136,95 +169,93 @@ class Compositor:
         return cells
 
     def _run(self, stop: threading.Event) -> None:
-        width, height = self.spec.width, self.spec.height
-        canvas = new_i420(width, height)
+        canvas = new_i420(self.spec.width, self.spec.height)
         cells = self._attach()
-        period = 1.0 / self.spec.fps
-        next_tick = time.monotonic()
-        last_sent = last_jpeg = 0.0
-        previous_formats: frozenset[str] = frozenset()  # wanted at the previous tick
-        # Ticks that send whatever changed: a new format's first frames, or the keyframe a
-        # new H.264 viewer asked for. Two, as the mp4 muxer writes a frame's fragment when
-        # the next frame arrives (ingest/encode/fmp4.py).
-        first_ticks = 0
-        h264: Fmp4Encoder | None = None
+        cadence = _Cadence(1.0 / self.spec.fps)
+        sending = _Sending()
+        encoders: dict[str, WallEncoder] = {}
         try:
             while not stop.is_set():
                 started = time.monotonic()
                 changed = [self._update_cell(canvas, cell) for cell in cells]
-                formats = frozenset(self._wanted_formats())
-                keyframe_wanted = self._keyframe_requested and "fmp4" in formats
-                if keyframe_wanted or not formats <= previous_formats:
-                    first_ticks = 2
-                previous_formats = formats
-                # JPEG is not encoded while every viewer still has frames waiting (a
-                # machine short of CPU, a stalled screen): it would only push out a frame
-                # nobody took (bench B: 12 fps encoded for 4.5 delivered). Once a second
-                # regardless: the hub notices stalled viewers when it publishes.
-                if ("jpeg" in formats and not self._room("jpeg")
-                        and started - last_jpeg < KEEPALIVE_INTERVAL):
-                    formats = formats - {"jpeg"}
-                    self.starved_ticks += 1
-                # A wall with live pictures goes out at its rate. One showing only cards
-                # that did not change is not encoded again, but sent at least once a second
-                # so viewers know it is alive, and at once to the first viewer of a format
-                # (whose first frame would otherwise wait for the next change or second).
-                showing_video = (not self.spec.follow_source
-                                 and any(isinstance(cell.shown, Tile) for cell in cells))
-                if formats and (showing_video or any(changed) or first_ticks
-                                or started - last_sent >= KEEPALIVE_INTERVAL):
-                    first_ticks = max(0, first_ticks - 1)
-                    self.frames += 1
-                    now_wall = time.time()
-                    if "jpeg" in formats:
-                        data = self._encoder.encode(canvas, width, height)
-                        self._deliver("jpeg", EncodedFrame(data, self.frames, now_wall))
-                        last_jpeg = started
-                    if "fmp4" in formats:
-                        h264 = self._encode_h264(h264, canvas, now_wall)
-                    last_sent = started
-                    self.output_rate.add(started)
-                if "fmp4" not in formats and h264 is not None:
-                    h264.close()  # the next H.264 viewer gets a fresh encoder and init segment
-                    h264 = None
+                wanted = self._wanted()
+                chosen = self._choose_formats(wanted, started, sending)
+                if self._due(chosen, cells, changed, started, sending):
+                    self._encode(canvas, chosen, encoders, started, sending)
+                for name in [name for name in encoders if name not in wanted]:
+                    # The next viewer of that format gets a fresh encoder (and init segment).
+                    encoders.pop(name).close()
                 done = time.monotonic()
                 self.compose_seconds += done - started
                 self.ticks += 1
-                next_tick += period
-                if next_tick < done:
+                if cadence.tick_done(done):
                     self.late_ticks += 1
-                    # Late by less than a tick (a busy machine wakes us a few ms late, one
-                    # encode took longer): the next one starts at once and the ones after
-                    # keep the cadence, so jitter costs no frames (restarting the cadence
-                    # from here lost each tick's lateness: walls composed 14.1 fps of 15 on
-                    # bench B). Late by a whole tick or more: skip ticks, never burst.
-                    if done - next_tick >= period:
-                        next_tick = done
-                stop.wait(max(0.0, next_tick - done))
+                stop.wait(cadence.wait(done))
         except Exception:  # noqa: BLE001 - log, and let the owner see `running` is False
             logger.exception("wall %s: compositor failed", self.spec.id)
         finally:
-            if h264 is not None:
-                h264.close()
+            for encoder in encoders.values():
+                encoder.close()
             for cell in cells:
                 if cell.worker is not None and cell.request is not None:
                     cell.worker.detach(cell.request)
 
-    def _encode_h264(self, encoder: Fmp4Encoder | None, canvas: np.ndarray,
-                     now_wall: float) -> Fmp4Encoder:
-        if encoder is None:
-            encoder = Fmp4Encoder(self.spec.width, self.spec.height, self.spec.fps)
-            self._header_sent = False
-        force, self._keyframe_requested = self._keyframe_requested, False
-        fragments = encoder.encode(canvas, now_wall, self.frames, force_keyframe=force)
-        if fragments and not self._header_sent:
-            # The init segment goes first, once per encoder: viewers start (again) from it.
-            self._deliver("fmp4", EncodedFrame(encoder.init_segment or b"", 0, now_wall, True,
-                                               encoder.mime, header=True))
-            self._header_sent = True
-        for fragment in fragments:
-            self._deliver("fmp4", fragment)
-        return encoder
+    def _wanted(self) -> dict[str, Format]:
+        """The formats someone watches now, in the registry's order."""
+        names = frozenset(self._wanted_formats())
+        return {name: output for name, output in formats().items() if name in names}
+
+    def _choose_formats(self, wanted: dict[str, Format], started: float,
+                        sending: _Sending) -> dict[str, Format]:
+        """The formats to encode this tick, if the tick sends at all."""
+        keyframe_wanted = self._keyframe_requested and any(f.dependent for f in wanted.values())
+        if keyframe_wanted or not wanted.keys() <= sending.previous:
+            # A new format's first frames, or the keyframe a new viewer asked for: sent
+            # whatever changed, for two ticks (the mp4 muxer writes a frame's fragment
+            # when the next frame arrives: ingest/encode/fmp4.py).
+            sending.first_ticks = 2
+        sending.previous = frozenset(wanted)
+        chosen = dict(wanted)
+        for name, output in wanted.items():
+            # A format whose frames stand alone is not encoded while every viewer still has
+            # frames waiting (a machine short of CPU, a stalled screen): it would only push
+            # out a frame nobody took (bench B: 12 fps encoded for 4.5 delivered). Once a
+            # second regardless: the hub notices stalled viewers when it publishes.
+            if (not output.dependent and not self._room(name)
+                    and started - sending.last_by_format.get(name, 0.0) < KEEPALIVE_INTERVAL):
+                del chosen[name]
+                self.starved_ticks += 1
+        return chosen
+
+    def _due(self, chosen: dict[str, Format], cells: list[_Cell], changed: list[bool],
+             started: float, sending: _Sending) -> bool:
+        """A wall with live pictures goes out at its rate. One showing only cards that did
+        not change is not encoded again, but sent at least once a second so viewers know
+        it is alive, and at once to the first viewer of a format (whose first frame would
+        otherwise wait for the next change or second)."""
+        showing_video = (not self.spec.follow_source
+                         and any(isinstance(cell.shown, Tile) for cell in cells))
+        return bool(chosen) and (showing_video or any(changed) or sending.first_ticks > 0
+                                 or started - sending.last_sent >= KEEPALIVE_INTERVAL)
+
+    def _encode(self, canvas: np.ndarray, chosen: dict[str, Format],
+                encoders: dict[str, WallEncoder], started: float, sending: _Sending) -> None:
+        """Encode the canvas once per chosen format and deliver what comes out."""
+        sending.first_ticks = max(0, sending.first_ticks - 1)
+        self.frames += 1
+        now_wall = time.time()
+        for name, output in chosen.items():
+            encoder = encoders.get(name)
+            if encoder is None:
+                encoder = encoders[name] = output.make(self.spec.width, self.spec.height, self.spec.fps)
+            keyframe = False
+            if output.dependent:
+                keyframe, self._keyframe_requested = self._keyframe_requested, False
+            for frame in encoder.encode(canvas, self.frames, now_wall, keyframe):
+                self._deliver(name, frame)
+            sending.last_by_format[name] = started
+        sending.last_sent = started
+        self.output_rate.add(started)
 
     def _update_cell(self, canvas: np.ndarray, cell: _Cell) -> bool:
         """Bring one cell up to date; True if its pixels changed."""

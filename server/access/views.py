@@ -33,7 +33,7 @@ from server.runtime.describe import wall_json
 from server.access.limits import ViewLimits
 from server.runtime import MosaicKey, Runtime, TooManyMosaics
 from server.access.scope import Principal, can_view_camera, can_view_cameras, can_view_wall
-from server.runtime.streams import LiveStream, RemuxStream
+from server.runtime.streams import Stream
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Target:
     kind: str  # wall | camera | mosaic
     id: str
     key: str | MosaicKey
-    stream: LiveStream | RemuxStream | None
+    stream: Stream | None
 
 
 def shown_to(runtime: Runtime, principal: Principal, kind: str,
@@ -82,7 +82,7 @@ class OpenView:
     principal: Principal      # as of the last check
     client: Client
     target: Target
-    stream: LiveStream | RemuxStream
+    stream: Stream
     viewer: Viewer
     output: str               # mjpeg | ws-fmp4 | ws-jpeg | snapshot
     cameras: tuple[str, ...]  # what it shows, as of the last check

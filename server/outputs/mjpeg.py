@@ -9,6 +9,7 @@ import socket
 from aiohttp import web
 
 from ingest.encode import EncodedFrame
+from ingest.encode.jpeg import JPEG
 from server.keys import VIEWS
 from server.outputs.targets import STREAM_SNDBUF, camera_target, mosaic_target, open_view, wall_target
 from server.access.views import Target
@@ -75,7 +76,7 @@ async def _mjpeg(request: web.Request, target: Target) -> web.StreamResponse:
         response = web.StreamResponse(headers=MJPEG_HEADERS)
         await response.prepare(request)
         return response
-    view = open_view(request, target, "mjpeg", "jpeg")
+    view = open_view(request, target, "mjpeg", JPEG)
     viewer = view.viewer
     viewer.task = asyncio.current_task()
     # HTTP/1.0 has no chunks: the parts go as they are, the connection's end ends the body.

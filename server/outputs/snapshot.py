@@ -8,6 +8,7 @@ import time
 
 from aiohttp import web
 
+from ingest.encode.jpeg import JPEG
 from server.access.auth import audit_client
 from server.access.views import Target, communes_of
 from server.errors import json_error
@@ -35,14 +36,14 @@ async def _snapshot(request: web.Request, target: Target) -> web.Response:
     runtime = request.app[RUNTIME]
     # Scope was checked by the target, with no await since: a fresh frame is served as it is.
     stream = target.stream if target.stream is not None else runtime.mosaic(target.key)
-    latest = stream.hub.latest if stream is not None else None
+    latest = stream.hubs[JPEG].latest if stream is not None else None
     cameras = runtime.target_cameras(target.kind, target.key) or ()
     if latest is not None and time.time() - latest.wall_time <= max_age:
         frame = latest  # fresh enough: no need to start (or keep) the compositor
     else:
         # A view for one frame: it starts the wall, and is re-checked like any other
         # while it waits (a change that hides the wall from this user ends it).
-        view = open_view(request, target, "snapshot", "jpeg", journaled=False, counted=False)
+        view = open_view(request, target, "snapshot", JPEG, journaled=False, counted=False)
         try:
             frame = await asyncio.wait_for(view.viewer.next_frame(), SNAPSHOT_TIMEOUT)
         except TimeoutError:

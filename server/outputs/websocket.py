@@ -12,7 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ingest.encode import EncodedFrame
+from ingest.encode import EncodedFrame, formats
+from ingest.encode.fmp4 import FMP4
 from server.access.views import REVOKED, OpenView, Target
 from server.keys import RUNTIME, VIEWS
 from server.outputs.targets import STREAM_SNDBUF, camera_target, mosaic_target, open_view, wall_target
@@ -22,7 +23,6 @@ from server.runtime.streams import RemuxStream
 routes = web.RouteTableDef()
 
 
-WS_FORMATS = ("fmp4", "jpeg")
 WS_HEARTBEAT = 20.0  # seconds between pings; a dead peer is dropped after a missed pong
 CLOSE_GOING_AWAY = 1001
 CLOSE_NOT_ALLOWED = 4003  # application code: no longer allowed to see this (scope, session)
@@ -40,22 +40,29 @@ def _hello(request: web.Request, view: OpenView, fmt: str, first: EncodedFrame) 
     target = view.target
     return {
         "type": "hello", "format": fmt,
-        "mime": first.content_type if fmt == "fmp4" else "image/jpeg",
+        "mime": first.content_type,  # an init segment's says the codec
         "target": {"kind": target.kind, "id": target.id},
         # "camera": the camera's own stream copied as it is; "composed": decoded and encoded here
         "source": "camera" if isinstance(view.stream, RemuxStream) else "composed",
-        "wall": wall_json(runtime, target.id, view.principal.sees_everything) if target.kind == "wall" else None,
+        "wall": (wall_json(runtime, target.id, view.principal.sees_everything)
+                 if target.kind == "wall" else None),
         "camera": (camera_json(worker) if target.kind == "camera"
                    and (worker := runtime.workers.get(target.id)) is not None else None),
     }
 
 
+def target_formats(target: Target) -> set[str]:
+    """The formats a view of the target may ask for: its stream's, or any registered one
+    for a mosaic made when its view opens."""
+    return set(target.stream.hubs) if target.stream is not None else set(formats())
+
+
 async def _websocket(request: web.Request, target: Target) -> web.StreamResponse:
     """One socket per view. Only this handler task receives (aiohttp's rule); a second task
     sends frames and control messages, and is the one cancelled if the viewer stalls."""
-    fmt = request.rel_url.query.get("format", "fmp4")
-    if fmt not in WS_FORMATS:
-        raise web.HTTPBadRequest(text="format must be fmp4 or jpeg")
+    fmt = request.rel_url.query.get("format", FMP4)
+    if fmt not in target_formats(target):
+        raise web.HTTPBadRequest(text=f"format must be {' or '.join(sorted(formats()))}")
     ws = web.WebSocketResponse(heartbeat=WS_HEARTBEAT, max_msg_size=4096, compress=False)
     if not ws.can_prepare(request).ok:  # before the view: a plain GET or HEAD opens nothing
         raise web.HTTPBadRequest(text="expected a WebSocket upgrade")
@@ -123,7 +130,7 @@ async def wall_ws(request: web.Request) -> web.StreamResponse:
 @routes.get("/cameras/{camera_id}/ws")
 async def camera_ws(request: web.Request) -> web.StreamResponse:
     target = camera_target(request)
-    if request.rel_url.query.get("format", "fmp4") == "fmp4":
+    if request.rel_url.query.get("format", FMP4) == FMP4:
         # An H.264 camera without masks goes out as it came in: no decode, no re-encode.
         remux = request.app[RUNTIME].camera_remux_stream(target.id)
         if remux is not None:

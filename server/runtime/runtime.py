@@ -19,7 +19,8 @@ from ingest.picture.tiles import TileStore
 from ingest.camera.worker import CameraInfo, CameraWorker, stop_workers
 from server.config import Camera, VigieConfig, Wall
 from server.runtime.looplag import LoopLag
-from server.runtime.streams import LiveStream, RemuxStream
+from server.runtime.changes import CameraDiff, ReloadSummary, diff_cameras
+from server.runtime.streams import LiveStream, RemuxStream, Stream
 from server.runtime.tours import Tour
 
 logger = logging.getLogger(__name__)
@@ -92,24 +93,6 @@ class MosaicKey:
 
 class TooManyMosaics(Exception):
     """A new ad-hoc mosaic would pass a limit (the user's, or the server's)."""
-
-
-@dataclass(frozen=True)
-class ReloadSummary:
-    added: list[str]
-    removed: list[str]
-    restarted: list[str]
-    walls_changed: list[str]
-
-    def as_dict(self) -> dict[str, list[str]]:
-        return {"cameras_added": self.added, "cameras_removed": self.removed,
-                "cameras_restarted": self.restarted, "walls_changed": self.walls_changed}
-
-
-def _camera_key(config: VigieConfig, camera: Camera) -> tuple:
-    """What makes a worker: the camera's settings (password included) and its labels."""
-    commune = config.commune(camera.commune)
-    return (camera, commune.name if commune else None)
 
 
 def camera_info(config: VigieConfig, camera: Camera) -> CameraInfo:
@@ -307,61 +290,79 @@ class Runtime:
         `on_changed` runs as soon as the new config is in place, before anything of the
         old one can reach a viewer again (the views' re-check: a camera moved to another
         commune must stop reaching the first commune's police at once)."""
-        old = self.config
-        old_keys = {c.id: _camera_key(old, c) for c in old.cameras}
-        new_keys = {c.id: _camera_key(new, c) for c in new.cameras}
-        removed = [cid for cid in old_keys if cid not in new_keys]
-        added = [cid for cid in new_keys if cid not in old_keys]
-        restarted = [cid for cid in new_keys if cid in old_keys and new_keys[cid] != old_keys[cid]]
-        touched = set(removed) | set(restarted)
+        diff = diff_cameras(self.config, new)
+        walls_changed = self._switch_config(new)  # synchronously: scope is judged on it now
+        closing, rebuilding = self._streams_changed(diff, walls_changed)
+        for stream in closing + rebuilding:
+            stream.invalidate()  # nothing the old cameras or layout made goes out any more
+        if on_changed is not None:
+            on_changed()
+        await self._async_restart_workers(new, diff)
+        self._streams_made_meanwhile(diff, closing, rebuilding)
+        await asyncio.gather(*(stream.async_close() for stream in closing),
+                             *(stream.async_rebuild() for stream in rebuilding))
+        summary = ReloadSummary(diff.added, diff.removed, diff.restarted, walls_changed)
+        logger.info("config reloaded: %s", summary.as_dict())
+        return summary
+
+    def _switch_config(self, new: VigieConfig) -> list[str]:
+        """Put the new config in place; returns the walls whose spec changed."""
         old_walls = self.walls
-        # The new config first, synchronously: from here on, scope is judged on it.
         self.config = new
         self.walls = all_walls(new)
         self.wall_communes = wall_communes(new)
         self.camera_communes = {camera.id: camera.commune for camera in new.cameras}
-        walls_changed = sorted(w for w in set(old_walls) | set(self.walls)
-                               if old_walls.get(w) != self.walls.get(w))
-        closing, rebuilding = [], []
+        return sorted(wall_id for wall_id in set(old_walls) | set(self.walls)
+                      if old_walls.get(wall_id) != self.walls.get(wall_id))
+
+    def _streams_changed(self, diff: CameraDiff,
+                         walls_changed: list[str]) -> tuple[list[Stream], list[LiveStream]]:
+        """Streams to close (their wall or a camera is gone) and to rebuild (what they show
+        changed), taken out of the registries for those closing."""
+        touched = diff.touched
+        closing: list[Stream] = []
+        rebuilding: list[LiveStream] = []
         for wall_id, stream in list(self._wall_streams.items()):
             if wall_id not in self.walls:
                 closing.append(self._wall_streams.pop(wall_id))
             elif wall_id in walls_changed or touched & set(self.wall_cameras(wall_id)):
                 rebuilding.append(stream)
         for camera_id, stream in list(self._camera_streams.items()):
-            if camera_id in removed:
+            if camera_id in diff.removed:
                 closing.append(self._camera_streams.pop(camera_id))
-            elif camera_id in restarted:
+            elif camera_id in diff.restarted:
                 rebuilding.append(stream)
         closing += [self._remux_streams.pop(camera_id) for camera_id in touched & set(self._remux_streams)]
         for key, stream in list(self._mosaic_streams.items()):
-            if set(removed) & set(key.cameras):
+            if set(diff.removed) & set(key.cameras):
                 closing.append(self._mosaic_streams.pop(key))
                 self._mosaic_users.pop(key, None)
             elif touched & set(key.cameras):
                 rebuilding.append(stream)
-        for stream in closing + rebuilding:
-            stream.invalidate()  # nothing the old cameras or layout made goes out any more
-        if on_changed is not None:
-            on_changed()
-        # New cameras start at once; changed ones once their old worker has stopped (two
-        # connections to one camera may be refused). Meanwhile they have no worker: views
-        # of them answer 503 ("restarting"), walls show them as NO SIGNAL.
+        return closing, rebuilding
+
+    async def _async_restart_workers(self, new: VigieConfig, diff: CameraDiff) -> None:
+        """New cameras start at once; changed ones once their old worker has stopped (two
+        connections to one camera may be refused). Meanwhile they have no worker: views
+        of them answer 503 ("restarting"), walls show them as NO SIGNAL."""
         self.redactor.add(secret for camera in new.cameras if (secret := camera.password()))
         for camera in new.cameras:
-            if camera.id in added:
+            if camera.id in diff.added:
                 self._start_worker(camera)
-        stopping = [self.workers.pop(cid) for cid in removed + restarted]
-        stopping += [self._main_workers.pop(cid) for cid in removed + restarted if cid in self._main_workers]
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, stop_workers, stopping)
-        for cid in removed + restarted:
+        stopping = [self.workers.pop(cid) for cid in diff.removed + diff.restarted]
+        stopping += [self._main_workers.pop(cid) for cid in diff.removed + diff.restarted
+                     if cid in self._main_workers]
+        await asyncio.get_running_loop().run_in_executor(None, stop_workers, stopping)
+        for cid in diff.removed + diff.restarted:
             self.store.forget(cid)
         for camera in new.cameras:
-            if camera.id in restarted:
+            if camera.id in diff.restarted:
                 self._start_worker(camera)
-        # Streams made while the cameras restarted hold no worker for them: rebuilt too.
-        fresh = touched | set(added)
+
+    def _streams_made_meanwhile(self, diff: CameraDiff, closing: list[Stream],
+                                rebuilding: list[LiveStream]) -> None:
+        """Streams made while the cameras restarted hold no worker for them: rebuilt too."""
+        fresh = diff.touched | set(diff.added)
         for wall_id, stream in self._wall_streams.items():
             if stream not in rebuilding and fresh & set(self.wall_cameras(wall_id)):
                 rebuilding.append(stream)
@@ -371,14 +372,8 @@ class Runtime:
         for key, stream in self._mosaic_streams.items():
             if stream not in rebuilding and fresh & set(key.cameras):
                 rebuilding.append(stream)
-        for camera_id, remux in list(self._remux_streams.items()):
-            if camera_id in fresh:  # made in the meantime on a worker now stopped
-                closing.append(self._remux_streams.pop(camera_id))
-        await asyncio.gather(*(stream.async_close() for stream in closing),
-                             *(stream.async_rebuild() for stream in rebuilding))
-        summary = ReloadSummary(added, removed, restarted, walls_changed)
-        logger.info("config reloaded: %s", summary.as_dict())
-        return summary
+        for camera_id in [cid for cid in self._remux_streams if cid in fresh]:
+            closing.append(self._remux_streams.pop(camera_id))  # on a worker now stopped
 
     async def async_stop(self) -> list[str]:
         """Close viewers, stop compositors, join worker threads. Returns stuck thread names."""

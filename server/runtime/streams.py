@@ -1,5 +1,7 @@
-"""Live streams: a compositor and its hubs (one per output format), started on the first
-viewer of any format, stopped after the last.
+"""Live streams: what outputs open views on. A `Stream` has one hub per output format it
+offers; `LiveStream` is a compositor with a hub per registered format (ingest/encode),
+started on the first viewer of any format and stopped after the last; `RemuxStream` is a
+camera's own H.264 in fMP4, without decoding.
 
 Lives on the event loop. The compositor thread hands frames back through exactly one door:
 `loop.call_soon_threadsafe` (STYLE.md). Stopping joins the thread in an executor.
@@ -11,10 +13,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-from ingest.wall.compositor import Compositor
-from ingest.encode import EncodedFrame
+from ingest.camera.worker import CameraWorker
+from ingest.encode import EncodedFrame, Format, formats
+from ingest.encode.fmp4 import FMP4
+from ingest.encode.remux import Remuxer
 from ingest.hub import DropPolicy, Hub
+from ingest.wall.compositor import Compositor
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +30,33 @@ RoomFn = Callable[[str], bool]
 MakeCompositor = Callable[[DeliverFn, WantedFn, RoomFn], Compositor]
 
 LINGER_SECONDS = 5.0  # keep composing this long after the last viewer (reloads, page hops)
-FORMATS = ("jpeg", "fmp4")
-FMP4_BUFFER_FRAMES = 30  # about two seconds of fragments before a viewer skips to a keyframe
+
+
+class Stream(Protocol):
+    """What the outputs and the view registry know of a stream."""
+
+    name: str
+    hubs: dict[str, Hub]  # by format name: the formats this stream offers
+
+    @property
+    def viewer_count(self) -> int: ...
+
+    def invalidate(self) -> None:
+        """What it shows changed: nothing made before reaches a viewer from now on."""
+        ...
+
+    def close_viewers(self, reason: str = "shutdown") -> None: ...
+
+    async def async_close(self) -> None: ...
+
+
+def make_hub(name: str, output: Format, stall_timeout: float, on_demand: Callable[[int], None],
+             on_keyframe_wanted: Callable[[], None] | None = None) -> Hub:
+    """A hub for one format: dependent frames skip to a keyframe, others drop the oldest."""
+    return Hub(f"{name}/{output.name}", on_demand=on_demand, stall_timeout=stall_timeout,
+               buffer_frames=output.buffer_frames,
+               policy=DropPolicy.TO_KEYFRAME if output.dependent else DropPolicy.OLDEST,
+               on_keyframe_wanted=on_keyframe_wanted if output.dependent else None)
 
 
 class LiveStream:
@@ -38,11 +69,8 @@ class LiveStream:
         self._on_stopped = on_stopped
         self._stop_handle: asyncio.TimerHandle | None = None
         self.hubs: dict[str, Hub] = {
-            "jpeg": Hub(f"{name}/jpeg", on_demand=self._on_demand, stall_timeout=stall_timeout),
-            "fmp4": Hub(f"{name}/fmp4", on_demand=self._on_demand, stall_timeout=stall_timeout,
-                        buffer_frames=FMP4_BUFFER_FRAMES, policy=DropPolicy.TO_KEYFRAME,
-                        on_keyframe_wanted=self._keyframe_wanted),
-        }
+            output.name: make_hub(name, output, stall_timeout, self._on_demand, self._keyframe_wanted)
+            for output in formats().values()}
         self._wanted: frozenset[str] = frozenset()
         self._make_compositor = make_compositor
         # Frames reach the hubs only from the compositor of the current generation: once
@@ -51,11 +79,6 @@ class LiveStream:
         # not see the old composition any more.
         self._generation = 0
         self.compositor = self._build()
-
-    @property
-    def hub(self) -> Hub:
-        """The JPEG hub: MJPEG and snapshots."""
-        return self.hubs["jpeg"]
 
     def _build(self) -> Compositor:
         generation = self._generation
@@ -117,7 +140,8 @@ class LiveStream:
         if self.compositor.running:
             logger.info("stream %s: no viewer, stopping", self.name)
             self._loop.run_in_executor(None, self.compositor.stop)
-            self.hubs["fmp4"].header = None  # the next encoder brings its own init segment
+            for hub in self.hubs.values():
+                hub.header = None  # the next encoder brings its own init segment
         if self._on_stopped is not None:
             self._on_stopped()
 
@@ -147,31 +171,27 @@ class LiveStream:
 
 class RemuxStream:
     """A camera's own H.264 to fMP4 viewers, no decoding: a packet tap on its worker while
-    someone watches. Quacks like LiveStream for the outputs."""
+    someone watches. Offers the fMP4 format only."""
 
-    def __init__(self, name: str, worker, loop: asyncio.AbstractEventLoop,
+    def __init__(self, name: str, worker: CameraWorker, loop: asyncio.AbstractEventLoop,
                  stall_timeout: float = 10.0) -> None:
-        from ingest.encode.remux import Remuxer
-
         self.name = name
         self.worker = worker
         self._loop = loop
-        hub = Hub(f"{name}/fmp4", on_demand=self._on_demand, stall_timeout=stall_timeout,
-                  buffer_frames=FMP4_BUFFER_FRAMES, policy=DropPolicy.TO_KEYFRAME)
-        self.hubs: dict[str, Hub] = {"fmp4": hub}
+        self._hub = make_hub(name, formats()[FMP4], stall_timeout, self._on_demand)
+        self.hubs: dict[str, Hub] = {FMP4: self._hub}
         self._remuxer: Remuxer | None = None
-        self._make_remuxer = lambda: Remuxer(self._deliver_threadsafe)
 
     def _deliver_threadsafe(self, frame: EncodedFrame) -> None:
         try:
-            self._loop.call_soon_threadsafe(self.hubs["fmp4"].publish, frame)
+            self._loop.call_soon_threadsafe(self._hub.publish, frame)
         except RuntimeError:
             pass
 
     def _on_demand(self, viewers: int) -> None:
         if viewers and self._remuxer is None:
-            self.hubs["fmp4"].header = None  # a new remuxer sends its own
-            self._remuxer = self._make_remuxer()
+            self._hub.header = None  # a new remuxer sends its own
+            self._remuxer = Remuxer(self._deliver_threadsafe)
             self.worker.add_tap(self._remuxer)
         elif not viewers and self._remuxer is not None:
             self.worker.remove_tap(self._remuxer)
@@ -181,17 +201,17 @@ class RemuxStream:
 
     @property
     def viewer_count(self) -> int:
-        return self.hubs["fmp4"].viewer_count
+        return self._hub.viewer_count
 
     def invalidate(self) -> None:
         """Its camera changed (a reload): nothing more of the old one reaches a viewer."""
         if self._remuxer is not None:
             self.worker.remove_tap(self._remuxer)
             self._remuxer = None
-        self.hubs["fmp4"].latest = None
+        self._hub.latest = None
 
     def close_viewers(self, reason: str = "shutdown") -> None:
-        self.hubs["fmp4"].close_all(reason)
+        self._hub.close_all(reason)
 
     async def async_close(self) -> None:
         self.close_viewers("shutdown")

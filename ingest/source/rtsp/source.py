@@ -33,9 +33,10 @@ IDLE_READ_INTERVAL = 0.25  # seconds between bulk reads while nobody watches
 # Between our client's DESCRIBE and FFmpeg's: GStreamer's RTSP server answers 503 to a
 # DESCRIBE that comes while it still unprepares the media the first one prepared.
 FALLBACK_PAUSE = 0.5
-# Cameras whose stream our client does not take (MJPEG, a camera refusing TCP...): FFmpeg
-# reads them from the first try on, instead of a refused handshake at every reconnect.
-_FFMPEG_ONLY: set[str] = set()
+# Learned of a camera whose stream our client does not take (MJPEG, a camera refusing
+# TCP...): FFmpeg reads it from the next try on, instead of a refused handshake at every
+# reconnect. Kept in the camera's spec (SourceSpec.learned), not in this module.
+FFMPEG_ONLY = "ffmpeg-only"
 
 
 def stream_template(codec: str, keyframe: bytes) -> tuple[av.container.InputContainer,
@@ -156,14 +157,14 @@ class RtspSource(PolicySource):
 
 def open_rtsp(spec: SourceSpec) -> Source:
     """Our client for TCP H.264/H.265 cameras, FFmpeg's for the rest."""
-    if spec.transport != "tcp" or spec.url in _FFMPEG_ONLY:
+    if spec.transport != "tcp" or FFMPEG_ONLY in spec.learned:
         return PyAVSource(spec)
     try:
         return RtspSource(spec)
     except Unsupported as reason:
         logger.info("camera stream read with FFmpeg's RTSP client from now on (%s)",
                     reason.reason)
-        _FFMPEG_ONLY.add(spec.url)
+        spec.learned.add(FFMPEG_ONLY)
         time.sleep(FALLBACK_PAUSE)
         return PyAVSource(spec)
 
