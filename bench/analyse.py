@@ -19,7 +19,7 @@ import numpy as np
 from bench.measure import percentile
 from ingest.picture.layout import CellSpec
 from ingest.picture.stamp import MS_MODULO
-from tests.mjpeg import cell_stamp
+from tests.support.mjpeg import cell_stamp
 
 SOURCE = (640, 360)
 

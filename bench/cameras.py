@@ -1,4 +1,4 @@
-"""The bench's cameras: a few live-stamped ones (tests/camsim, x264 per frame, for latency)
+"""The bench's cameras: a few live-stamped ones (tests/support/camsim, x264 per frame, for latency)
 and many looped pre-encoded ones (bench/feeder.py, no encoding, for load).
 
 Camera i (0-based) always draws tag FIRST_TAG + i, live or looped, so a wall cell tells
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bench.clips import make_clips
-from tests.camsim import SYSTEM_PYTHON, CameraSimulator, Mount, require_gstreamer, stop_process
+from tests.support.camsim import SYSTEM_PYTHON, CameraSimulator, Mount, require_gstreamer, stop_process
 
 FIRST_TAG = 11
 SOURCE = (640, 360)

@@ -1,7 +1,7 @@
 """Pre-encoded stamped H.264 clips for the bench's light RTSP feeder (`bench/feeder.py`).
 
 Each clip is a short loop (a whole number of GOPs, first frame an IDR with SPS/PPS in band)
-of 640x360 frames that look like the simulator's (`tests/camsim`: moving diagonal stripes,
+of 640x360 frames that look like the simulator's (`tests/support/camsim`: moving diagonal stripes,
 a sweeping bar, a colour per camera) and carry the stamp of `ingest.picture.stamp` with the
 camera's tag. The stamp's clock is NOT live (it is the frame's index x the frame period,
 modulo the loop): a looped camera tells which camera a cell shows, not how old it is.
@@ -28,7 +28,7 @@ RECORD = struct.Struct(">IB")
 
 
 class FrameMaker:
-    """The simulator's picture (see tests/camsim/rtsp_server.py), drawn here with numpy."""
+    """The simulator's picture (see tests/support/camsim/rtsp_server.py), drawn here with numpy."""
 
     def __init__(self, width: int, height: int, tag: int) -> None:
         self.width, self.height, self.tag = width, height, tag

@@ -1,7 +1,7 @@
 """Light RTSP feeder for the bench: pre-encoded H.264 clips looped forever, in real time.
 
 Runs under Debian's /usr/bin/python3 (python3-gi + GStreamer RTSP server), never the venv;
-modelled on tests/camsim/rtsp_server.py, but nothing is drawn or encoded here: every mount
+modelled on tests/support/camsim/rtsp_server.py, but nothing is drawn or encoded here: every mount
 plays a clip made once by `bench/clips.py` (Annex B access units, first one an IDR), one
 access unit per frame period, stamped with the pipeline's running time so it plays live.
 

@@ -2,7 +2,7 @@
 
     python -m bench.soak --minutes N [--cameras 8] [--viewers 8] [--json PATH]
 
-Starts the RTSP camera simulator (N cameras, each behind a `tests.faultproxy` proxy) and a
+Starts the RTSP camera simulator (N cameras, each behind a `tests.support.faultproxy` proxy) and a
 Vigie server with a wall of them, then for N minutes:
   - flaps one camera every few seconds, in turn, with a rotating fault (killed, reset,
     stalled, garbage, accept-and-never-answer) lasting a few seconds;
@@ -42,10 +42,10 @@ from pathlib import Path
 import numpy as np
 
 from bench.measure import memory_mb
-from tests.camsim import CameraSimulator, Mount, require_gstreamer
+from tests.support.camsim import CameraSimulator, Mount, require_gstreamer
 from tests.conftest import start_vigie
-from tests.faultproxy import FaultProxy
-from tests.mjpeg import MjpegReader
+from tests.support.faultproxy import FaultProxy
+from tests.support.mjpeg import MjpegReader
 
 SAMPLE_EVERY = 10.0
 TRIM_EVERY = 300.0        # malloc_trim through gdb (pauses Vigie ~1 s), then a sample

@@ -25,7 +25,7 @@ For each row, one after another, never two measured processes at once:
 C reuses A's floor and xstack (same inputs, same wall, same output: one encode whatever
 the number of viewers).
 
-Cameras: a few live-stamped ones (tests/camsim, encoded per frame) give the latency;
+Cameras: a few live-stamped ones (tests/support/camsim, encoded per frame) give the latency;
 the others are looped pre-encoded clips (bench/feeder.py). Both report their CPU apart.
 Everything runs on 127.0.0.1; everything started here is stopped on exit, error or Ctrl+C.
 Targets of the issue are printed as PASS/FAIL beside the numbers, never asserted.

@@ -69,24 +69,24 @@ class VigieProcess:
         return self.log_path.read_text(errors="replace")
 
     def get_json(self, path: str, headers: dict[str, str] | None = None):
-        from tests.mjpeg import get_json
+        from tests.support.mjpeg import get_json
 
         return get_json(self.base_url + path, headers=self.headers if headers is None else headers)
 
     def read_mjpeg(self, path: str, seconds: float, headers: dict[str, str] | None = None):
-        from tests.mjpeg import read_for
+        from tests.support.mjpeg import read_for
 
         return read_for(self.base_url + path, seconds, self.headers if headers is None else headers)
 
     def reader(self, path: str, read_delay: float = 0.0, headers: dict[str, str] | None = None):
-        from tests.mjpeg import MjpegReader
+        from tests.support.mjpeg import MjpegReader
 
         return MjpegReader(self.base_url + path, read_delay,
                            self.headers if headers is None else headers).start()
 
     def login(self) -> None:
         """Log in as the standard admin (argon2: ~0.3 s): `headers` then carry the session."""
-        from tests.mjpeg import login
+        from tests.support.mjpeg import login
 
         self.headers = login(self.base_url, "admin", TEST_PASSWORDS["admin"])
 
@@ -163,7 +163,7 @@ def simulators() -> Iterator:
 
     A machine without GStreamer fails the test in CI (CI=true) and skips it elsewhere.
     """
-    from tests.camsim import CameraSimulator, require_gstreamer
+    from tests.support.camsim import CameraSimulator, require_gstreamer
 
     try:
         require_gstreamer()
