@@ -2,7 +2,8 @@
 
 Holds: base (EncodedFrame, the WallEncoder shape, the registry of output formats), jpeg
 (libjpeg-turbo from YUV planes), fmp4 (H.264 in fragmented MP4 for Media Source
-Extensions), remux (a camera's own H.264 into fMP4, no decoding). A new output format is
+Extensions), remux (a camera's own H.264 into fMP4, no decoding), rtp (access units into
+RTP packets and RTCP sender reports, for the RTSP output). A new output format is
 one module that registers its Format here, and one import line below.
 May import: ingest.picture (tile planes) and itself.
 """
