@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -79,3 +80,30 @@ def test_compose_file_is_valid():
     result = subprocess.run([compose, "-f", "docker-compose.yml", "config", "-q"], cwd=REPO,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_installed_command_serves_the_viewer_from_any_folder(tmp_path):
+    """As installed (the console script, started elsewhere than the checkout), the server
+    finds the viewer through its package, not through the current folder or source paths."""
+    command = Path(sys.executable).with_name("vigie")
+    if not command.exists():
+        missing_component(f"{command}: the project is not installed in this environment (make install)")
+    port = free_port()
+    process = subprocess.Popen([str(command), "demo", "--port", str(port), "--password", "demo-Pw-1"],
+                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        status = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                status, headers, body = fetch("GET", f"http://127.0.0.1:{port}/login")
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert process.poll() is None, process.stderr.read()[-2000:]
+        assert status == 200 and headers["content-type"].startswith("text/html") and b"<form" in body
+        status, _, script = fetch("GET", f"http://127.0.0.1:{port}/assets/login.js")
+        assert status == 200 and script
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(10)
