@@ -2,6 +2,7 @@
 systems reading streams (RTSP, ONVIF snapshots). Checked against a stream credential's HA1
 (`H(user:realm:password)`), never against the argon2 web password, which cannot give one.
 
+The header's fields and the response are ingest/digest.py's, shared with the camera side.
 Nonces are stateless: a time and an HMAC of it under the server's secret, so any node can
 check one, and one older than `NONCE_SECONDS` is refused as stale (the client retries with
 a fresh one). The Authorization header is parsed in one left-to-right pass (linear time):
@@ -14,34 +15,20 @@ import base64
 import hashlib
 import hmac
 import os
-import re
 import struct
 import time
+
+from ingest.digest import parse_fields, response
+from ingest.digest import ha1 as digest_ha1
 
 REALM = "Vigie"
 NONCE_SECONDS = 300.0
 MAX_HEADER = 4_096
-ALGORITHMS = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}  # noqa: S324 - RFC 7616 keeps MD5 for FFmpeg
-_TOKEN = re.compile(r"[\w-]+")
-_BLANKS = re.compile(r"[ \t]*")
-_BARE = re.compile(r"[^,\s]*")
-
-
-def _hash(algorithm: str, text: str) -> str:
-    return ALGORITHMS[algorithm](text.encode()).hexdigest()
 
 
 def ha1(algorithm: str, username: str, password: str, realm: str = REALM) -> str:
-    """What a server keeps for Digest: H(username:realm:password)."""
-    return _hash(algorithm, f"{username}:{realm}:{password}")
-
-
-def response(algorithm: str, user_ha1: str, method: str, uri: str, nonce: str, nc: str = "",
-             cnonce: str = "", qop: str = "") -> str:
-    ha2 = _hash(algorithm, f"{method}:{uri}")
-    if qop:
-        return _hash(algorithm, f"{user_ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
-    return _hash(algorithm, f"{user_ha1}:{nonce}:{ha2}")
+    """What a server keeps for Digest: H(username:realm:password), in Vigie's realm."""
+    return digest_ha1(algorithm, username, password, realm)
 
 
 def make_nonce(secret: bytes, now: float | None = None) -> str:
@@ -74,33 +61,11 @@ def challenges(secret: bytes, stale: bool = False) -> list[str]:
 
 def parse_authorization(value: str) -> dict[str, str] | None:
     """The fields of a `Digest` Authorization value (keys lowercased); None if it is not one
-    or is too long. One pass, each character looked at a bounded number of times."""
+    or is too long to be read."""
     if len(value) > MAX_HEADER:
         return None
-    scheme, _, rest = value.strip().partition(" ")
-    if scheme.lower() != "digest":
-        return None
-    fields: dict[str, str] = {}
-    position, size = 0, len(rest)
-    while position < size:
-        equals = rest.find("=", position)
-        if equals < 0:
-            break
-        words = rest[position:equals].replace(",", " ").split()
-        key = words[-1].lower() if words else ""
-        position = _BLANKS.match(rest, equals + 1).end()
-        if rest.startswith('"', position):
-            close = rest.find('"', position + 1)
-            close = size if close < 0 else close
-            field_value = rest[position + 1 : close]
-            position = close + 1
-        else:
-            end = _BARE.match(rest, position).end()
-            field_value = rest[position:end]
-            position = end
-        if _TOKEN.fullmatch(key):
-            fields[key] = field_value
-    return fields
+    scheme, fields = parse_fields(value)
+    return fields if scheme == "digest" else None
 
 
 def check(fields: dict[str, str], method: str, ha1_by_algorithm: dict[str, str],

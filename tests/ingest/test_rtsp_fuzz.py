@@ -26,6 +26,7 @@ from ingest.source.rtsp.rtp import (
     H265Depacketiser,
     rtp_bounds,
 )
+from ingest.digest import parse_fields
 from ingest.source.rtsp.client import RtspClient
 from ingest.source.rtsp.message import (
     MAX_BODY,
@@ -34,7 +35,6 @@ from ingest.source.rtsp.message import (
     MAX_SDP,
     TooLarge,
     _choose_challenge,
-    _parse_challenge,
     body_length,
     parse_response,
     parse_sdp,
@@ -145,7 +145,7 @@ def test_an_sdp_past_the_limit_is_refused() -> None:
                           tricky), max_size=4))
 def test_challenges(values: list[str]) -> None:
     for value in values:
-        scheme, fields = _parse_challenge(value)
+        scheme, fields = parse_fields(value)
         assert len(scheme) <= len(value)
         assert all(len(key) + len(field) < len(value) for key, field in fields.items())
     chosen = _choose_challenge(values)
@@ -153,11 +153,11 @@ def test_challenges(values: list[str]) -> None:
 
 
 def test_challenge_fields_are_read_as_cameras_write_them() -> None:
-    assert _parse_challenge('Digest realm="cam", nonce="a=b", qop="auth,auth-int", '
+    assert parse_fields('Digest realm="cam", nonce="a=b", qop="auth,auth-int", '
                             'algorithm=MD5, stale=FALSE') == (
         "digest", {"realm": "cam", "nonce": "a=b", "qop": "auth,auth-int", "algorithm": "MD5",
                    "stale": "FALSE"})
-    assert _parse_challenge('Digest realm = "r r" nonce=abc==') == (
+    assert parse_fields('Digest realm = "r r" nonce=abc==') == (
         "digest", {"realm": "r r", "nonce": "abc=="})
 
 
@@ -166,7 +166,7 @@ def test_challenge_fields_are_read_as_cameras_write_them() -> None:
                                   "a," * 30_000, "-" * 60_000])
 def test_challenges_parse_in_linear_time(rest: str) -> None:
     """The issue's `Digest ` and 60,000 characters took 27 s (quadratic)."""
-    assert timed(_parse_challenge, "Digest " + rest) < FAST
+    assert timed(parse_fields, "Digest " + rest) < FAST
 
 
 @pytest.mark.parametrize("filler", [b"a", b":", b" ", b"\r", b"\r\n", b"a: b\r\n"])
