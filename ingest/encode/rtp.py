@@ -61,20 +61,23 @@ class RtpPacketiser:
         packets: list[bytes] = []
         room = self.mtu - RTP_HEADER.size
         pending: list[bytes] = []  # small NAL units waiting to be aggregated
+        aggregate = self._header_size  # the size of `pending` as one aggregation packet
         for nal in split_annex_b(access_unit):
             if len(nal) > room:
-                self._flush(pending, packets, room)
+                self._flush(pending, packets)
+                aggregate = self._header_size
                 self._fragments(nal, packets, room)
-            elif sum(2 + len(n) for n in pending) + 2 + len(nal) + self._header_size <= room:
-                pending.append(nal)
-            else:
-                self._flush(pending, packets, room)
-                pending.append(nal)
-        self._flush(pending, packets, room)
+                continue
+            if aggregate + 2 + len(nal) > room:
+                self._flush(pending, packets)
+                aggregate = self._header_size
+            pending.append(nal)
+            aggregate += 2 + len(nal)
+        self._flush(pending, packets)
         return [self._rtp(payload, timestamp, marker=index == len(packets) - 1)
                 for index, payload in enumerate(packets)]
 
-    def _flush(self, pending: list[bytes], packets: list[bytes], room: int) -> None:
+    def _flush(self, pending: list[bytes], packets: list[bytes]) -> None:
         if len(pending) == 1:
             packets.append(pending[0])
         elif pending:

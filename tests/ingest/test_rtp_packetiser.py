@@ -46,29 +46,22 @@ def read_back(depacketiser, packets: list[bytes]) -> list:
     return units
 
 
-@settings(max_examples=150, deadline=None)
-@given(units=st.lists(H264_UNITS, min_size=1, max_size=4), mtu=st.sampled_from([200, 600, MTU]))
-def test_h264_units_come_back_byte_for_byte(units, mtu) -> None:
-    packetiser = RtpPacketiser("H264", mtu=mtu, ssrc=7, first_sequence=65_530)
-    sent, packets = [], []
-    for index, (extra, kind, body) in enumerate(units):
-        unit = access_unit([h264_nal(k, b) for k, b in extra] + [h264_nal(kind, body)])
-        sent.append(unit)
-        packets += packetiser.packetise(unit, 3000 * index)
-    assert [u.data for u in read_back(H264Depacketiser([]), packets)] == sent
-    check_packets(packets, mtu, len(units))
+CODECS = {"H264": (H264_UNITS, h264_nal, H264Depacketiser), "H265": (H265_UNITS, h265_nal, H265Depacketiser)}
 
 
+@pytest.mark.parametrize("codec", list(CODECS))
 @settings(max_examples=150, deadline=None)
-@given(units=st.lists(H265_UNITS, min_size=1, max_size=4), mtu=st.sampled_from([200, 600, MTU]))
-def test_h265_units_come_back_byte_for_byte(units, mtu) -> None:
-    packetiser = RtpPacketiser("H265", mtu=mtu, ssrc=7, first_sequence=65_530)
+@given(data=st.data(), mtu=st.sampled_from([200, 600, MTU]))
+def test_units_come_back_byte_for_byte(codec, data, mtu) -> None:
+    strategy, nal, depacketiser = CODECS[codec]
+    units = data.draw(st.lists(strategy, min_size=1, max_size=4))
+    packetiser = RtpPacketiser(codec, mtu=mtu, ssrc=7, first_sequence=65_530)
     sent, packets = [], []
     for index, (extra, kind, body) in enumerate(units):
-        unit = access_unit([h265_nal(k, b) for k, b in extra] + [h265_nal(kind, body)])
+        unit = access_unit([nal(k, b) for k, b in extra] + [nal(kind, body)])
         sent.append(unit)
         packets += packetiser.packetise(unit, 3000 * index)
-    assert [u.data for u in read_back(H265Depacketiser([]), packets)] == sent
+    assert [u.data for u in read_back(depacketiser([]), packets)] == sent
     check_packets(packets, mtu, len(units))
 
 
