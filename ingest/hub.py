@@ -207,10 +207,6 @@ class Hub:
             room = room or viewer.has_room()
         self.room = room
 
-    def broadcast(self, message: dict) -> None:
-        for viewer in self._viewers:
-            viewer.post(message)
-
     def dropped_now(self) -> int:
         return self.dropped_total + sum(viewer.dropped for viewer in self._viewers)
 

@@ -77,9 +77,6 @@ class Directory:
     def token_hash(token: str) -> str:
         return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
 
-    def by_token(self, token: str) -> Principal | None:
-        return self.tokens.get(self.token_hash(token))
-
     def current(self, name: str) -> tuple[Principal, str] | None:
         """A user's or token's principal now, and the fingerprint of its credential (the
         password's or token's hash): a session made with another one has ended."""
@@ -137,10 +134,6 @@ class Auth:
             if session is not None:
                 return session.principal, Credential("session", self.sessions.digest(token))
         return None
-
-    def principal(self, request: web.Request) -> Principal | None:
-        found = self.identify(request)
-        return None if found is None else found[0]
 
     def holder(self, credential: Credential) -> Principal | None:
         """Who holds this credential now (None: the session ended, the token was rotated)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import struct
 import time
 
@@ -86,7 +85,3 @@ def check(fields: dict[str, str], method: str, ha1_by_algorithm: dict[str, str],
     if age is None or age < -5:
         return "refused"
     return "stale" if age > NONCE_SECONDS else "ok"
-
-
-def new_secret() -> bytes:
-    return os.urandom(32)

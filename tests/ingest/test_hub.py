@@ -80,7 +80,7 @@ async def test_control_messages_reach_socket_viewers_before_the_next_frame():
     hub = Hub("w")
     viewer = hub.add()
     hub.publish(frame(1))
-    hub.broadcast({"type": "wall"})
+    viewer.post({"type": "wall"})  # what server/access/views.py posts, viewer by viewer
     assert await viewer.next_item() == {"type": "wall"}
     assert (await viewer.next_item()).seq == 1
 
