@@ -72,7 +72,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(str(error), file=sys.stderr)
         return 2
     host, port = config.server.host, config.server.port
-    return _serve(config, redactor, [f"Vigie serving {args.config} on http://{host}:{port}/"])
+    banner = [f"Vigie serving {args.config} on http://{host}:{port}/"]
+    if config.rtsp.listen:
+        scheme = "rtsps" if config.rtsp.tls else "rtsp"
+        banner.append(f"  RTSP for other video systems: {scheme}://{config.rtsp.host}:{config.rtsp.port}/")
+    return _serve(config, redactor, banner)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -81,15 +85,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     redactor = Redactor()
     _setup_logging(args.log_level, redactor)
     users = demo_users(args.password)
-    config = demo_config(args.host, args.port, users)
+    rtsp_port, udp_first = args.rtsp_port, 8000
+    if rtsp_port == 0:  # a free port, and a free pair for RTP over UDP
+        rtsp_port, udp_first = free_tcp_port(args.host), free_udp_pair(args.host)
+    config = demo_config(args.host, args.port, users, rtsp_port or None, udp_first)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
     base = f"http://{shown}:{args.port}"
+    rtsp = [f"  RTSP (Digest, same users), one camera:           rtsp://{shown}:{rtsp_port}/cameras/st-martin-1",
+            f"  RTSP, the wall:                                  rtsp://{shown}:{rtsp_port}/walls/{DEMO_WALL_ID}",
+            ] if rtsp_port else []
     # The demo's passwords are printed on purpose (stdout, not the log): they are its keys.
     accounts = [f"    {name:<22} {role:<9} {password}" for name, (role, password, _) in users.items()]
     return _serve(config, redactor, [
         "Vigie demo: 9 synthetic cameras in 3 communes.",
         f"  Viewer (log in with a user below):               {base}/",
         f"  Live 3x3 wall (MJPEG, any browser, after login): {base}/walls/{DEMO_WALL_ID}/mjpeg",
+        *rtsp,
         "  Users (name, role, password):",
         *accounts,
         "Press Ctrl+C to stop.",
@@ -107,10 +118,39 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def free_tcp_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def free_udp_pair(host: str) -> int:
+    """An even port whose next is free too, for RTP and RTCP over UDP."""
+    import socket
+
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
+            first.bind((host, 0))
+            port = first.getsockname()[1]
+            if port % 2 or port >= 65535:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second:
+                try:
+                    second.bind((host, port + 1))
+                except OSError:
+                    continue
+                return port
+    raise OSError("no free pair of UDP ports")
+
+
 def cmd_hash_password(args: argparse.Namespace) -> int:
-    """Read a password (prompt, or one line on standard input) and print its argon2 hash."""
+    """Read a password (prompt, or one line on standard input) and print its argon2 hash,
+    or with --digest USER the stream_digest (Digest HA1 values) for RTSP."""
     import getpass
 
+    from server.access.digest import ha1
     from server.access.secrets import hash_password
 
     if sys.stdin.isatty():
@@ -123,6 +163,12 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     if len(password) < 8:
         print("a password needs at least 8 characters", file=sys.stderr)
         return 2
+    if args.digest:
+        user = args.digest
+        print("stream_digest:")
+        print(f"  md5: {ha1('MD5', user, password)}")
+        print(f"  sha256: {ha1('SHA-256', user, password)}")
+        return 0
     print(hash_password(password))
     return 0
 
@@ -148,12 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8080)
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--password", help="one password for every demo user (default: random)")
+    demo.add_argument("--rtsp-port", type=int, default=8554,
+                      help="RTSP port (default 8554; 0 picks a free one)")
     demo.add_argument("--log-level", default="info")
     demo.set_defaults(func=cmd_demo)
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("file")
     check.set_defaults(func=cmd_check_config)
     hasher = commands.add_parser("hash-password", help="print the argon2 hash of a password")
+    hasher.add_argument("--digest", metavar="USER",
+                        help="print USER's stream_digest for RTSP (Digest HA1) instead")
     hasher.set_defaults(func=cmd_hash_password)
     token = commands.add_parser("make-token", help="make a kiosk or metrics token and its hash")
     token.set_defaults(func=cmd_make_token)

@@ -1,7 +1,8 @@
 """`vigie demo`: nine synthetic cameras in three communes and a 3x3 wall; no camera needed.
 
 Users: `admin`, `operator` and one police user per commune (`police-<commune id>`), each
-with a random password printed at start, or the one given with --password.
+with a random password printed at start, or the one given with --password; the same
+password reads the RTSP streams (Digest).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from server.config import VigieConfig, parse_config
+from server.access.digest import ha1
 from server.access.secrets import hash_password
 
 DEMO_COMMUNES = (
@@ -40,10 +42,13 @@ def private_state_dir() -> Path:
 
 
 def demo_yaml(host: str, port: int, users: dict[str, tuple[str, str, list[str]]],
-              audit_path: str | None = None) -> str:
+              audit_path: str | None = None, rtsp_port: int | None = 8554,
+              udp_first: int = 8000) -> str:
     if audit_path is None:
         audit_path = str(private_state_dir() / "vigie-demo-audit.sqlite")
-    lines = ["server:", f'  listen: "{host}:{port}"', "communes:"]
+    lines = ["server:", f'  listen: "{host}:{port}"', "rtsp:",
+             f'  listen: "{host}:{rtsp_port}"' if rtsp_port else "  listen: null",
+             f'  udp_ports: "{udp_first}-{udp_first + 1}"', "communes:"]
     lines += [f'  - {{id: {commune_id}, name: "{name}"}}' for commune_id, name, _ in DEMO_COMMUNES]
     lines.append("cameras:")
     camera_ids = []
@@ -60,11 +65,15 @@ def demo_yaml(host: str, port: int, users: dict[str, tuple[str, str, list[str]]]
               f"    cameras: [{', '.join(camera_ids)}]", "users:"]
     for name, (role, password, communes) in users.items():
         communes_yaml = f", communes: [{', '.join(communes)}]" if communes else ""
+        # The same password for RTSP (Digest), kept as its HA1 values like a real config.
+        digest = f'{{md5: {ha1("MD5", name, password)}, sha256: {ha1("SHA-256", name, password)}}}'
         lines.append(f'  - {{name: {name}, role: {role}{communes_yaml}, '
-                     f'password_hash: "{hash_password(password)}"}}')
+                     f'password_hash: "{hash_password(password)}", stream_digest: {digest}}}')
     lines += ["audit:", f"  path: {json.dumps(audit_path)}"]
     return "\n".join(lines) + "\n"
 
 
-def demo_config(host: str, port: int, users: dict[str, tuple[str, str, list[str]]]) -> VigieConfig:
-    return parse_config(demo_yaml(host, port, users), "<vigie demo>")
+def demo_config(host: str, port: int, users: dict[str, tuple[str, str, list[str]]],
+                rtsp_port: int | None = 8554, udp_first: int = 8000) -> VigieConfig:
+    return parse_config(demo_yaml(host, port, users, rtsp_port=rtsp_port, udp_first=udp_first),
+                        "<vigie demo>")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from server.access.views import ViewRegistry
     from server.audit import AuditJournal
     from server.config import VigieConfig
+    from server.outputs.rtsp.server import RtspServer
     from server.runtime import Runtime
 
 CONFIG: web.AppKey[VigieConfig] = web.AppKey("config")
@@ -30,3 +31,4 @@ AUTH: web.AppKey[Auth] = web.AppKey("auth")
 VIEW_LIMITS: web.AppKey[ViewLimits] = web.AppKey("view_limits")
 VIEWS: web.AppKey[ViewRegistry] = web.AppKey("views")
 RELOAD_LOCK: web.AppKey[asyncio.Lock] = web.AppKey("reload_lock")
+RTSP: web.AppKey[RtspServer] = web.AppKey("rtsp")  # absent when rtsp.listen is null

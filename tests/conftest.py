@@ -113,6 +113,11 @@ def start_vigie(config_text: str, tmp_path: Path, env: dict[str, str] | None = N
     port = port or free_port()
     if "\nusers:" not in config_text:
         config_text = config_text.rstrip("\n") + "\n" + users_yaml()
+    if "\nrtsp:" not in config_text:  # every server its own RTSP and UDP ports
+        from server.cli import free_tcp_port, free_udp_pair
+
+        config_text = (config_text.rstrip("\n") + f'\nrtsp: {{listen: "127.0.0.1:{free_tcp_port("127.0.0.1")}", '
+                       f'udp_ports: "{(first := free_udp_pair("127.0.0.1"))}-{first + 1}"}}\n')
     folder = tmp_path / f"vigie-{port}"  # its own folder: config, log, journal, sessions
     folder.mkdir(exist_ok=True)  # a restart on the same port finds its journal and sessions
     config_path = folder / "vigie.yaml"

@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import ipaddress
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
 from server.audit import Client
-from server.config import VigieConfig
+from server.access import digest
+from server.config import User, VigieConfig
 from server.errors import json_error
 from server.access.scope import Principal, Role
 from server.access.secrets import hash_password, verify_password
@@ -37,7 +40,17 @@ UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 @dataclass(frozen=True)
 class Account:
     principal: Principal
-    password_hash: str
+    password_hash: str | None  # None: no web password (a partner reading RTSP only)
+
+
+@dataclass(frozen=True)
+class StreamAccount:
+    """A user's stream credential (RTSP Digest): its HA1 by algorithm, and a fingerprint
+    that changes when the credential does (open RTSP sessions made with the old one end)."""
+
+    principal: Principal
+    ha1: dict[str, str]
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -53,8 +66,28 @@ class Credential:
     """What let a request in: a session (by its token's digest) or a bearer token (by its
     hash). An open view keeps it, so that it can ask later whether it still holds."""
 
-    kind: str  # "session" | "token"
+    kind: str  # "session" | "token" | "stream" (an RTSP login: user name and fingerprint)
     key: str
+
+
+def principal_of_user(user: User) -> Principal:
+    role = Role(user.role)
+    valid_until = user.valid_until.timestamp() if user.valid_until is not None else None
+    return Principal(
+        user.name, role, frozenset(user.communes) if role in (Role.POLICE, Role.PARTNER) else frozenset(),
+        cameras=frozenset(user.cameras), walls=frozenset(user.walls), outputs=user.allowed_outputs,
+        allowed_from=tuple(ipaddress.ip_network(net, strict=False) for net in user.allowed_from),
+        valid_until=valid_until)
+
+
+def stream_ha1(user: User) -> dict[str, str] | None:
+    """HA1 per Digest algorithm for the user's stream credential, if it has one."""
+    password = user.stream_password()
+    if password is not None:
+        return {name: digest.ha1(name, user.name, password) for name in ("MD5", "SHA-256")}
+    if user.stream_digest is not None:
+        return {"MD5": user.stream_digest.md5, "SHA-256": user.stream_digest.sha256}
+    return None
 
 
 class Directory:
@@ -62,11 +95,14 @@ class Directory:
 
     def __init__(self, config: VigieConfig) -> None:
         self.accounts: dict[str, Account] = {}
+        self.streams: dict[str, StreamAccount] = {}
         for user in config.users:
-            role = Role(user.role)
-            communes = frozenset(user.communes) if role == Role.POLICE else frozenset()
-            self.accounts[user.name.lower()] = Account(Principal(user.name, role, communes),
-                                                       user.password_hash)
+            principal = principal_of_user(user)
+            self.accounts[user.name.lower()] = Account(principal, user.password_hash)
+            ha1 = stream_ha1(user)
+            if ha1 is not None:
+                fingerprint = credential_fingerprint("stream:" + ha1["SHA-256"])
+                self.streams[user.name] = StreamAccount(principal, ha1, fingerprint)
         self.tokens: dict[str, Principal] = {}
         for kiosk in config.kiosks:
             self.tokens[kiosk.token_hash] = Principal(f"kiosk:{kiosk.id}", Role.KIOSK, wall=kiosk.wall)
@@ -82,7 +118,7 @@ class Directory:
         password's or token's hash): a session made with another one has ended."""
         account = self.accounts.get(name.lower())
         if account is not None:
-            return account.principal, credential_fingerprint(account.password_hash)
+            return account.principal, credential_fingerprint(account.password_hash or "")
         for token_hash, principal in self.tokens.items():
             if principal.name == name:
                 return principal, credential_fingerprint(token_hash)
@@ -136,11 +172,34 @@ class Auth:
         return None
 
     def holder(self, credential: Credential) -> Principal | None:
-        """Who holds this credential now (None: the session ended, the token was rotated)."""
+        """Who holds this credential now (None: the session ended, the token was rotated,
+        the stream password changed, the user's authorisation ran out)."""
         if credential.kind == "token":
-            return self.directory.tokens.get(credential.key)
-        session = self.sessions.get_by_digest(credential.key, touch=False)
-        return None if session is None else session.principal
+            principal = self.directory.tokens.get(credential.key)
+        elif credential.kind == "stream":
+            name, _, fingerprint = credential.key.partition("\x00")
+            account = self.directory.streams.get(name)
+            principal = account.principal if account and account.fingerprint == fingerprint else None
+        else:
+            session = self.sessions.get_by_digest(credential.key, touch=False)
+            principal = None if session is None else session.principal
+        if principal is not None and principal.valid_until is not None and time.time() >= principal.valid_until:
+            return None
+        return principal
+
+    def stream_login(self, fields: dict[str, str], method: str,
+                     secret: bytes) -> tuple[str, Principal | None, Credential | None]:
+        """Check a Digest answer against the user's stream credential: ('ok', principal,
+        credential), ('stale', ...) or ('refused', None, None). An unknown user is refused
+        like a wrong password."""
+        account = self.directory.streams.get(fields.get("username", ""))
+        if account is None:
+            return "refused", None, None
+        outcome = digest.check(fields, method, account.ha1, secret)
+        if outcome != "ok":
+            return outcome, None, None
+        name = account.principal.name
+        return "ok", account.principal, Credential("stream", f"{name}\x00{account.fingerprint}")
 
     def cookie_secure(self, request: web.Request) -> bool:
         if self.secure_cookies == "always":
@@ -156,7 +215,7 @@ class Auth:
         rather than make a session of the old credential that the reload could not end."""
         account = self.directory.accounts.get(name.lower())
         loop = asyncio.get_running_loop()
-        if account is None:
+        if account is None or account.password_hash is None:
             # An unknown name costs the same argon2 check as a known one (no user list by
             # timing), against a hash made on first need: made at startup, it held the
             # server's start back by ~0.2 s.

@@ -258,6 +258,17 @@ class LoginThrottle:
         self.failed(user, address, now)
         return 0.0, now
 
+    def cancel(self, user: str, address: str, stamp: float) -> None:
+        """Take back a reservation that was neither right nor wrong (a Digest answer to an
+        expired nonce: the client retries at once with a fresh one)."""
+        for key in (f"user:{user.lower()}", f"addr:{address}"):
+            failures = self._failures.get(key)
+            if failures is not None:
+                try:
+                    failures.remove(stamp)
+                except ValueError:
+                    pass
+
     def succeeded(self, user: str, address: str | None = None, stamp: float | None = None) -> None:
         """A right password: the user's failures are forgotten, and the address's
         reservation for this attempt (not its other failures) is taken back."""

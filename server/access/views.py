@@ -64,11 +64,11 @@ def shown_to(runtime: Runtime, principal: Principal, kind: str,
     communes = [runtime.camera_communes.get(camera_id) for camera_id in cameras]
     if kind == "wall":
         allowed = can_view_wall(principal, str(key), runtime.wall_communes.get(str(key), frozenset()),
-                                communes)
+                                communes, cameras)
     elif kind == "camera":
-        allowed = can_view_camera(principal, communes[0])
+        allowed = can_view_camera(principal, communes[0], cameras[0])
     else:
-        allowed = can_view_cameras(principal, communes)
+        allowed = can_view_cameras(principal, communes, cameras)
     return cameras if allowed else None
 
 

@@ -4,9 +4,7 @@ and the privacy masks drawn over each camera's picture."""
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -19,9 +17,9 @@ from pydantic import (
     model_validator,
 )
 
-from server.config.types import EnvName, Identifier, Loc, Name, Section, StreamUrl, problems_error
+from server.config.types import (EnvName, Identifier, Name, Section, StreamUrl, problems_error,
+                                 resolve_secret)
 
-PASSWORD_FILE_MAX_BYTES = 64 * 1024
 MAX_MASKS = 64  # privacy masks per camera
 MAX_MASK_POINTS = 256  # points per mask
 _MIN_MASK_AREA = 1e-12  # in normalised units: below it the points are on one line
@@ -154,28 +152,10 @@ class Camera(Section):
 
     @model_validator(mode="after")
     def _resolve_password(self, info: ValidationInfo) -> Self:
-        context = info.context or {}
-        env: Mapping[str, str] = context.get("env", os.environ)
-        base_dir = context.get("base_dir") or os.getcwd()
-        problems: list[tuple[Loc, str]] = []
-        if self.password_env is not None and self.password_file is not None:
-            problems.append(
-                (("password_file",), "password_env and password_file are exclusive: keep one")
-            )
-        elif self.password_env is not None:
-            secret = env.get(self.password_env)
-            if secret is None:
-                problems.append((("password_env",), "the environment variable it names is not set"))
-            elif not secret:
-                problems.append((("password_env",), "the environment variable it names is empty"))
-            else:
-                self._password = SecretStr(secret)
-        elif self.password_file is not None:
-            secret, reason = _read_password_file(Path(base_dir) / self.password_file)
-            if reason:
-                problems.append((("password_file",), reason))
-            else:
-                self._password = SecretStr(secret)
+        secret, problems = resolve_secret(info, self.password_env, self.password_file,
+                                          "password_env", "password_file")
+        if secret is not None:
+            self._password = SecretStr(secret)
         if (self.password_env or self.password_file) and not self.username:
             problems.append(
                 (("username",), "username is required with password_env or password_file")
@@ -187,21 +167,3 @@ class Camera(Section):
     def password(self) -> str | None:
         """The camera password resolved at load time, or None."""
         return None if self._password is None else self._password.get_secret_value()
-
-
-def _read_password_file(path: Path) -> tuple[str, str]:
-    """(password, "") or ("", reason). The reason never names the path nor the content."""
-    try:
-        with open(path, "rb") as file:
-            raw = file.read(PASSWORD_FILE_MAX_BYTES + 1)
-    except OSError as exc:
-        return "", f"cannot read the file it names ({exc.strerror or 'I/O error'})"
-    if len(raw) > PASSWORD_FILE_MAX_BYTES:
-        return "", "the file it names is too large for a password"
-    try:
-        secret = raw.decode("utf-8").rstrip("\r\n")
-    except UnicodeDecodeError:
-        return "", "the file it names is not UTF-8 text"
-    if not secret:
-        return "", "the file it names is empty"
-    return secret, ""

@@ -21,6 +21,7 @@ from typing import Self
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from server.config.cameras import Camera, Commune
+from server.config.rtsp import RtspConfig
 from server.config.types import Loc, Section, problems_error, split_listen
 from server.config.users import AuditConfig, Kiosk, LimitsConfig, MetricsConfig, SessionConfig, User
 from server.config.walls import Cell, Wall
@@ -33,6 +34,7 @@ __all__ = [
     "Kiosk",
     "LimitsConfig",
     "MetricsConfig",
+    "RtspConfig",
     "ServerConfig",
     "SessionConfig",
     "User",
@@ -92,6 +94,9 @@ class VigieConfig(Section):
     limits: LimitsConfig = Field(
         default_factory=LimitsConfig, description="Per-user, per-address and global limits."
     )
+    rtsp: RtspConfig = Field(
+        default_factory=RtspConfig, description="The RTSP server for other video systems."
+    )
 
     _source_path: str = PrivateAttr("")
     _communes_by_id: dict[str, Commune] = PrivateAttr(default_factory=dict)
@@ -126,12 +131,13 @@ class VigieConfig(Section):
                 if commune_id not in commune_ids:
                     reason = _unknown("commune", commune_id, commune_ids)
                     problems.append((("walls", index, "communes", position), reason))
-        for index, user in enumerate(self.users):
-            for position, commune_id in enumerate(user.communes):
-                if commune_id not in commune_ids:
-                    reason = _unknown("commune", commune_id, commune_ids)
-                    problems.append((("users", index, "communes", position), reason))
         wall_ids = {wall.id for wall in self.walls}
+        for index, user in enumerate(self.users):
+            for key, noun, known in (("communes", "commune", commune_ids),
+                                     ("cameras", "camera", camera_ids), ("walls", "wall", wall_ids)):
+                for position, wanted in enumerate(getattr(user, key)):
+                    if wanted not in known:
+                        problems.append((("users", index, key, position), _unknown(noun, wanted, known)))
         for index, kiosk in enumerate(self.kiosks):
             if kiosk.wall not in wall_ids:
                 problems.append((("kiosks", index, "wall"), _unknown("wall", kiosk.wall, wall_ids)))

@@ -11,12 +11,14 @@ password written in the wrong key must not end up in a log.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import SplitResult, urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 Loc = tuple[str | int, ...]
@@ -166,3 +168,48 @@ def split_listen(text: str) -> tuple[str, int]:
     if ":" in host or "[" in host or "]" in host or any(char.isspace() for char in host):
         raise ValueError("invalid host: write IPv6 addresses between brackets, e.g. [::]:8080")
     return host, port
+
+
+# ------------------------------------------------------------------------------ secrets
+
+SECRET_FILE_MAX_BYTES = 64 * 1024
+
+
+def resolve_secret(info: ValidationInfo, env_name: str | None, file_name: str | None,
+                   env_key: str, file_key: str) -> tuple[str | None, list[tuple[Loc, str]]]:
+    """A secret named by an environment variable or a file (relative to the configuration
+    file's folder): (secret or None, problems). Problems never quote the value nor a path."""
+    context = info.context or {}
+    env: Mapping[str, str] = context.get("env", os.environ)
+    base_dir = context.get("base_dir") or os.getcwd()
+    if env_name is not None and file_name is not None:
+        return None, [((file_key,), f"{env_key} and {file_key} are exclusive: keep one")]
+    if env_name is not None:
+        secret = env.get(env_name)
+        if secret is None:
+            return None, [((env_key,), "the environment variable it names is not set")]
+        if not secret:
+            return None, [((env_key,), "the environment variable it names is empty")]
+        return secret, []
+    if file_name is not None:
+        secret, reason = read_secret_file(Path(base_dir) / file_name)
+        return (None, [((file_key,), reason)]) if reason else (secret, [])
+    return None, []
+
+
+def read_secret_file(path: Path) -> tuple[str, str]:
+    """(secret, "") or ("", reason). The reason never names the path nor the content."""
+    try:
+        with open(path, "rb") as file:
+            raw = file.read(SECRET_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        return "", f"cannot read the file it names ({exc.strerror or 'I/O error'})"
+    if len(raw) > SECRET_FILE_MAX_BYTES:
+        return "", "the file it names is too large for a password"
+    try:
+        secret = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        return "", "the file it names is not UTF-8 text"
+    if not secret:
+        return "", "the file it names is empty"
+    return secret, ""

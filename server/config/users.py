@@ -11,15 +11,19 @@ References to communes and walls are checked by the root model (`server/config/m
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, Field, PrivateAttr, ValidationInfo, model_validator
+from pydantic import (AfterValidator, Field, PrivateAttr, SecretStr, ValidationInfo,
+                      model_validator)
 
-from server.config.types import Identifier, Loc, Section, pattern_check, problems_error
+from server.config.types import (EnvName, Identifier, Loc, Section, pattern_check, problems_error,
+                                 resolve_secret)
 
 MAX_COMMUNES_PER_USER = 10_000
 
@@ -53,9 +57,28 @@ def _check_audit_path(value: str) -> str:
     return value
 
 
+def _check_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError("not a network: write an address or ADDRESS/PREFIX, e.g. 192.0.2.0/24") from None
+    return value
+
+
 UserName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_check_user_name)]
 PasswordHash = Annotated[str, Field(max_length=512), AfterValidator(_check_password_hash)]
 TokenHash = Annotated[str, Field(max_length=71), AfterValidator(_check_token_hash)]
+Network = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_check_network)]
+Md5Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class StreamDigest(Section):
+    """HA1 = H(user:Vigie:password) for RTSP Digest, as `vigie hash-password --digest USER`
+    prints them: the server checks Digest answers without knowing the password."""
+
+    md5: Md5Hex = Field(repr=False, description="MD5 HA1, 32 lowercase hexadecimal digits.")
+    sha256: Sha256Hex = Field(repr=False, description="SHA-256 HA1, 64 lowercase hexadecimal digits.")
 
 
 def _refuse_inline_secret(data: object, key: str, reason: str) -> object:
@@ -66,49 +89,126 @@ def _refuse_inline_secret(data: object, key: str, reason: str) -> object:
 
 class User(Section):
     name: UserName = Field(description="Unique login name.")
-    role: Literal["admin", "operator", "police"] = Field(
+    role: Literal["admin", "operator", "police", "partner"] = Field(
         description="admin: everything; operator: every camera, drives walls; "
-        "police: only the cameras of its communes."
+        "police: only the cameras of its communes; partner: another centre's or force's video "
+        "system, only its communes, cameras and walls, through its outputs."
     )
     communes: list[Identifier] = Field(
         default_factory=list,
         max_length=MAX_COMMUNES_PER_USER,
-        description="Communes whose cameras a police user sees: required for police, "
-        "refused for the other roles.",
+        description="Communes whose cameras a police or partner user sees: required for police, "
+        "refused for admins and operators.",
     )
-    password_hash: PasswordHash = Field(
-        repr=False, description="argon2 hash of the password, as printed by `vigie hash-password`."
+    cameras: list[Identifier] = Field(
+        default_factory=list, max_length=100_000,
+        description="Partner only: cameras it sees besides its communes'.")
+    walls: list[Identifier] = Field(
+        default_factory=list, max_length=1_000,
+        description="Partner only: walls it sees, whatever the operators put on them.")
+    outputs: list[Literal["web", "rtsp"]] | None = Field(
+        None, max_length=2,
+        description="How this user may read streams: web (the browser) and/or rtsp. "
+        "Default: both, a partner rtsp only.")
+    allowed_from: list[Network] = Field(
+        default_factory=list, max_length=256,
+        description="Networks this user may connect from (addresses or CIDR); empty: anywhere.")
+    valid_until: datetime.datetime | None = Field(
+        None, description="End of the user's authorisation (ISO 8601, e.g. 2027-06-30T23:59:59+02:00): "
+        "refused after it, and open views end.")
+    password_hash: PasswordHash | None = Field(
+        None, repr=False,
+        description="argon2 hash of the web password, as printed by `vigie hash-password`; "
+        "needed for the web output.",
     )
+    stream_password_env: EnvName | None = Field(
+        None, description="Environment variable holding the password for RTSP (Digest), "
+        "distinct from the web password.")
+    stream_password_file: Annotated[str, Field(min_length=1, max_length=4096)] | None = Field(
+        None, description="File holding the password for RTSP; relative paths start at the "
+        "configuration file's folder.")
+    stream_digest: StreamDigest | None = Field(
+        None, repr=False,
+        description="The RTSP password as Digest HA1 values (`vigie hash-password --digest USER`).")
+
+    _stream_password: SecretStr | None = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
     def _refuse_inline_password(cls, data: object) -> object:
-        return _refuse_inline_secret(
+        data = _refuse_inline_secret(
             data,
             "password",
             "inline passwords are not allowed: "
             "run `vigie hash-password` and put what it prints in password_hash",
         )
+        return _refuse_inline_secret(
+            data,
+            "stream_password",
+            "inline passwords are not allowed: use stream_password_env, stream_password_file "
+            "or stream_digest (`vigie hash-password --digest USER`)",
+        )
 
     @model_validator(mode="after")
-    def _check_communes(self) -> Self:
+    def _check_scope(self, info: ValidationInfo) -> Self:
         problems: list[tuple[Loc, str]] = []
+        scoped = self.role in ("police", "partner")
         if self.role == "police" and not self.communes:
             problems.append((("communes",), "a police user needs at least one commune"))
-        elif self.role != "police" and self.communes:
+        elif not scoped and self.communes:
             reason = f"an {self.role} sees every commune: remove communes, or use role police"
             problems.append((("communes",), reason))
-        first: dict[str, int] = {}
-        for index, commune in enumerate(self.communes):
-            if commune in first:
-                earlier = first[commune]
-                reason = f"duplicate commune {commune!r}, already listed at communes[{earlier}]"
-                problems.append((("communes", index), reason))
-            else:
-                first[commune] = index
+        if self.role == "partner" and not (self.communes or self.cameras or self.walls):
+            problems.append((("communes",), "a partner needs communes, cameras or walls"))
+        for key in ("cameras", "walls"):
+            if self.role != "partner" and getattr(self, key):
+                problems.append(((key,), f"only a partner has {key} of its own"))
+        for key in ("communes", "cameras", "walls"):
+            problems += _duplicate_items(key, getattr(self, key))
+        secret, secret_problems = resolve_secret(
+            info, self.stream_password_env, self.stream_password_file,
+            "stream_password_env", "stream_password_file")
+        problems += secret_problems
+        if secret is not None:
+            self._stream_password = SecretStr(secret)
+            if self.stream_digest is not None:
+                problems.append((("stream_digest",), "give the stream password one way only"))
+        outputs = self.allowed_outputs
+        if "web" in outputs and self.password_hash is None:
+            problems.append((("password_hash",), "required for the web output "
+                             "(run `vigie hash-password`), or set outputs: [rtsp]"))
+        if "rtsp" in outputs and self.outputs is not None and not self.has_stream_credential:
+            problems.append((("stream_password_env",), "the rtsp output needs a stream password: "
+                             "stream_password_env, stream_password_file or stream_digest"))
         if problems:
             raise problems_error(problems)
         return self
+
+    @property
+    def allowed_outputs(self) -> frozenset[str]:
+        if self.outputs is not None:
+            return frozenset(self.outputs)
+        return frozenset({"rtsp"} if self.role == "partner" else {"web", "rtsp"})
+
+    @property
+    def has_stream_credential(self) -> bool:
+        return self._stream_password is not None or self.stream_digest is not None
+
+    def stream_password(self) -> str | None:
+        """The RTSP password resolved at load time (from the environment or a file), or None."""
+        return None if self._stream_password is None else self._stream_password.get_secret_value()
+
+
+def _duplicate_items(key: str, values: list[str]) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    first: dict[str, int] = {}
+    for index, value in enumerate(values):
+        if value in first:
+            problems.append(((key, index), f"duplicate {key[:-1]} {value!r}, already listed at "
+                             f"{key}[{first[value]}]"))
+        else:
+            first[value] = index
+    return problems
 
 
 class Kiosk(Section):

@@ -20,7 +20,7 @@ from ingest.camera.worker import CameraInfo, CameraWorker, stop_workers
 from server.config import Camera, VigieConfig, Wall
 from server.runtime.looplag import LoopLag
 from server.runtime.changes import CameraDiff, ReloadSummary, diff_cameras
-from server.runtime.streams import LiveStream, RemuxStream, Stream
+from server.runtime.streams import LiveStream, RemuxStream, Stream, TapStream, UnitStream
 from server.runtime.tours import Tour
 
 logger = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class Runtime:
         self._camera_streams: dict[str, LiveStream] = {}
         self._mosaic_streams: dict[MosaicKey, LiveStream] = {}
         self._mosaic_users: dict[MosaicKey, Counter[str]] = {}  # views per user, per mosaic
-        self._remux_streams: dict[str, RemuxStream] = {}
+        self._tap_streams: dict[tuple[str, str, bool], TapStream] = {}  # (kind, camera, sub)
         self.tours: dict[str, Tour] = {}  # wall id -> running tour (server/api/walls.py runs it)
         # Reduces the least prominent cameras to their keyframes while the machine is short
         # of CPU (ingest/wall/governor.py). It reads the dicts from its thread: whole copies.
@@ -130,6 +130,7 @@ class Runtime:
         self.governor = Governor(self.all_workers, self.compositors, loop_lag=self.loop_lag.take)
         self.started = False
         redactor.add(secret for camera in config.cameras if (secret := camera.password()))
+        redactor.add(secret for user in config.users if (secret := user.stream_password()))
 
     def _start_worker(self, camera: Camera) -> None:
         # Mosaics read the substream when there is one: smaller, cheaper to decode.
@@ -192,19 +193,34 @@ class Runtime:
         return stream
 
     def camera_remux_stream(self, camera_id: str) -> RemuxStream | None:
-        """The camera's own H.264 without decoding, if it may be sent as it is: H.264, no
-        privacy mask (masked pixels are only ever sent re-encoded). Else None."""
+        """The camera's own H.264 in fMP4 without decoding, if it may be sent as it is:
+        H.264, no privacy mask (masked pixels are only ever sent re-encoded). Else None."""
+        stream = self._tap_stream(camera_id, RemuxStream, {"h264"})
+        return stream if isinstance(stream, RemuxStream) else None
+
+    def camera_unit_stream(self, camera_id: str, sub: bool = False) -> UnitStream | None:
+        """The camera's own H.264 or H.265 access units for RTSP (its substream's if `sub`),
+        if they may be sent as they are (no privacy mask). Else None."""
+        stream = self._tap_stream(camera_id, UnitStream, {"h264", "hevc"}, sub)
+        return stream if isinstance(stream, UnitStream) else None
+
+    def _tap_stream(self, camera_id: str, kind: type[TapStream], codecs: set[str],
+                    sub: bool = False) -> TapStream | None:
         camera = self.config.camera(camera_id)
         if (camera is None or camera.privacy_masks or camera_id not in self.workers
-                or not camera.url.startswith(("rtsp", "file"))):
+                or (sub and not camera.substream_url)
+                or not (camera.substream_url if sub else camera.url).startswith(("rtsp", "file"))):
             return None
-        worker = self._main_worker(camera_id)
-        if worker.status().codec != "h264":
+        worker = self.workers[camera_id] if sub else self._main_worker(camera_id)
+        if worker.status().codec not in codecs:
             return None
-        stream = self._remux_streams.get(camera_id)
+        key = (kind.__name__, camera_id, sub)
+        stream = self._tap_streams.get(key)
         if stream is None or stream.worker is not worker:
-            stream = RemuxStream(f"remux/{camera_id}", worker, asyncio.get_running_loop())
-            self._remux_streams[camera_id] = stream
+            name = f"{'sub' if sub else 'main'}/{camera_id}"
+            stream = kind(f"{kind.__name__.removesuffix('Stream').lower()}/{name}", worker,
+                          asyncio.get_running_loop())
+            self._tap_streams[key] = stream
         return stream
 
     def wall_cameras(self, wall_id: str) -> list[str]:
@@ -280,7 +296,7 @@ class Runtime:
         yield from list(self._wall_streams.values())
         yield from list(self._camera_streams.values())
         yield from list(self._mosaic_streams.values())
-        yield from list(self._remux_streams.values())
+        yield from list(self._tap_streams.values())
 
     async def async_apply(self, new: VigieConfig,
                           on_changed: Callable[[], None] | None = None) -> ReloadSummary:
@@ -332,7 +348,7 @@ class Runtime:
                 closing.append(self._camera_streams.pop(camera_id))
             elif camera_id in diff.restarted:
                 rebuilding.append(stream)
-        closing += [self._remux_streams.pop(camera_id) for camera_id in touched & set(self._remux_streams)]
+        closing += [self._tap_streams.pop(key) for key in list(self._tap_streams) if key[1] in touched]
         for key, stream in list(self._mosaic_streams.items()):
             if set(diff.removed) & set(key.cameras):
                 closing.append(self._mosaic_streams.pop(key))
@@ -346,6 +362,7 @@ class Runtime:
         connections to one camera may be refused). Meanwhile they have no worker: views
         of them answer 503 ("restarting"), walls show them as NO SIGNAL."""
         self.redactor.add(secret for camera in new.cameras if (secret := camera.password()))
+        self.redactor.add(secret for user in new.users if (secret := user.stream_password()))
         for camera in new.cameras:
             if camera.id in diff.added:
                 self._start_worker(camera)
@@ -372,8 +389,8 @@ class Runtime:
         for key, stream in self._mosaic_streams.items():
             if stream not in rebuilding and fresh & set(key.cameras):
                 rebuilding.append(stream)
-        for camera_id in [cid for cid in self._remux_streams if cid in fresh]:
-            closing.append(self._remux_streams.pop(camera_id))  # on a worker now stopped
+        for key in [key for key in self._tap_streams if key[1] in fresh]:
+            closing.append(self._tap_streams.pop(key))  # on a worker now stopped
 
     async def async_stop(self) -> list[str]:
         """Close viewers, stop compositors, join worker threads. Returns stuck thread names."""

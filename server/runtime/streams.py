@@ -1,7 +1,8 @@
 """Live streams: what outputs open views on. A `Stream` has one hub per output format it
 offers; `LiveStream` is a compositor with a hub per registered format (ingest/encode),
-started on the first viewer of any format and stopped after the last; `RemuxStream` is a
-camera's own H.264 in fMP4, without decoding.
+started on the first viewer of any format and stopped after the last; a `TapStream` is a
+camera's own stream without decoding: `RemuxStream` its H.264 in fMP4 for browsers,
+`UnitStream` its H.264 or H.265 access units for RTSP.
 
 Lives on the event loop. The compositor thread hands frames back through exactly one door:
 `loop.call_soon_threadsafe` (STYLE.md). Stopping joins the thread in an executor.
@@ -15,8 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from ingest.camera.worker import CameraWorker
+from ingest.camera.worker import CameraWorker, PacketTap
 from ingest.encode import EncodedFrame, Format, formats
+from ingest.encode.annexb import ACCESS_UNITS, UnitTap
 from ingest.encode.fmp4 import FMP4
 from ingest.encode.remux import Remuxer
 from ingest.hub import DropPolicy, Hub
@@ -169,18 +171,20 @@ class LiveStream:
         await self._loop.run_in_executor(None, self.compositor.stop)
 
 
-class RemuxStream:
-    """A camera's own H.264 to fMP4 viewers, no decoding: a packet tap on its worker while
-    someone watches. Offers the fMP4 format only."""
+class TapStream:
+    """A camera's own stream, no decoding: a packet tap on its worker while someone
+    watches, offering one format (`output`)."""
 
     def __init__(self, name: str, worker: CameraWorker, loop: asyncio.AbstractEventLoop,
+                 output: Format, make_tap: Callable[[Callable[[EncodedFrame], None]], PacketTap],
                  stall_timeout: float = 10.0) -> None:
         self.name = name
         self.worker = worker
         self._loop = loop
-        self._hub = make_hub(name, formats()[FMP4], stall_timeout, self._on_demand)
-        self.hubs: dict[str, Hub] = {FMP4: self._hub}
-        self._remuxer: Remuxer | None = None
+        self._make_tap = make_tap
+        self._hub = make_hub(name, output, stall_timeout, self._on_demand)
+        self.hubs: dict[str, Hub] = {output.name: self._hub}
+        self._tap: PacketTap | None = None
 
     def _deliver_threadsafe(self, frame: EncodedFrame) -> None:
         try:
@@ -189,15 +193,15 @@ class RemuxStream:
             pass
 
     def _on_demand(self, viewers: int) -> None:
-        if viewers and self._remuxer is None:
-            self._hub.header = None  # a new remuxer sends its own
-            self._remuxer = Remuxer(self._deliver_threadsafe)
-            self.worker.add_tap(self._remuxer)
-        elif not viewers and self._remuxer is not None:
-            self.worker.remove_tap(self._remuxer)
-            # Not closed here: the worker's thread may be inside a call to it. Its container
-            # is closed when it is collected.
-            self._remuxer = None
+        if viewers and self._tap is None:
+            self._hub.header = None  # a new tap sends its own
+            self._tap = self._make_tap(self._deliver_threadsafe)
+            self.worker.add_tap(self._tap)
+        elif not viewers and self._tap is not None:
+            self.worker.remove_tap(self._tap)
+            # Not closed here: the worker's thread may be inside a call to it. What it holds
+            # is released when it is collected.
+            self._tap = None
 
     @property
     def viewer_count(self) -> int:
@@ -205,13 +209,30 @@ class RemuxStream:
 
     def invalidate(self) -> None:
         """Its camera changed (a reload): nothing more of the old one reaches a viewer."""
-        if self._remuxer is not None:
-            self.worker.remove_tap(self._remuxer)
-            self._remuxer = None
+        if self._tap is not None:
+            self.worker.remove_tap(self._tap)
+            self._tap = None
         self._hub.latest = None
+        self._hub.header = None
 
     def close_viewers(self, reason: str = "shutdown") -> None:
         self._hub.close_all(reason)
 
     async def async_close(self) -> None:
         self.close_viewers("shutdown")
+
+
+class RemuxStream(TapStream):
+    """A camera's own H.264 in fMP4 for browsers, without decoding."""
+
+    def __init__(self, name: str, worker: CameraWorker, loop: asyncio.AbstractEventLoop,
+                 stall_timeout: float = 10.0) -> None:
+        super().__init__(name, worker, loop, formats()[FMP4], Remuxer, stall_timeout)
+
+
+class UnitStream(TapStream):
+    """A camera's own H.264 or H.265 access units, for RTSP clients, without decoding."""
+
+    def __init__(self, name: str, worker: CameraWorker, loop: asyncio.AbstractEventLoop,
+                 stall_timeout: float = 10.0) -> None:
+        super().__init__(name, worker, loop, ACCESS_UNITS, UnitTap, stall_timeout)

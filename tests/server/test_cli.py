@@ -40,7 +40,7 @@ def test_check_config_names_file_line_and_field(tmp_path):
 
 def test_demo_serves_nine_live_cameras_on_a_3x3_wall():
     port = free_port()
-    process = subprocess.Popen([*VIGIE, "demo", "--port", str(port), "--password", "demo-Pw-1"], cwd=REPO,
+    process = subprocess.Popen([*VIGIE, "demo", "--port", str(port), "--rtsp-port", "0", "--password", "demo-Pw-1"], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         banner = "".join(process.stdout.readline() for _ in range(9))  # logs go to stderr
@@ -89,7 +89,7 @@ def test_the_installed_command_serves_the_viewer_from_any_folder(tmp_path):
     if not command.exists():
         missing_component(f"{command}: the project is not installed in this environment (make install)")
     port = free_port()
-    process = subprocess.Popen([str(command), "demo", "--port", str(port), "--password", "demo-Pw-1"],
+    process = subprocess.Popen([str(command), "demo", "--port", str(port), "--rtsp-port", "0", "--password", "demo-Pw-1"],
                                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 20

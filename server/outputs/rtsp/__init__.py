@@ -1,6 +1,8 @@
-"""Vigie's RTSP output, for other video systems (issue 20, under way): message (requests as
-clients send them, parsed with hard limits), sdp (what DESCRIBE answers: one H.264 or H.265
-track, its parameter sets, rate and control URL). With ingest/encode/rtp.py (packets, sender
-reports) and server/access/digest.py (Digest, MD5 and SHA-256); the server and its
-sessions come next.
+"""Vigie's RTSP output, for other video systems (the gendarmerie's, a recorder, FFmpeg or
+GStreamer tools): server (listening, UDP sockets, the reaper), connection (one client's
+requests, Digest authentication against stream credentials), session (a playing stream:
+packetised and sent, its view opened through server.access.views), feed (what a path plays:
+a camera's own access units, or a composed picture's from the fMP4 encoder), message
+(requests parsed with hard limits), sdp (what DESCRIBE answers). With ingest/encode/rtp.py
+(packets, sender reports) and server/access/digest.py.
 May import: server.access, server.runtime, server.audit, ingest (encoded frames, RTP)."""

@@ -27,7 +27,7 @@ USERS_CASES = [
         "user-wrong-role",
         document(COMMUNES, user("role: chief  #<")),
         "users[0].role",
-        "Input should be 'admin', 'operator' or 'police'",
+        "Input should be 'admin', 'operator', 'police' or 'partner'",
     ),
     bad(
         "user-police-without-communes",
@@ -140,7 +140,7 @@ USERS_CASES = [
         "user-hash-missing",
         document(COMMUNES, user("role: admin", name="jdupont  #<", password_hash=None)),
         "users[0].password_hash",
-        "required key is missing",
+        "required for the web output",
     ),
     bad(
         "user-inline-password",
@@ -165,7 +165,7 @@ USERS_CASES = [
         "user-role-number",
         document(COMMUNES, user("role: 1  #<")),
         "users[0].role",
-        "Input should be 'admin', 'operator' or 'police'",
+        "Input should be 'admin', 'operator', 'police' or 'partner'",
     ),
     bad(
         "kiosk-unknown-wall",
