@@ -72,7 +72,9 @@ class Viewer:
                     self.needs_keyframe = True
                     self._hub.keyframe_wanted()
                     return
-        if not self._pending:
+        if self.pending_since is None:
+            # Kept when a dependent buffer was flushed to wait for a keyframe: a viewer
+            # stuck in a send never takes a frame, however often its buffer is emptied.
             self.pending_since = now
         self._pending.append(frame)
         self._ready.set()
@@ -87,6 +89,7 @@ class Viewer:
         while not self._pending and not self._messages:
             if self.closed:
                 return None
+            self.pending_since = None  # asking for more: not stalled
             self._ready.clear()
             await self._ready.wait()
         if self._messages:
@@ -99,6 +102,7 @@ class Viewer:
             if self.closed:
                 return None
             self._messages.clear()
+            self.pending_since = None  # asking for more: not stalled
             self._ready.clear()
             await self._ready.wait()
         return self._take()

@@ -10,7 +10,7 @@ from ingest.camera.health import CameraState, CameraStatus
 from ingest.source.decoding import Decoding
 from server.access.auth import principal_of
 from server.access.scope import can_read_metrics
-from server.keys import RUNTIME
+from server.keys import RTSP, RUNTIME
 from server.runtime import Runtime
 
 routes = web.RouteTableDef()
@@ -25,7 +25,7 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_metrics(runtime: Runtime) -> str:
+def render_metrics(runtime: Runtime, rtsp: dict[str, tuple[int, int, int, int]] | None = None) -> str:
     """Prometheus text exposition, per camera (camera, commune labels) and per wall."""
     lines: list[str] = []
 
@@ -71,12 +71,24 @@ def render_metrics(runtime: Runtime) -> str:
            [(labels, float(stream.dropped_frames())) for labels, stream in walls])
     family("vigie_wall_slow_viewers_disconnected_total", "counter", "Viewers disconnected for being too slow.",
            [(labels, float(stream.disconnected_slow())) for labels, stream in walls])
+    if rtsp is not None:
+        paths = [(f'path="{_label(path)}"', row) for path, row in sorted(rtsp.items())]
+        family("vigie_rtsp_sessions", "gauge", "RTSP sessions open now, by path.",
+               [(labels, float(row[0])) for labels, row in paths])
+        family("vigie_rtsp_sessions_total", "counter", "RTSP sessions set up, by path.",
+               [(labels, float(row[1])) for labels, row in paths])
+        family("vigie_rtsp_bytes_sent_total", "counter", "Bytes of RTP and RTCP sent, by path.",
+               [(labels, float(row[2])) for labels, row in paths])
+        family("vigie_rtsp_dropped_frames_total", "counter",
+               "Frames skipped for RTSP clients that fell behind, by path.",
+               [(labels, float(row[3])) for labels, row in paths])
     return "\n".join(lines) + "\n"
 
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     _require(can_read_metrics(principal_of(request)))
-    return web.Response(text=render_metrics(request.app[RUNTIME]),
+    rtsp = request.app.get(RTSP)
+    return web.Response(text=render_metrics(request.app[RUNTIME], rtsp.totals() if rtsp else None),
                         content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ingest.camera.health import CameraState
 from server.access.auth import principal_of
-from server.keys import RUNTIME, STARTED_AT, VIEW_LIMITS
+from server.keys import RTSP, RUNTIME, STARTED_AT, VIEW_LIMITS
 
 routes = web.RouteTableDef()
 
@@ -66,4 +66,17 @@ async def api_status(request: web.Request) -> web.Response:
         "walls": walls,
         # Load shedding (ingest/wall/governor.py): watched cameras reduced to their keyframes.
         "load": runtime.governor.status(),
+        # Other video systems reading RTSP: each session, and how many per stream.
+        "rtsp": _rtsp_status(request.app),
     })
+
+
+def _rtsp_status(app: web.Application) -> dict | None:
+    server = app.get(RTSP)
+    if server is None:
+        return None
+    sessions = server.status()
+    by_path: dict[str, int] = {}
+    for session in sessions:
+        by_path[session["path"]] = by_path.get(session["path"], 0) + 1
+    return {"port": server.port, "sessions": sessions, "sessions_by_path": by_path}

@@ -163,7 +163,8 @@ class RtspConnection:
     async def _end_session(self, session: RtspSession, reason: str) -> None:
         self.sessions.pop(session.id, None)
         self.server.sessions.pop(session.id, None)
-        await session.async_stop(self.server.views, session.ended or reason)
+        await session.async_stop(self.server.views, reason)
+        self.server.ended(session)
 
     # -- requests --------------------------------------------------------------------------
 

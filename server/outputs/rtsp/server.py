@@ -61,6 +61,9 @@ class RtspServer:
         self.session_timeout = int(session_timeout)
         self.secret = os.urandom(32)  # signs Digest nonces (server/access/digest.py)
         self.sessions: dict[str, RtspSession] = {}
+        # Per path, of the sessions that ended: [sessions, bytes sent, frames dropped]
+        # (the live ones are added when read: counters for /metrics).
+        self._ended: dict[str, list[int]] = {}
         self.connections: set[RtspConnection] = set()
         self.udp: UdpSockets | None = None
         self.port = 0
@@ -121,13 +124,31 @@ class RtspServer:
                                 len(silent), connection.address, self.session_timeout)
                     connection.end()
 
+    def ended(self, session: RtspSession) -> None:
+        """Count a session that ended in its path's totals."""
+        totals = self._ended.setdefault(session.feed.path, [0, 0, 0])
+        totals[0] += 1
+        totals[1] += session.bytes_sent
+        totals[2] += session.dropped
+
+    def totals(self) -> dict[str, tuple[int, int, int, int]]:
+        """Per path: (sessions open now, sessions ever, bytes sent, frames dropped)."""
+        out: dict[str, list[int]] = {path: [0, *values] for path, values in self._ended.items()}
+        for session in list(self.sessions.values()):
+            row = out.setdefault(session.feed.path, [0, 0, 0, 0])
+            row[0] += 1
+            row[1] += 1
+            row[2] += session.bytes_sent
+            row[3] += session.dropped
+        return {path: (row[0], row[1], row[2], row[3]) for path, row in out.items()}
+
     def status(self) -> list[dict]:
         """The sessions, for /api/status and /metrics (no credential in it)."""
         return [{"session": s.id[:6], "path": s.feed.path, "source": s.feed.source,
                  "user": s.principal.name, "address": s.client.address,
                  "transport": s.transport.kind, "playing": s.playing,
                  "bytes_sent": s.bytes_sent, "frames_sent": s.frames_sent,
-                 "dropped_frames": s.view.viewer.dropped if s.view is not None else 0,
+                 "dropped_frames": s.dropped,
                  "since": round(s.started, 3)}
                 for s in list(self.sessions.values())]
 

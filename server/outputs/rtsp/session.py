@@ -122,8 +122,14 @@ class RtspSession:
         self.started = time.time()
         self.bytes_sent = 0
         self.frames_sent = 0
+        self._dropped_before = 0  # frames dropped by views closed before (a PAUSE)
         self.ended: str | None = None  # why the stream stopped on the server's side
         self._offset = int.from_bytes(os.urandom(4), "big")  # RTP time starts at random
+
+    @property
+    def dropped(self) -> int:
+        """Frames skipped for this client (it fell behind), over its plays."""
+        return self._dropped_before + (self.view.viewer.dropped if self.view is not None else 0)
 
     @property
     def playing(self) -> bool:
@@ -145,6 +151,8 @@ class RtspSession:
     async def async_stop(self, views: ViewRegistry, reason: str) -> None:
         """Stop sending (PAUSE, TEARDOWN, the connection's end) and close the view."""
         task, view = self.task, self.view
+        if view is not None:
+            self._dropped_before += view.viewer.dropped
         self.task = self.view = None
         if task is not None:
             task.cancel()
@@ -153,7 +161,9 @@ class RtspSession:
             except (asyncio.CancelledError, ConnectionError):
                 pass
         if view is not None:
-            await views.async_close(view, reason)
+            # Ended on the server's side first (revoked, too slow): that is the reason.
+            server_side = self.ended or (view.viewer.close_reason if view.viewer.closed else None)
+            await views.async_close(view, server_side or reason)
 
     async def _send(self, view: OpenView) -> None:
         viewer = view.viewer
