@@ -175,10 +175,11 @@ class User(Section):
                 problems.append((("stream_digest",), "give the stream password one way only"))
         outputs = self.allowed_outputs
         if "web" in outputs and self.password_hash is None:
-            problems.append((("password_hash",), "required for the web output "
-                             "(run `vigie hash-password`), or set outputs: [rtsp]"))
+            where = ("outputs",) if self.outputs is not None else ("password_hash",)
+            problems.append((where, "the web output needs password_hash "
+                             "(run `vigie hash-password`); or set outputs: [rtsp]"))
         if "rtsp" in outputs and self.outputs is not None and not self.has_stream_credential:
-            problems.append((("stream_password_env",), "the rtsp output needs a stream password: "
+            problems.append((("outputs",), "the rtsp output needs a stream password: "
                              "stream_password_env, stream_password_file or stream_digest"))
         if problems:
             raise problems_error(problems)

@@ -140,7 +140,7 @@ USERS_CASES = [
         "user-hash-missing",
         document(COMMUNES, user("role: admin", name="jdupont  #<", password_hash=None)),
         "users[0].password_hash",
-        "required for the web output",
+        "the web output needs password_hash",
     ),
     bad(
         "user-inline-password",
