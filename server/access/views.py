@@ -136,9 +136,9 @@ class ViewRegistry:
             self._then(view, self._journal_open(view, view.cameras, view.communes))
         return view
 
-    async def async_close(self, view: OpenView, reason: str) -> str:
+    async def async_close(self, view: OpenView, reason: str, bytes_sent: int | None = None) -> str:
         """End a view (idempotent); returns the reason recorded: the server's, if it
-        revoked the view, else `reason`."""
+        revoked the view, else `reason`. `bytes_sent` is journaled with the end (RTSP)."""
         reason = view.revoked or reason
         if view in self._views:
             self._views.discard(view)
@@ -149,7 +149,7 @@ class ViewRegistry:
                 self._runtime.release_mosaic(view.target.key, view.principal.name)
             self._hold_session(view.credential, -1)
             if view.journaled:
-                self._then(view, self._journal_close(view, reason))
+                self._then(view, self._journal_close(view, reason, bytes_sent))
         if view._journal is not None:
             # Shielded: the record of the view's end is written even if the handler is cancelled.
             await asyncio.shield(view._journal)
@@ -236,9 +236,9 @@ class ViewRegistry:
             view.client, target_kind=view.target.kind, target_id=view.target.id,
             cameras=cameras, communes=communes, output=view.output)
 
-    async def _journal_close(self, view: OpenView, reason: str) -> None:
+    async def _journal_close(self, view: OpenView, reason: str, bytes_sent: int | None = None) -> None:
         if view.journal_id is not None:
-            await self._journal().async_view_closed(view.journal_id, reason)
+            await self._journal().async_view_closed(view.journal_id, reason, bytes_sent)
 
     async def _journal_change(self, view: OpenView, cameras: tuple[str, ...],
                               communes: tuple[str, ...]) -> None:

@@ -31,7 +31,7 @@ from server.audit.rows import (VIEW_KIND, Client, DetailValue, JournalRow, _entr
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VIEW_TARGETS = frozenset({"wall", "camera", "mosaic"})
 QUERY_LIMIT_MAX = 100_000
 _T = TypeVar("_T")
@@ -91,6 +91,14 @@ _MIGRATIONS: tuple[str, ...] = (
 
     CREATE TRIGGER journal_commune_written_once BEFORE UPDATE ON journal_commune
     BEGIN SELECT RAISE(ABORT, 'the audit journal is append-only'); END;
+    """,
+    # 2: bytes sent by a view (RTSP sessions), written with its end, once.
+    """
+    ALTER TABLE journal ADD COLUMN bytes_sent INTEGER;
+    CREATE TRIGGER journal_bytes_written_once
+    BEFORE UPDATE OF bytes_sent ON journal
+    WHEN OLD.kind <> 'view' OR OLD.end_time IS NOT NULL OR NEW.end_time IS NULL
+    BEGIN SELECT RAISE(ABORT, 'a view is closed once'); END;
     """,
 )
 
@@ -163,14 +171,15 @@ class AuditJournal:
             future.add_done_callback(self._close_orphan_view)
             raise
 
-    async def async_view_closed(self, view_id: int, reason: str = "closed") -> None:
+    async def async_view_closed(self, view_id: int, reason: str = "closed",
+                                bytes_sent: int | None = None) -> None:
         """Fill in the end and duration of a view. Idempotent: only the first close counts,
         and after `async_close` (which ended the view as 'shutdown') it does nothing."""
         if self._closed:
             logger.debug("audit journal closed; view %d was ended by the shutdown", view_id)
             return
         self._check_open()
-        await self._async_run(self._db_close_view, view_id, time.time(), reason)
+        await self._async_run(self._db_close_view, view_id, time.time(), reason, bytes_sent)
 
     async def async_event(self, kind: str, client: Client, *, target: str | None = None,
                           cameras: Sequence[str] = (), communes: Sequence[str] = (),
@@ -313,11 +322,13 @@ class AuditJournal:
                                    [(entry_id, commune) for commune in communes])
         return entry_id
 
-    def _db_close_view(self, view_id: int, now: float, reason: str) -> None:
+    def _db_close_view(self, view_id: int, now: float, reason: str,
+                       bytes_sent: int | None = None) -> None:
         cursor = self._db().execute(
             "UPDATE journal SET end_time = :now, duration = MAX(0.0, :now - time), "
-            "close_reason = :reason WHERE id = :id AND kind = 'view' AND end_time IS NULL",
-            {"now": now, "reason": reason, "id": view_id})
+            "close_reason = :reason, bytes_sent = :bytes "
+            "WHERE id = :id AND kind = 'view' AND end_time IS NULL",
+            {"now": now, "reason": reason, "id": view_id, "bytes": bytes_sent})
         if cursor.rowcount == 0:
             logger.debug("view %d already closed or unknown", view_id)
 

@@ -27,7 +27,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 DetailValue = str | int | float | bool | None
 _CSV_COLUMNS = ("id", "kind", "time", "time_utc", "end", "end_utc", "duration", "close_reason",
                 "user", "role", "address", "user_agent", "target_kind", "target", "output",
-                "cameras", "communes", "detail")
+                "cameras", "communes", "detail", "bytes_sent")
 
 
 
@@ -60,6 +60,7 @@ class JournalRow(TypedDict):
     cameras: list[str]
     communes: list[str]
     detail: dict[str, DetailValue]
+    bytes_sent: int | None  # views that count them (RTSP), once ended
 
 
 def _plain(text: str) -> str:
@@ -108,7 +109,7 @@ def _row(record: sqlite3.Row) -> JournalRow:
         user_agent=record["user_agent"], target_kind=record["target_kind"],
         target=record["target"], output=record["output"],
         cameras=json.loads(record["cameras"]), communes=json.loads(record["communes"]),
-        detail=json.loads(record["detail"]),
+        detail=json.loads(record["detail"]), bytes_sent=record["bytes_sent"],
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from server.audit import AuditError, AuditJournal, Client, rows_to_csv
+from server.audit.journal import _MIGRATIONS, SCHEMA_VERSION
 from server.access.scope import Role
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,6 +91,38 @@ async def test_view_closed_once_and_rows_cannot_be_edited(journal: AuditJournal)
             with pytest.raises(sqlite3.IntegrityError, match="append-only|closed once"):
                 connection.execute(sql)
     connection.close()
+
+
+async def test_bytes_sent_are_written_with_the_end_once(journal: AuditJournal) -> None:
+    """RTSP sessions journal the bytes they sent; like the rest of a view, once, at its end."""
+    view_id = await open_camera(journal, OPERATOR, "cam1", "Vence", output="rtsp-tcp")
+    await journal.async_view_closed(view_id, "closed", bytes_sent=123_456)
+    [row] = await journal.async_query()
+    assert row["bytes_sent"] == 123_456 and row["close_reason"] == "closed"
+    other = await open_camera(journal, OPERATOR, "cam2", "Vence")
+    with sqlite3.connect(journal.path) as connection:
+        for sql in ("UPDATE journal SET bytes_sent = 1",  # after the end: refused
+                    f"UPDATE journal SET bytes_sent = 1 WHERE id = {other}"):  # before it: too
+            with pytest.raises(sqlite3.IntegrityError, match="closed once"):
+                connection.execute(sql)
+    connection.close()
+    assert "bytes_sent" in rows_to_csv(await journal.async_query()).splitlines()[0]
+
+
+async def test_a_journal_of_the_first_schema_is_migrated_with_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as connection:
+        connection.executescript(f"BEGIN; {_MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+        connection.execute("INSERT INTO journal (kind, time, user_name, role, address, user_agent) "
+                           "VALUES ('login', ?, 'old.user', 'admin', '10.0.0.1', 'ua')", (time.time(),))
+    connection.close()
+    journal = AuditJournal(path)
+    await journal.async_open()
+    try:
+        [old] = await journal.async_query(since=0)
+        assert (old["user"], old["bytes_sent"]) == ("old.user", None)
+    finally:
+        await journal.async_close()
 
 
 async def test_events_of_each_kind(journal: AuditJournal) -> None:
@@ -249,7 +282,7 @@ async def test_reopen_keeps_rows_and_schema(tmp_path: Path) -> None:
 
     assert path.stat().st_mode & 0o777 == 0o600
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone() == (1,)
+        assert connection.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     connection.close()
 

@@ -123,6 +123,7 @@ class RtspSession:
         self.bytes_sent = 0
         self.frames_sent = 0
         self._dropped_before = 0  # frames dropped by views closed before (a PAUSE)
+        self._bytes_journaled = 0  # bytes sent by views closed before
         self.ended: str | None = None  # why the stream stopped on the server's side
         self._offset = int.from_bytes(os.urandom(4), "big")  # RTP time starts at random
 
@@ -153,6 +154,7 @@ class RtspSession:
         task, view = self.task, self.view
         if view is not None:
             self._dropped_before += view.viewer.dropped
+        sent, self._bytes_journaled = self.bytes_sent - self._bytes_journaled, self.bytes_sent
         self.task = self.view = None
         if task is not None:
             task.cancel()
@@ -163,7 +165,7 @@ class RtspSession:
         if view is not None:
             # Ended on the server's side first (revoked, too slow): that is the reason.
             server_side = self.ended or (view.viewer.close_reason if view.viewer.closed else None)
-            await views.async_close(view, server_side or reason)
+            await views.async_close(view, server_side or reason, bytes_sent=sent)
 
     async def _send(self, view: OpenView) -> None:
         viewer = view.viewer

@@ -281,3 +281,52 @@ def test_garbage_and_missing_cseq_get_4xx_and_a_closed_connection(rig) -> None:
             assert answer.startswith((b"RTSP/1.0 400", b"RTSP/1.0 431")), answer
             assert sock.recv(4096) == b""  # closed, never left hanging
     assert probe(url(rig, "/cameras/cam1"))[0] == "h264,640,360"  # and the server still serves
+
+
+def test_a_reload_ends_rtsp_sessions_that_may_no_longer_see(rig) -> None:
+    """The security issue's re-check covers RTSP: a camera moved out of a police officer's
+    commune ends their session, a changed stream password ends the sessions it opened; a
+    session that may still see goes on. Runs last: it restores the module's config."""
+    from pathlib import Path
+
+    from server.access.digest import ha1
+    from tests.support.mjpeg import fetch
+
+    path = Path(rig.log_path).parent / "vigie.yaml"
+    original = path.read_text()
+    players = {name: subprocess.Popen(
+        ["ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url(rig, target, user),
+         "-t", "60", "-f", "null", "-"], stderr=subprocess.DEVNULL)
+        for name, user, target in (("agent", "agent", "/cameras/cam1"), ("admin", "admin", "/cameras/syn"),
+                                   ("stays", "agent", "/cameras/syn"))}
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len([s for s in _rtsp_sessions(rig) if s["frames_sent"]]) < 3:
+            time.sleep(0.3)
+        assert len(_rtsp_sessions(rig)) == 3
+        new_password = "changed-stream-Pw"
+        digest = f'{{md5: {ha1("MD5", "admin", new_password)}, sha256: {ha1("SHA-256", "admin", new_password)}}}'
+        changed = (original.replace("commune: nord, url: \"" + rig.simulator.url("cam1"),
+                                    "commune: sud, url: \"" + rig.simulator.url("cam1"))
+                   .replace("stream_password_env: ADMIN_STREAM", f"stream_digest: {digest}"))
+        assert changed.count("commune: sud") == 2
+        path.write_text(changed)
+        assert fetch("POST", rig.base_url + "/api/admin/reload", b"", rig.headers)[0] == 200
+        for name in ("agent", "admin"):
+            players[name].wait(15)  # the server ended its connection
+        time.sleep(1)
+        assert players["stays"].poll() is None
+        assert [s["path"] for s in _rtsp_sessions(rig)] == ["/cameras/syn"]
+        rows = rig.get_json("/api/audit?kind=view&limit=50")
+        reasons = {(row["user"], row["target"]): row["close_reason"] for row in rows
+                   if str(row["output"]).startswith("rtsp") and row["end"] is not None}
+        assert reasons[("agent", "cam1")] == "no longer allowed"
+        assert reasons[("admin", "syn")] == "session ended"
+        sent = [(row["user"], row["target"], row["bytes_sent"]) for row in rows if str(row["output"]).startswith("rtsp") and row["end"]]
+        assert all(count > 10_000 for _, _, count in sent), sent
+    finally:
+        for player in players.values():
+            player.kill()
+            player.wait()
+        path.write_text(original)
+        fetch("POST", rig.base_url + "/api/admin/reload", b"", rig.headers)
