@@ -16,7 +16,7 @@ RUN pip install --no-cache-dir --no-deps . \
  && useradd --system --home-dir /var/lib/vigie --create-home vigie
 
 USER vigie
-EXPOSE 8080
+EXPOSE 8080 8554 8000-8001/udp
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2).status != 200)"
 # SIGTERM closes viewers and joins threads; exits 0 within 10 s.

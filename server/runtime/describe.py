@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ingest.camera.worker import CameraWorker
-from server.runtime.runtime import COMMUNE_WALL_PREFIX, Runtime
+from server.runtime.runtime import Runtime
+from server.runtime.walls import COMMUNE_WALL_PREFIX
 
 
 def camera_json(worker: CameraWorker) -> dict[str, Any]:

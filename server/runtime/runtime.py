@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,67 +16,19 @@ from ingest.redact import Redactor
 from ingest.source import SourceSpec
 from ingest.picture.tiles import TileStore
 from ingest.camera.worker import CameraInfo, CameraWorker, stop_workers
-from server.config import Camera, VigieConfig, Wall
+from server.config import Camera, VigieConfig
 from server.runtime.looplag import LoopLag
+from server.runtime.walls import all_walls, wall_communes
 from server.runtime.changes import CameraDiff, ReloadSummary, diff_cameras
 from server.runtime.streams import LiveStream, RemuxStream, Stream, TapStream, UnitStream
 from server.runtime.tours import Tour
 
 logger = logging.getLogger(__name__)
 
-COMMUNE_WALL_PREFIX = "commune-"
-COMMUNE_WALL_SIZE = (1920, 1080)
-COMMUNE_WALL_FPS = 15.0
 CAMERA_VIEW_DEFAULT = (1280, 720)
 CAMERA_VIEW_MAX = (1920, 1080)
 CAMERA_VIEW_FPS = 25.0  # the most a single view sends; it follows the camera below that
 PRIORITIES = {"low": -1, "normal": 0, "high": 1}  # CameraInfo.priority
-
-
-def wall_spec(wall: Wall) -> WallSpec:
-    cells = tuple(CellSpec(cell.camera, cell.row, cell.column, cell.rows, cell.columns)
-                  for cell in wall.resolved_cells())
-    return WallSpec(wall.id, wall.name, wall.width, wall.height, wall.fps,
-                    wall.columns, wall.rows, cells)
-
-
-def grid_for(count: int) -> tuple[int, int]:
-    """The most square grid (columns, rows) holding `count` cells, wider than tall."""
-    columns = max(1, math.ceil(math.sqrt(count)))
-    return columns, max(1, math.ceil(count / columns))
-
-
-def commune_walls(config: VigieConfig) -> dict[str, WallSpec]:
-    """One automatic wall per commune with cameras: all of its cameras, in config order."""
-    walls = {}
-    for commune in config.communes:
-        camera_ids = [camera.id for camera in config.cameras if camera.commune == commune.id]
-        if not camera_ids:
-            continue
-        columns, rows = grid_for(len(camera_ids))
-        wall_id = COMMUNE_WALL_PREFIX + commune.id
-        walls[wall_id] = WallSpec(wall_id, commune.name, *COMMUNE_WALL_SIZE, COMMUNE_WALL_FPS,
-                                  columns, rows, tuple(grid_cells(columns, rows, camera_ids)))
-    return walls
-
-
-def wall_communes(config: VigieConfig) -> dict[str, frozenset[str]]:
-    """The communes each wall is meant for (whose police may open it while every camera
-    on it is theirs): a commune's automatic wall, that commune; a configured wall, its
-    `communes`."""
-    communes = {COMMUNE_WALL_PREFIX + commune.id: frozenset({commune.id}) for commune in config.communes}
-    communes.update({wall.id: frozenset(wall.communes) for wall in config.walls})
-    return communes
-
-
-def all_walls(config: VigieConfig) -> dict[str, WallSpec]:
-    walls = {wall.id: wall_spec(wall) for wall in config.walls}
-    for wall_id, spec in commune_walls(config).items():
-        if wall_id in walls:
-            logger.warning("wall %s is defined in the config: no automatic commune wall", wall_id)
-        else:
-            walls[wall_id] = spec
-    return walls
 
 
 @dataclass(frozen=True)
@@ -108,6 +59,12 @@ def source_spec(camera: Camera, url: str) -> SourceSpec:
                       read_timeout=camera.stale_after)
 
 
+def config_secrets(config: VigieConfig) -> list[str]:
+    """What the logs must never show: camera passwords, users' stream passwords."""
+    return [secret for secret in (*(camera.password() for camera in config.cameras),
+                                  *(user.stream_password() for user in config.users)) if secret]
+
+
 class Runtime:
     def __init__(self, config: VigieConfig, redactor: Redactor) -> None:
         self.config = config
@@ -129,8 +86,7 @@ class Runtime:
         self.loop_lag = LoopLag()  # probed by server/app.py while the app runs
         self.governor = Governor(self.all_workers, self.compositors, loop_lag=self.loop_lag.take)
         self.started = False
-        redactor.add(secret for camera in config.cameras if (secret := camera.password()))
-        redactor.add(secret for user in config.users if (secret := user.stream_password()))
+        redactor.add(config_secrets(config))
 
     def _start_worker(self, camera: Camera) -> None:
         # Mosaics read the substream when there is one: smaller, cheaper to decode.
@@ -361,8 +317,7 @@ class Runtime:
         """New cameras start at once; changed ones once their old worker has stopped (two
         connections to one camera may be refused). Meanwhile they have no worker: views
         of them answer 503 ("restarting"), walls show them as NO SIGNAL."""
-        self.redactor.add(secret for camera in new.cameras if (secret := camera.password()))
-        self.redactor.add(secret for user in new.users if (secret := user.stream_password()))
+        self.redactor.add(config_secrets(new))
         for camera in new.cameras:
             if camera.id in diff.added:
                 self._start_worker(camera)

@@ -43,8 +43,9 @@ def test_demo_serves_nine_live_cameras_on_a_3x3_wall():
     process = subprocess.Popen([*VIGIE, "demo", "--port", str(port), "--rtsp-port", "0", "--password", "demo-Pw-1"], cwd=REPO,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        banner = "".join(process.stdout.readline() for _ in range(9))  # logs go to stderr
+        banner = "".join(process.stdout.readline() for _ in range(11))  # logs go to stderr
         assert f"http://127.0.0.1:{port}/walls/demo/mjpeg" in banner
+        rtsp_camera = next(word for word in banner.split() if word.startswith("rtsp://") and "/cameras/" in word)
         for user in ("admin", "operator", "police-st-martin", "police-les-granges", "police-val-d-orge"):
             assert user in banner
         headers = None
@@ -67,6 +68,11 @@ def test_demo_serves_nine_live_cameras_on_a_3x3_wall():
                 break
             time.sleep(0.3)
         assert tags == list(range(1, 10))
+        # The printed RTSP URL plays with a demo user's printed password (Digest).
+        with_user = rtsp_camera.replace("rtsp://", "rtsp://admin:demo-Pw-1@")
+        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height",
+                                "-of", "csv=p=0", with_user], capture_output=True, text=True, timeout=60)
+        assert probe.stdout.strip() == "h264,640,360", probe.stderr
     finally:
         process.send_signal(signal.SIGINT)
         code = process.wait(10)

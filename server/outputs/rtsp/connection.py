@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from ingest.digest import ha1 as digest_ha1
 from server.access import digest
 from server.access.auth import Credential
 from server.access.scope import Principal, refusal
@@ -381,7 +380,7 @@ def _basic_login(auth, fields: dict[str, str]) -> tuple[str, Principal | None, C
     if account is None:
         return "refused", None, None
     expected = account.ha1["SHA-256"]
-    given = digest_ha1("SHA-256", fields["username"], fields["password"], digest.REALM)
+    given = digest.ha1("SHA-256", fields["username"], fields["password"])
     if not hmac.compare_digest(expected, given):
         return "refused", None, None
     return "ok", account.principal, Credential("stream", f"{account.principal.name}\x00{account.fingerprint}")

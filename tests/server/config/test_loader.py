@@ -111,6 +111,7 @@ def test_example_file_loads():
         ("t.bernard", "operator"),
         ("pm.st-martin", "police"),
         ("pi.granges-orge", "police"),
+        ("gendarmerie-cob", "partner"),
     ]
     assert config.user("pi.granges-orge").communes == ["les-granges", "val-d-orge"]
     assert [(kiosk.id, kiosk.wall) for kiosk in config.kiosks] == [
@@ -121,7 +122,7 @@ def test_example_file_loads():
     assert config.audit.resolved_path() == EXAMPLE.parent / "vigie-audit.sqlite"
     assert config.audit.retention_days == 180
     assert config.sessions == SessionConfig()
-    hashes = [user.password_hash for user in config.users]
+    hashes = [user.password_hash for user in config.users if user.password_hash]
     hashes += [kiosk.token_hash for kiosk in config.kiosks] + [config.metrics.token_hash]
     assert len(set(hashes)) == len(hashes)
     assert not any(hash in repr(config) for hash in hashes)
