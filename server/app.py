@@ -16,6 +16,7 @@ from server.api import journal as journal_api
 from server.api import cameras, login, metrics, openapi, status
 from server.api import sessions as sessions_api
 from server.outputs import setup_outputs
+from server.outputs.onvif.service import setup_onvif
 from server.outputs.rtsp.server import rtsp_ctx
 from server.web import pages
 from server.audit import AuditJournal
@@ -134,6 +135,7 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None,
     app.add_routes(login.routes)
     app.add_routes(sessions_api.routes)
     setup_outputs(app)
+    setup_onvif(app)
     app.add_routes(journal_api.routes)
     app.add_routes(pages.routes)
     app.add_routes(openapi.routes)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from server.access.views import ViewRegistry
     from server.audit import AuditJournal
     from server.config import VigieConfig
+    from server.outputs.onvif.soap import NonceMemory
     from server.outputs.rtsp.server import RtspServer
     from server.runtime import Runtime
 
@@ -32,3 +33,4 @@ VIEW_LIMITS: web.AppKey[ViewLimits] = web.AppKey("view_limits")
 VIEWS: web.AppKey[ViewRegistry] = web.AppKey("views")
 RELOAD_LOCK: web.AppKey[asyncio.Lock] = web.AppKey("reload_lock")
 RTSP: web.AppKey[RtspServer] = web.AppKey("rtsp")  # absent when rtsp.listen is null
+ONVIF_NONCES: web.AppKey[NonceMemory] = web.AppKey("onvif_nonces")  # WS-Security nonces seen

@@ -13,9 +13,10 @@ import functools
 import hashlib
 import ipaddress
 import logging
+import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
@@ -24,16 +25,18 @@ from server.audit import Client
 from server.access import digest
 from server.config import User, VigieConfig
 from server.errors import json_error
-from server.access.scope import Principal, Role
+from server.access.scope import Principal, Role, refusal
 from server.access.secrets import hash_password, verify_password
 from server.access.sessions import LoginThrottle, Session, SessionStore, credential_fingerprint
-from server.keys import AUTH
+from server.keys import AUTH, JOURNAL
 
 logger = logging.getLogger(__name__)
 
 COOKIE = "vigie_session"
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login", "/kiosk", "/assets/login.css",
-                          "/assets/login.js", "/assets/vigie.svg", "/favicon.ico"})
+                          "/assets/login.js", "/assets/vigie.svg", "/favicon.ico",
+                          # ONVIF authenticates each SOAP request itself (WS-Security)
+                          "/onvif/device_service", "/onvif/media_service"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -51,6 +54,9 @@ class StreamAccount:
     principal: Principal
     ha1: dict[str, str]
     fingerprint: str
+    # The password itself when the config gives it (env or file): WS-Security's
+    # PasswordDigest (ONVIF) needs it; None with stream_digest.
+    password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,8 @@ class Directory:
             ha1 = stream_ha1(user)
             if ha1 is not None:
                 fingerprint = credential_fingerprint("stream:" + ha1["SHA-256"])
-                self.streams[user.name] = StreamAccount(principal, ha1, fingerprint)
+                self.streams[user.name] = StreamAccount(principal, ha1, fingerprint,
+                                                        user.stream_password())
         self.tokens: dict[str, Principal] = {}
         for kiosk in config.kiosks:
             self.tokens[kiosk.token_hash] = Principal(f"kiosk:{kiosk.id}", Role.KIOSK, wall=kiosk.wall)
@@ -133,6 +140,8 @@ class Directory:
 class Auth:
     def __init__(self, config: VigieConfig) -> None:
         self.directory = Directory(config)
+        # Signs Digest nonces (server/access/digest.py) for RTSP and HTTP snapshots alike.
+        self.nonce_secret = secrets.token_bytes(32)
         self.sessions = SessionStore(idle_seconds=config.sessions.idle_minutes * 60)
         self.throttle = LoginThrottle()
         self.secure_cookies = config.sessions.secure_cookies
@@ -290,7 +299,11 @@ async def auth_middleware(request: web.Request, handler):
     # (SameSite=Strict does not cover another port of the same site): checked like a POST.
     if (request.method in UNSAFE_METHODS or _is_upgrade(request)) and not _same_origin(request):
         return json_error(403, "cross-site request refused")
-    found = request.app[AUTH].identify(request)
+    auth = request.app[AUTH]
+    found = auth.identify(request)
+    snapshot = request.method in ("GET", "HEAD") and _SNAPSHOT.fullmatch(request.path) is not None
+    if found is None and snapshot and request.headers.get("Authorization", "")[:7].lower() == "digest ":
+        found = await _stream_digest_login(request)
     if found is not None:
         request[PRINCIPAL], request[CREDENTIAL] = found
         return await handler(request)
@@ -298,7 +311,48 @@ async def auth_middleware(request: web.Request, handler):
         return await handler(request)
     if _wants_html(request):
         raise web.HTTPSeeOther(f"/login?next={quote(request.rel_url.path_qs, safe=SAFE_PATH)}")
-    return json_error(401, "authentication required")
+    refused = json_error(401, "authentication required")
+    if snapshot:  # a video system's snapshot (ONVIF GetSnapshotUri): HTTP Digest, stream credential
+        for value in digest.challenges(auth.nonce_secret):
+            refused.headers.add("WWW-Authenticate", value)
+    return refused
+
+
+# Where a stream credential (HTTP Digest) is accepted on the web port: snapshots only, as
+# ONVIF's GetSnapshotUri gives them; never the API or the pages.
+_SNAPSHOT = re.compile(r"/(cameras|walls)/[^/]{1,64}/snapshot\.jpg")
+
+
+async def _stream_digest_login(request: web.Request) -> tuple[Principal, Credential] | None:
+    """An HTTP Digest answer checked against the user's stream credential, through the
+    login throttle and the journal like every login."""
+    auth = request.app[AUTH]
+    fields = digest.parse_authorization(request.headers["Authorization"])
+    if fields is None or not fields.get("username") or fields.get("uri") != request.rel_url.raw_path_qs:
+        return None
+    user, address = fields["username"][:64], client_address(request)
+    wait, attempt = auth.throttle.reserve(user, address)
+    if wait > 0:
+        await _journal_stream_failure(request, user, "throttled")
+        return None
+    outcome, principal, credential = auth.stream_login(fields, request.method, auth.nonce_secret)
+    if outcome == "stale":
+        auth.throttle.cancel(user, address, attempt)
+        return None
+    if outcome != "ok" or principal is None or credential is None:
+        await _journal_stream_failure(request, user, "bad credentials")
+        return None
+    auth.throttle.succeeded(user, address, attempt)
+    if refusal(principal, "rtsp", address, time.time()) is not None:
+        return None
+    return principal, credential
+
+
+async def _journal_stream_failure(request: web.Request, user: str, reason: str) -> None:
+    known = user in request.app[AUTH].directory.streams
+    await request.app[JOURNAL].async_event(
+        "login_failed", audit_client(request, user=user if known else "(unknown user)"),
+        detail={"output": "http-digest", "reason": reason})
 
 
 # What may follow the first "/" of a local path: a path character (RFC 3986 pchar, less

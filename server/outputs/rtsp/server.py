@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import ssl
 import time
@@ -59,7 +58,7 @@ class RtspServer:
         self.views = views
         self.journal = journal
         self.session_timeout = int(session_timeout)
-        self.secret = os.urandom(32)  # signs Digest nonces (server/access/digest.py)
+        self.secret = auth.nonce_secret  # signs Digest nonces (server/access/digest.py)
         self.sessions: dict[str, RtspSession] = {}
         # Per path, of the sessions that ended: [sessions, bytes sent, frames dropped]
         # (the live ones are added when read: counters for /metrics).
@@ -67,6 +66,7 @@ class RtspServer:
         self.connections: set[RtspConnection] = set()
         self.udp: UdpSockets | None = None
         self.port = 0
+        self.tls = False  # RTSPS
         self._server: asyncio.Server | None = None
         self._reaper: asyncio.Task | None = None
 
@@ -76,6 +76,7 @@ class RtspServer:
         self._server = await asyncio.start_server(self._serve, host, port, ssl=tls,
                                                   limit=64 * 1024, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
+        self.tls = tls is not None
         rtp, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=(host, udp_first))
         rtcp, _ = await loop.create_datagram_endpoint(lambda: _Reports(self), local_addr=(host, udp_first + 1))
         self.udp = UdpSockets(rtp, rtcp, (udp_first, udp_first + 1))
