@@ -50,7 +50,7 @@ SLICES = frozenset(range(1, 6))  # H.264 NAL unit types of coded slices (VCL)
 
 
 class RtspError(Exception):
-    pass
+    """A session that could not start: the request and the status it got."""
 
 
 @dataclass
@@ -81,9 +81,8 @@ class Pictures:
         if timestamp != self._timestamp:
             self._finish()
             self._timestamp, self._started = timestamp, now
-        payload = packet[offset:end]
-        if payload:
-            self._payload(payload)
+        if end > offset:
+            self._payload(packet[offset:end])
         if packet[1] & 0x80:  # marker: the picture's last packet
             self._finish()
 
@@ -299,10 +298,8 @@ def _control(sdp: str, base: str) -> str:
             in_video = line.startswith("m=video")
         elif line.startswith("a=control:") and (in_video or not control):
             control = line[len("a=control:"):].strip()
-    if not control or control == "*":
-        return base
-    if control.startswith("rtsp://"):
-        return control
+    if not control or control == "*" or control.startswith("rtsp://"):
+        return control if control.startswith("rtsp://") else base
     return base.rstrip("/") + "/" + control
 
 
@@ -313,13 +310,11 @@ async def open_clients(url: str, count: int, clients: list[Client]) -> dict:
     new = [Client(url) for _ in range(count)]
     clients.extend(new)
     results = await asyncio.gather(*(client.start() for client in new), return_exceptions=True)
-    errors = sorted({f"{type(r).__name__}: {r}" for r in results if isinstance(r, BaseException)})
-    for client, result in zip(new, results):
-        if isinstance(result, BaseException):
-            client.error = str(result)
-            await client.close()
-    return {"opened": sum(1 for r in results if not isinstance(r, BaseException)),
-            "errors": errors}
+    failed = [(c, r) for c, r in zip(new, results) if isinstance(r, BaseException)]
+    for client, result in failed:
+        client.error = f"{type(result).__name__}: {result}"
+        await client.close()
+    return {"opened": count - len(failed), "errors": sorted({c.error for c, _ in failed})}
 
 
 def match(direct: list[tuple[float, bytes]], via: list[tuple[float, bytes]]) -> list[float]:

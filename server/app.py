@@ -16,6 +16,7 @@ from server.api import journal as journal_api
 from server.api import cameras, login, metrics, openapi, status
 from server.api import sessions as sessions_api
 from server.outputs import setup_outputs
+from server.outputs.onvif.discovery import discovery_ctx
 from server.outputs.onvif.service import setup_onvif
 from server.outputs.rtsp.server import rtsp_ctx
 from server.web import pages
@@ -146,6 +147,7 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None,
     app.cleanup_ctx.append(_sessions_ctx)
     app.cleanup_ctx.append(_runtime_ctx)
     app.cleanup_ctx.append(rtsp_ctx)  # stopped before the runtime: its sessions first
+    app.cleanup_ctx.append(discovery_ctx)  # Bye first when stopping
     app.cleanup_ctx.append(trim_ctx)
     app.on_shutdown.append(_close_viewers)
     return app

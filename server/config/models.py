@@ -21,6 +21,7 @@ from typing import Self
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from server.config.cameras import Camera, Commune
+from server.config.onvif import OnvifConfig
 from server.config.rtsp import RtspConfig
 from server.config.types import Loc, Section, problems_error, split_listen
 from server.config.users import AuditConfig, Kiosk, LimitsConfig, MetricsConfig, SessionConfig, User
@@ -34,6 +35,7 @@ __all__ = [
     "Kiosk",
     "LimitsConfig",
     "MetricsConfig",
+    "OnvifConfig",
     "RtspConfig",
     "ServerConfig",
     "SessionConfig",
@@ -96,6 +98,9 @@ class VigieConfig(Section):
     )
     rtsp: RtspConfig = Field(
         default_factory=RtspConfig, description="The RTSP server for other video systems."
+    )
+    onvif: OnvifConfig = Field(
+        default_factory=OnvifConfig, description="The ONVIF facade's discovery (WS-Discovery)."
     )
 
     _source_path: str = PrivateAttr("")
