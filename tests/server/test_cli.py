@@ -113,3 +113,24 @@ def test_the_installed_command_serves_the_viewer_from_any_folder(tmp_path):
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(10)
+
+
+def test_a_busy_rtsp_port_is_a_clear_error(tmp_path):
+    """The RTSP port taken by another program: exit 2 with what to change, no traceback."""
+    import socket
+
+    from tests.conftest import users_yaml
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        config = tmp_path / "vigie.yaml"
+        config.write_text(f'server: {{listen: "127.0.0.1:{free_port()}"}}\n'
+                          f'rtsp: {{listen: "127.0.0.1:{busy}"}}\ncommunes: [{{id: a, name: A}}]\n'
+                          f'audit: {{path: "{tmp_path}/audit.sqlite"}}\n' + users_yaml())
+        result = subprocess.run([*VIGIE, "serve", "--config", str(config)], cwd=REPO,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"RTSP: cannot listen on 127.0.0.1:{busy}" in result.stderr and "rtsp.listen" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -169,7 +169,14 @@ async def rtsp_ctx(app: web.Application) -> AsyncIterator[None]:
     server = RtspServer(app[RUNTIME], app[AUTH], app[VIEWS], lambda: app[JOURNAL],
                         settings.session_timeout)
     tls = _tls_context(*(str(path) for path in settings.tls.paths())) if settings.tls else None
-    await server.async_start(settings.host, settings.port, settings.rtp_port, tls)
+    try:
+        await server.async_start(settings.host, settings.port, settings.rtp_port, tls)
+    except OSError as error:
+        await server.async_stop()
+        logger.error("RTSP: cannot listen on %s or UDP %s (%s): change rtsp.listen or rtsp.udp_ports, "
+                     "or set rtsp.listen to null to turn RTSP off", settings.listen, settings.udp_ports,
+                     error.strerror or error)
+        raise SystemExit(2) from None
     app[RTSP] = server
     yield
     await server.async_stop()
