@@ -42,6 +42,7 @@ class Viewer:
         self._policy = policy
         self._ready = asyncio.Event()
         self.needs_keyframe = policy is DropPolicy.TO_KEYFRAME
+        self.started = not self.needs_keyframe  # has had a frame to start from
         self.closed = False
         self.close_reason: str | None = None
         self.delivered = 0
@@ -56,9 +57,11 @@ class Viewer:
             self.needs_keyframe = True
         elif self.needs_keyframe:
             if not frame.keyframe:
-                self.dropped += 1
+                # Before its first frame a viewer loses nothing: it starts at a keyframe.
+                self.dropped += 1 if self.started else 0
                 return
             self.needs_keyframe = False
+            self.started = True
         elif len(self._pending) >= self._limit:
             if self._policy is DropPolicy.OLDEST:
                 self._pending.popleft()

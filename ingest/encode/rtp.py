@@ -58,6 +58,17 @@ class RtpPacketiser:
 
     def packetise(self, access_unit: bytes, timestamp: int) -> list[bytes]:
         """The RTP packets of one Annex B access unit at `timestamp` (90 kHz ticks)."""
+        return self.packets(self.payloads(access_unit), timestamp)
+
+    def packets(self, payloads: list[bytes], timestamp: int) -> list[bytes]:
+        """RTP packets of this stream (its sequence numbers, its SSRC) around payloads made
+        by `payloads`: what depends on the stream is only the 12-byte header."""
+        return [self._rtp(payload, timestamp, marker=index == len(payloads) - 1)
+                for index, payload in enumerate(payloads)]
+
+    def payloads(self, access_unit: bytes) -> list[bytes]:
+        """The RTP payloads of one access unit: the same for every stream of this codec and
+        MTU, so one picture sent to many clients is cut once."""
         packets: list[bytes] = []
         room = self.mtu - RTP_HEADER.size
         pending: list[bytes] = []  # small NAL units waiting to be aggregated
@@ -74,8 +85,7 @@ class RtpPacketiser:
             pending.append(nal)
             aggregate += 2 + len(nal)
         self._flush(pending, packets)
-        return [self._rtp(payload, timestamp, marker=index == len(packets) - 1)
-                for index, payload in enumerate(packets)]
+        return packets
 
     def _flush(self, pending: list[bytes], packets: list[bytes]) -> None:
         if len(pending) == 1:

@@ -180,18 +180,25 @@ class RtspSession:
                     break
                 parameter_sets, needs_sets = unit.data, True
                 continue
-            data = unit.data
             if needs_sets:
                 if not unit.keyframe:
                     continue
-                data, needs_sets = parameter_sets + data, False
+                payloads = self.packetiser.payloads(parameter_sets + unit.data)
+                needs_sets = False
+            else:
+                # Cut once per picture for every client of this codec (with the picture).
+                key = f"rtp-{self.codec}"
+                payloads = unit.renderings.get(key)  # type: ignore[assignment]
+                if payloads is None:
+                    payloads = self.packetiser.payloads(unit.data)
+                    unit.renderings[key] = payloads  # type: ignore[assignment]
             timestamp = self.rtp_time(unit.wall_time)
             report = None
             now = time.monotonic()
             if now - last_report >= SR_INTERVAL:
                 report = self.packetiser.sender_report(unit.wall_time, timestamp)
                 last_report = now
-            self.bytes_sent += self.transport.send(self.packetiser.packetise(data, timestamp), report)
+            self.bytes_sent += self.transport.send(self.packetiser.packets(payloads, timestamp), report)
             self.frames_sent += 1
             await self.transport.drain()
         if self.ended is None:
