@@ -160,15 +160,20 @@ class Runtime:
         stream = self._tap_stream(camera_id, UnitStream, {"h264", "hevc"}, sub)
         return stream if isinstance(stream, UnitStream) else None
 
-    def _tap_stream(self, camera_id: str, kind: type[TapStream], codecs: set[str],
-                    sub: bool = False) -> TapStream | None:
+    def passthrough_worker(self, camera_id: str, sub: bool = False) -> CameraWorker | None:
+        """The worker whose packets a view may take as they are (no privacy mask, a stream
+        that is not decoded from pixels we make), started if needed; None if none may."""
         camera = self.config.camera(camera_id)
         if (camera is None or camera.privacy_masks or camera_id not in self.workers
                 or (sub and not camera.substream_url)
                 or not (camera.substream_url if sub else camera.url).startswith(("rtsp", "file"))):
             return None
-        worker = self.workers[camera_id] if sub else self._main_worker(camera_id)
-        if worker.status().codec not in codecs:
+        return self.workers[camera_id] if sub else self._main_worker(camera_id)
+
+    def _tap_stream(self, camera_id: str, kind: type[TapStream], codecs: set[str],
+                    sub: bool = False) -> TapStream | None:
+        worker = self.passthrough_worker(camera_id, sub)
+        if worker is None or worker.status().codec not in codecs:
             return None
         key = (kind.__name__, camera_id, sub)
         stream = self._tap_streams.get(key)

@@ -25,7 +25,7 @@ from server.access import digest
 from server.access.auth import Credential
 from server.access.scope import Principal, refusal
 from server.audit import Client
-from server.outputs.rtsp.feed import Feed, Unavailable, parameter_sets, resolve, stream_path
+from server.outputs.rtsp.feed import Feed, Unavailable, async_resolve, parameter_sets, stream_path
 from server.outputs.rtsp.message import BadRequest, Request, RequestReader
 from server.outputs.rtsp.sdp import session_description
 from server.outputs.rtsp.session import Interleaved, RtspSession, UdpPeer
@@ -194,7 +194,7 @@ class RtspConnection:
 
     async def _describe(self, request: Request) -> tuple[list[tuple[str, str]], bytes]:
         principal = await self._authenticate(request)
-        feed = self._feed(principal, request)
+        feed = await self._feed(principal, request)
         try:
             codec, sets = await parameter_sets(feed)
         except Unavailable:
@@ -208,7 +208,7 @@ class RtspConnection:
         existing = self._session_of(request, required=False)
         if existing is not None:
             raise Answer(459)  # one track per stream: a second SETUP has nothing to add
-        feed = self._feed(principal, request)
+        feed = await self._feed(principal, request)
         choice = _transport_choice(request.header("transport"))
         if choice is None:
             raise Answer(461)
@@ -284,10 +284,10 @@ class RtspConnection:
         key = request.header("session").split(";")[0].strip()
         return [("Session", f"{key};timeout={self.server.session_timeout}")] if key in self.sessions else []
 
-    def _feed(self, principal: Principal, request: Request) -> Feed:
+    async def _feed(self, principal: Principal, request: Request) -> Feed:
         path = urlsplit(request.url).path if "://" in request.url else request.url
         try:
-            feed = resolve(self.server.runtime, principal, path)
+            feed = await async_resolve(self.server.runtime, principal, path)
         except Unavailable:
             raise Answer(503, [("Retry-After", "5")]) from None
         if feed is None:

@@ -57,6 +57,22 @@ def _same(frame: EncodedFrame) -> EncodedFrame:
     return frame
 
 
+async def async_resolve(runtime: Runtime, principal: Principal, url_path: str,
+                        wait: float = DESCRIBE_WAIT) -> Feed | None:
+    """`resolve`, after waiting (up to `wait`) for a camera that may be sent as it is to
+    say its codec: its main stream's worker may only just have started (a camera with a
+    substream), and the composed view must not be chosen for want of a moment."""
+    feed = resolve(runtime, principal, url_path)
+    match = _PATH.fullmatch(stream_path(url_path))
+    if feed is None or feed.source == "camera" or match is None or match[1] != "cameras":
+        return feed
+    worker = runtime.passthrough_worker(match[2], sub=bool(match[3]))
+    deadline = asyncio.get_running_loop().time() + wait
+    while worker is not None and not worker.status().codec and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+    return resolve(runtime, principal, url_path)
+
+
 def resolve(runtime: Runtime, principal: Principal, url_path: str) -> Feed | None:
     """The feed of a path if `principal` may see it; None for an unknown or a forbidden one
     (they answer alike). Raises Unavailable for a camera whose worker is restarting."""
