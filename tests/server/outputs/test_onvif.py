@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import urllib.parse
 import uuid
 
@@ -19,6 +20,8 @@ import aiohttp
 import onvif
 import pytest
 import zeep
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.cli import free_tcp_port, free_udp_pair
 from tests.conftest import missing_component, password_hash, start_vigie, users_yaml
@@ -207,6 +210,35 @@ async def test_snapshots_take_digest_only_with_a_stream_credential(server) -> No
             assert foreign.status == 404
         async with session.get(f"{server.base_url}/api/cameras", middlewares=(digest,)) as api:
             assert api.status == 401  # a stream credential opens snapshots, not the API
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=2048),
+    st.builds(lambda action, junk: _envelope(f"<tds:{action}>{junk}</tds:{action}>"),
+              st.sampled_from(["GetProfiles", "GetStreamUri", "GetSystemDateAndTime", "X"]),
+              st.text(max_size=200)),
+    st.builds(lambda header: _envelope("<trt:GetProfiles/>", header), st.text(max_size=500)),
+))
+def test_the_soap_reader_takes_any_bytes(data: bytes) -> None:
+    """Fuzzed bodies: a request or a Fault, nothing else, whatever arrives."""
+    from server.outputs.onvif.soap import Fault, parse
+
+    try:
+        request = parse(data)
+    except Fault as fault:
+        assert fault.status in (400, 413)
+    else:
+        assert request.action
+
+
+async def test_a_10_mb_body_is_refused_quickly_and_the_server_goes_on(server) -> None:
+    started = time.monotonic()
+    status, text = await _post(server, "/onvif/device_service", b"<a>" + b"x" * 10_000_000 + b"</a>")
+    assert status == 413 and "ter:InvalidArgVal" in text
+    assert time.monotonic() - started < 15
+    status, text = await _post(server, "/onvif/device_service", _envelope("<tds:GetSystemDateAndTime/>"))
+    assert status == 200 and "UTCDateTime" in text
 
 
 async def test_ws_security_refuses_wrong_digests_replays_and_old_tokens(server) -> None:
