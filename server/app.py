@@ -13,9 +13,10 @@ from aiohttp import web
 
 from ingest.redact import Redactor
 from server.api import journal as journal_api
-from server.api import cameras, login, metrics, openapi, status
+from server.api import cameras, cluster, login, metrics, openapi, status
 from server.api import sessions as sessions_api
 from server.outputs import setup_outputs
+from server.cluster.node import cluster_ctx
 from server.outputs.onvif.discovery import discovery_ctx
 from server.outputs.onvif.service import setup_onvif
 from server.outputs.rtsp.server import rtsp_ctx
@@ -132,6 +133,7 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None,
     app[VIEWS] = ViewRegistry(app[RUNTIME], app[AUTH], app[VIEW_LIMITS], lambda: app[JOURNAL])
     app.add_routes(status.routes)
     app.add_routes(cameras.routes)
+    app.add_routes(cluster.routes)
     app.add_routes(metrics.routes)
     app.add_routes(login.routes)
     app.add_routes(sessions_api.routes)
@@ -148,6 +150,7 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None,
     app.cleanup_ctx.append(_runtime_ctx)
     app.cleanup_ctx.append(rtsp_ctx)  # stopped before the runtime: its sessions first
     app.cleanup_ctx.append(discovery_ctx)  # Bye first when stopping
+    app.cleanup_ctx.append(cluster_ctx)  # cameras handed over first when stopping
     app.cleanup_ctx.append(trim_ctx)
     app.on_shutdown.append(_close_viewers)
     return app

@@ -71,12 +71,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(str(error), file=sys.stderr)
         return 2
+    try:
+        config = with_overrides(config, args)
+    except ValueError as error:
+        print(f"vigie serve: {error}", file=sys.stderr)
+        return 2
     host, port = config.server.host, config.server.port
     banner = [f"Vigie serving {args.config} on http://{host}:{port}/"]
+    if config.cluster is not None:
+        banner.append(f"  cluster node {config.cluster.node} on {', '.join(config.cluster.nats)}")
     if config.rtsp.listen:
         scheme = "rtsps" if config.rtsp.tls else "rtsp"
         banner.append(f"  RTSP for other video systems: {scheme}://{config.rtsp.host}:{config.rtsp.port}/")
     return _serve(config, redactor, banner)
+
+
+def with_overrides(config: VigieConfig, args: argparse.Namespace) -> VigieConfig:
+    """The config with the command line's --port, --rtsp-port, --cluster and --node: several
+    nodes on one machine read the same file. ValueError names a bad value."""
+    from server.config import ClusterConfig
+
+    update: dict = {}
+    if getattr(args, "port", None):
+        host = config.server.host
+        update["server"] = config.server.model_copy(
+            update={"listen": f"[{host}]:{args.port}" if ":" in host else f"{host}:{args.port}"})
+    if getattr(args, "rtsp_port", None) and config.rtsp.listen:
+        host = config.rtsp.host
+        update["rtsp"] = config.rtsp.model_copy(
+            update={"listen": f"[{host}]:{args.rtsp_port}" if ":" in host else f"{host}:{args.rtsp_port}"})
+    if getattr(args, "cluster", None) or getattr(args, "node", None):
+        if not (args.cluster and args.node):
+            raise ValueError("--cluster and --node go together")
+        try:
+            update["cluster"] = ClusterConfig(nats=[args.cluster], node=args.node)
+        except Exception as error:  # noqa: BLE001 - pydantic's error, without the value
+            raise ValueError(f"--cluster/--node: {str(error).splitlines()[-1].strip()}") from None
+    return config.model_copy(update=update) if update else config
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -189,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run against the cameras of a config file")
     serve.add_argument("--config", required=True, help="path of vigie.yaml")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--port", type=int, help="web port (overrides server.listen's)")
+    serve.add_argument("--rtsp-port", type=int, help="RTSP port (overrides rtsp.listen's)")
+    serve.add_argument("--cluster", metavar="URL", help="NATS server of a cluster (nats://HOST:4222)")
+    serve.add_argument("--node", help="this node's name in the cluster")
     serve.set_defaults(func=cmd_serve)
     demo = commands.add_parser("demo", help="run with 9 built-in synthetic cameras")
     demo.add_argument("--port", type=int, default=8080)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from server.access.limits import ViewLimits
     from server.access.views import ViewRegistry
     from server.audit import AuditJournal
+    from server.cluster.node import ClusterNode
     from server.config import VigieConfig
     from server.outputs.onvif.soap import NonceMemory
     from server.outputs.rtsp.server import RtspServer
@@ -34,3 +35,4 @@ VIEWS: web.AppKey[ViewRegistry] = web.AppKey("views")
 RELOAD_LOCK: web.AppKey[asyncio.Lock] = web.AppKey("reload_lock")
 RTSP: web.AppKey[RtspServer] = web.AppKey("rtsp")  # absent when rtsp.listen is null
 ONVIF_NONCES: web.AppKey[NonceMemory] = web.AppKey("onvif_nonces")  # WS-Security nonces seen
+CLUSTER: web.AppKey[ClusterNode] = web.AppKey("cluster")  # absent when running alone

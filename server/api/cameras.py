@@ -9,7 +9,7 @@ from ingest.camera.worker import CameraWorker
 from server.access.auth import principal_of
 from server.access.scope import Role, visible_cameras
 from server.access.views import shown_to
-from server.keys import RUNTIME
+from server.keys import CLUSTER, RUNTIME
 from server.runtime.describe import camera_json
 
 routes = web.RouteTableDef()
@@ -33,9 +33,18 @@ def _visible_workers(request: web.Request) -> list[CameraWorker]:
             if (worker := runtime.workers.get(camera_id)) is not None]
 
 
+def _described(request: web.Request, worker: CameraWorker) -> dict:
+    """A camera's JSON, with the node that pulls it when in a cluster."""
+    described = camera_json(worker)
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None:
+        described["node"] = cluster.owner(worker.camera.id)
+    return described
+
+
 @routes.get("/api/cameras")
 async def api_cameras(request: web.Request) -> web.Response:
-    return web.json_response([camera_json(worker) for worker in _visible_workers(request)])
+    return web.json_response([_described(request, worker) for worker in _visible_workers(request)])
 
 
 @routes.get("/api/cameras/{camera_id}")
@@ -48,4 +57,4 @@ async def api_camera(request: web.Request) -> web.Response:
     worker = runtime.workers.get(camera_id)
     if worker is None:
         raise web.HTTPServiceUnavailable(text="camera restarting; try again in a moment")
-    return web.json_response(camera_json(worker))
+    return web.json_response(_described(request, worker))

@@ -109,6 +109,9 @@ def document() -> dict[str, Any]:
                     {"name": "user", "in": "query", "required": True, "schema": {"type": "string"}}],
                     "responses": {"200": _answer("the user's sessions ended, and their open views"),
                                   **_errors(400, 401, 403)}}},
+            "/api/cluster": {"get": {"operationId": "cluster", "responses": {
+                "200": _answer("nodes (name, web and RTSP addresses, since, cameras, viewers) and each "
+                               "camera's owner; no nodes when running alone"), **_errors(401, 403)}}},
             "/api/admin/reload": {"post": {"operationId": "reload", "responses": {
                 "200": _answer("reloaded"), **_errors(400, 401, 403)}}},
             "/metrics": {"get": {"operationId": "metrics", "responses": {

@@ -104,6 +104,10 @@ class Camera(Section):
         "relative paths start at the configuration file's folder.",
     )
     transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport for the media.")
+    nodes: list[Identifier] = Field(
+        default_factory=list, max_length=64,
+        description="In a cluster, the nodes that can reach this camera (its commune's link may "
+        "end at some only); empty: any node.")
     priority: Literal["high", "normal", "low"] = Field(
         "normal",
         description="When the server is short of CPU, low cameras are reduced to their "

@@ -21,6 +21,7 @@ from typing import Self
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from server.config.cameras import Camera, Commune
+from server.config.cluster import ClusterConfig
 from server.config.onvif import OnvifConfig
 from server.config.rtsp import RtspConfig
 from server.config.types import Loc, Section, problems_error, split_listen
@@ -31,6 +32,7 @@ __all__ = [
     "AuditConfig",
     "Camera",
     "Cell",
+    "ClusterConfig",
     "Commune",
     "Kiosk",
     "LimitsConfig",
@@ -101,6 +103,9 @@ class VigieConfig(Section):
     )
     onvif: OnvifConfig = Field(
         default_factory=OnvifConfig, description="The ONVIF facade's discovery (WS-Discovery)."
+    )
+    cluster: ClusterConfig | None = Field(
+        None, description="Nodes sharing the cameras over NATS; absent: this node runs alone."
     )
 
     _source_path: str = PrivateAttr("")

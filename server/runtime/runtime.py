@@ -87,14 +87,37 @@ class Runtime:
         self.governor = Governor(self.all_workers, self.compositors, loop_lag=self.loop_lag.take)
         self.started = False
         redactor.add(config_secrets(config))
+        # In a cluster, whether this node pulls a camera (server/cluster/ sets it; until
+        # then every camera is read from the relay of whichever node pulls it).
+        self.owns: Callable[[str], bool] = (lambda _: False) if config.cluster else (lambda _: True)
+        self.worker_started: Callable[[str, CameraWorker], None] | None = None
 
     def _start_worker(self, camera: Camera) -> None:
-        # Mosaics read the substream when there is one: smaller, cheaper to decode.
-        url = camera.substream_url or camera.url
-        worker = CameraWorker(camera_info(self.config, camera), source_spec(camera, url),
-                              self.store, self.redactor)
+        if self.owns(camera.id):
+            # Mosaics read the substream when there is one: smaller, cheaper to decode.
+            spec = source_spec(camera, camera.substream_url or camera.url)
+        else:  # another node of the cluster pulls it: read what it relays
+            spec = SourceSpec(url=f"relay://{camera.id}", open_timeout=camera.open_timeout,
+                              read_timeout=camera.stale_after)
+        worker = CameraWorker(camera_info(self.config, camera), spec, self.store, self.redactor)
         self.workers[camera.id] = worker
         worker.start()
+        if self.worker_started is not None:
+            self.worker_started(camera.id, worker)
+
+    async def async_restart_cameras(self, camera_ids: list[str]) -> None:
+        """New workers for these cameras (in a cluster: they changed owner), streams that
+        show them rebuilt under their viewers, as a reload does."""
+        diff = CameraDiff(added=[], removed=[], restarted=[c for c in camera_ids if c in self.workers])
+        if not diff.restarted:
+            return
+        closing, rebuilding = self._streams_changed(diff, [])
+        for stream in closing + rebuilding:
+            stream.invalidate()
+        await self._async_restart_workers(self.config, diff)
+        self._streams_made_meanwhile(diff, closing, rebuilding)
+        await asyncio.gather(*(stream.async_close() for stream in closing),
+                             *(stream.async_rebuild() for stream in rebuilding))
 
     def start(self) -> None:
         for camera in self.config.cameras:
@@ -106,7 +129,7 @@ class Runtime:
     def _main_worker(self, camera_id: str) -> CameraWorker:
         """The worker of the main stream, for single-camera views (started on first use)."""
         camera = self.config.camera(camera_id)
-        if camera is None or not camera.substream_url:
+        if camera is None or not camera.substream_url or not self.owns(camera_id):
             return self.workers[camera_id]
         worker = self._main_workers.get(camera_id)
         if worker is None:

@@ -52,9 +52,11 @@ class RtspSource(PolicySource):
     """One camera over our RTSP client; raises Unsupported before any media flows when
     its stream is one FFmpeg must read."""
 
-    def __init__(self, spec: SourceSpec) -> None:
-        self._client = RtspClient(spec.url, spec.username, spec.password, spec.open_timeout,
-                                  spec.read_timeout)
+    def __init__(self, spec: SourceSpec, client: RtspClient | None = None) -> None:
+        # Another reader of access units may stand in for the RTSP client (a camera relayed
+        # by another node of a cluster: ingest/source/remote.py); it opens the same way.
+        self._client = client or RtspClient(spec.url, spec.username, spec.password,
+                                            spec.open_timeout, spec.read_timeout)
         try:
             self._client.open()
         except SourceError:  # Unsupported among them

@@ -1,0 +1,338 @@
+"""This node in a cluster: its NATS connection, its camera leases, the relay of the cameras
+it pulls and the subscriptions for the ones it reads from others.
+
+Leases are entries of a JetStream key-value bucket (`vigie_leases`, memory storage) whose
+bucket-wide TTL is the lease: `create` claims a free camera, `update` with the last
+revision renews it (compare-and-set: two nodes never both hold it), and a dead node's
+entries expire by themselves. Debian's nats-server (2.9) has no per-key TTL. Live nodes
+are entries of `vigie_nodes`, put every renew period. Both buckets are watched, so each
+node knows every owner without asking; an entry not renewed within the lease is free.
+
+Nothing home-made decides anything: no consensus or election of ours (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import nats
+import nats.errors
+from aiohttp import web
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
+
+from ingest.camera.worker import CameraWorker
+from ingest.source.remote import FEEDS, RelayFeeds
+from server.cluster import ownership
+from server.cluster.relay import UNITS, WANT, RelayPublisher, Wants, read_unit
+from server.config import ClusterConfig
+from server.keys import CLUSTER, CONFIG, RTSP, RUNTIME
+from server.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+LEASES, NODES = "vigie_leases", "vigie_nodes"
+WAKE = "vigie.cluster.wake"  # a node left or joined: look again now
+
+
+@dataclass
+class Seen:
+    value: str
+    at: float  # monotonic time of its last put
+
+
+class ClusterNode:
+    def __init__(self, settings: ClusterConfig, runtime: Runtime, web: str, rtsp: str,
+                 feeds: RelayFeeds = FEEDS) -> None:
+        self.settings = settings
+        self.name = settings.node
+        self.runtime = runtime
+        self.web, self.rtsp = web, rtsp
+        self.feeds = feeds
+        self.since = time.time()
+        self.leases: dict[str, int] = {}     # cameras this node holds, by revision
+        self.owners: dict[str, Seen] = {}    # every camera's owner, as watched
+        self.nodes: dict[str, Seen] = {}     # live nodes' heartbeats, as watched
+        self.wants = Wants()
+        self.dropped_messages = 0            # malformed messages from NATS
+        self._nc: nats.NATS | None = None
+        self._subscriptions: dict[str, object] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._publishers: dict[str, RelayPublisher] = {}
+        self._to_restart: set[str] = set()
+        self._restart_wanted = asyncio.Event()
+        runtime.owns = lambda camera_id: camera_id in self.leases
+        runtime.worker_started = self._worker_started
+        feeds.on_change = lambda camera_id, reading: self._loop.call_soon_threadsafe(
+            self._reading_changed, camera_id, reading)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def async_start(self) -> None:
+        lease = self.settings.lease_seconds
+        self._nc = await nats.connect(
+            self.settings.nats, name=f"vigie-{self.name}", connect_timeout=5,
+            max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            # A half-open link is noticed within a lease, not nats-py's default minutes.
+            ping_interval=max(1, int(lease / 2)), max_outstanding_pings=2)
+        js = self._nc.jetstream()
+        self._leases = await self._bucket(js, LEASES, lease)
+        self._nodes = await self._bucket(js, NODES, lease)
+        await self._nc.subscribe(WANT + ">", cb=self._on_want)
+        await self._nc.subscribe(WAKE, cb=self._on_wake)
+        for camera_id in self.feeds.cameras():
+            self._reading_changed(camera_id, True)
+        self._tasks = [asyncio.create_task(self._watch(self._leases, self.owners)),
+                       asyncio.create_task(self._watch(self._nodes, self.nodes)),
+                       asyncio.create_task(self._run()), asyncio.create_task(self._restart_forever())]
+        logger.info("cluster: node %s joined through %s", self.name, ", ".join(self.settings.nats))
+
+    async def _bucket(self, js, name: str, ttl: float):
+        try:
+            return await js.key_value(name)
+        except NotFoundError:
+            return await js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl, history=1,
+                                                            storage=StorageType.MEMORY))
+
+    async def async_stop(self) -> None:
+        """SIGTERM: give every camera back at once (the others claim them on the wake-up),
+        then leave."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)  # no tick in flight
+        if self._nc is None or self._nc.is_closed:
+            return
+        try:
+            for camera_id, revision in list(self.leases.items()):
+                try:
+                    await self._leases.delete(camera_id, last=revision)
+                except KeyWrongLastSequenceError:
+                    pass  # already another node's
+            await self._nodes.delete(self.name)
+            await self._nc.publish(WAKE, self.name.encode())
+            await self._nc.flush(timeout=2)
+            if self.leases:
+                logger.info("cluster: handed over %d camera(s)", len(self.leases))
+        except Exception as error:  # noqa: BLE001 - leaving anyway: the leases expire
+            logger.warning("cluster: hand-over incomplete (%s); leases expire by themselves", error)
+        self.leases.clear()
+        await self._nc.close()
+
+    # -- watching ------------------------------------------------------------------------------
+
+    async def _watch(self, bucket, seen: dict[str, Seen]) -> None:
+        while True:
+            try:
+                watcher = await bucket.watchall()
+                while True:
+                    entry = await watcher.updates(timeout=3600)
+                    if entry is None:
+                        continue  # the initial values are all in
+                    if entry.operation in ("DEL", "PURGE"):
+                        seen.pop(entry.key, None)
+                        self._wake.set()
+                    else:
+                        seen[entry.key] = Seen((entry.value or b"").decode(errors="replace")[:4096],
+                                               time.monotonic())
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - NATS away: watch again when back
+                logger.debug("cluster: watch of %s interrupted (%s)", bucket, error)
+                await asyncio.sleep(0.5)
+
+    def live_nodes(self) -> list[str]:
+        now, lease = time.monotonic(), self.settings.lease_seconds
+        live = {name for name, seen in self.nodes.items() if now - seen.at <= lease}
+        return sorted(live | {self.name})
+
+    def owner(self, camera_id: str) -> str | None:
+        if camera_id in self.leases:
+            return self.name
+        seen = self.owners.get(camera_id)
+        if seen is None or time.monotonic() - seen.at > self.settings.lease_seconds:
+            return None
+        return seen.value
+
+    # -- the renew loop --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - cut off from NATS: keep what we pull
+                logger.warning("cluster: %s; keeping this node's cameras meanwhile", error)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.settings.renew_seconds)
+            except TimeoutError:
+                pass
+
+    async def _tick(self) -> None:
+        await self._nodes.put(self.name, json.dumps(self._heartbeat()).encode())
+        for camera_id in self.feeds.wanted_in_full():
+            await self._nc.publish(WANT + camera_id, self.name.encode())
+        lost = await self._renew()
+        cameras = [camera.id for camera in self.runtime.config.cameras]
+        eligible = [camera.id for camera in self.runtime.config.cameras
+                    if not camera.nodes or self.name in camera.nodes]
+        live = self.live_nodes()
+        free = [camera_id for camera_id in eligible if self.owner(camera_id) is None]
+        gained = []
+        for camera_id in ownership.to_claim(self.name, eligible, free, len(self.leases), len(cameras), len(live)):
+            try:
+                self.leases[camera_id] = await self._leases.create(camera_id, self.name.encode())
+                gained.append(camera_id)
+            except KeyWrongLastSequenceError:
+                continue  # another node was quicker
+        counts = {node: 0 for node in live}
+        for camera_id in cameras:
+            owner = self.owner(camera_id)
+            if owner in counts:
+                counts[owner] += 1
+        released = ownership.to_release(self.name, list(self.leases), len(cameras), counts)
+        for camera_id in released:
+            revision = self.leases.pop(camera_id)
+            try:
+                await self._leases.delete(camera_id, last=revision)
+            except Exception:  # noqa: BLE001 - it expires anyway
+                pass
+        for verb, group in (("claimed", gained), ("lost", lost), ("handed over", released)):
+            if group:
+                logger.info("cluster: %s %s", verb, ", ".join(sorted(group)))
+        if released:
+            await self._nc.publish(WAKE, self.name.encode())
+        changed = gained + lost + released
+        if changed:
+            # Restarting workers takes seconds (threads joined, cameras reconnected): never
+            # in this loop, whose renewals must not wait for it.
+            self._to_restart.update(changed)
+            self._restart_wanted.set()
+
+    async def _restart_forever(self) -> None:
+        """Apply ownership changes to the workers, one batch at a time."""
+        while True:
+            await self._restart_wanted.wait()
+            self._restart_wanted.clear()
+            batch, self._to_restart = sorted(self._to_restart), set()
+            try:
+                await self.runtime.async_restart_cameras(batch)
+            except Exception:  # noqa: BLE001 - logged; the next change tries again
+                logger.exception("cluster: restarting %s failed", ", ".join(batch))
+
+    async def _renew(self) -> list[str]:
+        lost = []
+        for camera_id, revision in list(self.leases.items()):
+            try:
+                self.leases[camera_id] = await self._leases.update(camera_id, self.name.encode(), last=revision)
+            except (KeyWrongLastSequenceError, NotFoundError):
+                # Taken meanwhile (this node was cut off longer than a lease): stop pulling.
+                del self.leases[camera_id]
+                lost.append(camera_id)
+        return lost
+
+    def _heartbeat(self) -> dict:
+        return {"node": self.name, "web": self.web, "rtsp": self.rtsp, "since": round(self.since, 3),
+                "cameras": len(self.leases),
+                "viewers": sum(stream.viewer_count for stream in self.runtime.streams())}
+
+    # -- relay -----------------------------------------------------------------------------------
+
+    def _worker_started(self, camera_id: str, worker: CameraWorker) -> None:
+        if camera_id not in self.leases:
+            return
+        publisher = RelayPublisher(camera_id, self._send_threadsafe, self.wants)
+        self._publishers[camera_id] = publisher
+        worker.add_tap(publisher)
+
+    def _send_threadsafe(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._send, subject, data, headers)
+        except RuntimeError:
+            pass  # the loop is closing
+
+    def _send(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
+        if self._nc is not None and self._nc.is_connected:
+            asyncio.ensure_future(self._nc.publish(subject, data, headers=headers))
+
+    def _reading_changed(self, camera_id: str, reading: bool) -> None:
+        """A relay source here started or stopped reading a camera."""
+        if self._nc is None:
+            return  # subscribed when the node starts
+        current = self._subscriptions.pop(camera_id, None)
+        if current is not None:
+            asyncio.ensure_future(_quietly(current.unsubscribe()))
+        if reading:
+            async def subscribe() -> None:
+                self._subscriptions[camera_id] = await self._nc.subscribe(
+                    UNITS + camera_id, cb=functools.partial(self._on_unit, camera_id))
+            asyncio.ensure_future(subscribe())
+
+    async def _on_unit(self, camera_id: str, message) -> None:
+        relayed = read_unit(message.headers, message.data)
+        if relayed is None:
+            self.dropped_messages += 1
+            return
+        self.feeds.put(camera_id, relayed)
+
+    async def _on_want(self, message) -> None:
+        camera_id = message.subject[len(WANT):]
+        if camera_id in self.leases:
+            self.wants.heard(camera_id)
+
+    async def _on_wake(self, message) -> None:
+        if message.data.decode(errors="replace") != self.name:
+            self._wake.set()
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        nodes = []
+        for name in self.live_nodes():
+            if name == self.name:
+                nodes.append(self._heartbeat())
+                continue
+            try:
+                nodes.append(json.loads(self.nodes[name].value))
+            except (KeyError, ValueError):
+                nodes.append({"node": name})
+        return {"node": self.name, "nats_connected": bool(self._nc and self._nc.is_connected),
+                "nodes": nodes, "dropped_messages": self.dropped_messages,
+                "cameras": {camera.id: self.owner(camera.id) for camera in self.runtime.config.cameras}}
+
+
+
+async def _quietly(operation) -> None:
+    """A NATS call whose failure changes nothing (the connection is closing)."""
+    try:
+        await operation
+    except Exception:  # noqa: BLE001
+        pass
+
+
+async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
+    """This node in its cluster for the app's lifetime, if `cluster` is configured."""
+    config = app[CONFIG]
+    if config.cluster is None:
+        yield
+        return
+    rtsp = app.get(RTSP)
+    node = ClusterNode(config.cluster, app[RUNTIME], f"{config.server.host}:{config.server.port}",
+                       f"{config.rtsp.host}:{rtsp.port}" if rtsp else "")
+    try:
+        await node.async_start()
+    except (OSError, nats.errors.Error) as error:
+        logger.error("cluster: cannot reach NATS at %s (%s)", ", ".join(config.cluster.nats), error)
+        raise SystemExit(2) from None
+    app[CLUSTER] = node
+    yield
+    await node.async_stop()

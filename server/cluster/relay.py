@@ -1,0 +1,84 @@
+"""Access units between nodes: the owner of a camera publishes what it receives, the others
+read it into their relay sources (ingest/source/remote.py).
+
+Subjects: `vigie.au.<camera>` carries one access unit per message (Annex B, the parameter
+sets before each keyframe), with headers `c` (h264 or hevc), `k` (1 for a keyframe) and `t`
+(the capture time in 90 kHz ticks of the wall clock); `vigie.want.<camera>` says a node
+needs every unit of the camera (someone watches it there), else the owner sends keyframes
+only: enough for idle tiles and stills.
+
+Messages are network input: one that does not parse is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import av
+
+from ingest.encode import EncodedFrame
+from ingest.encode.annexb import UnitTap
+from ingest.source.remote import RelayedUnit
+from ingest.source.rtsp.rtp import AccessUnit
+
+UNITS = "vigie.au."
+WANT = "vigie.want."
+WANT_SECONDS = 3.0  # a want lasts this long unless said again (nodes say it every renew)
+MAX_UNIT = 8 * 1024 * 1024  # NATS advises against bigger messages; a bigger unit is dropped
+CODECS = {"H264": "h264", "H265": "hevc"}
+
+
+class RelayPublisher:
+    """The packet tap of a camera this node owns. Runs in the camera worker's thread;
+    `send(subject, payload, headers)` hands each message to the event loop."""
+
+    def __init__(self, camera_id: str, send: Callable[[str, bytes, dict[str, str]], None],
+                 wanted: Callable[[str], bool]) -> None:
+        self.camera_id = camera_id
+        self._send = send
+        self._wanted = wanted
+        self._sets = b""
+        self._tap = UnitTap(self._unit)
+        self.dropped_oversize = 0
+
+    def __call__(self, packet: av.Packet, stream: av.video.stream.VideoStream) -> None:
+        self._tap(packet, stream)
+
+    def _unit(self, frame: EncodedFrame) -> None:
+        if frame.header:
+            self._sets = frame.data
+            return
+        if not frame.keyframe and not self._wanted(self.camera_id):
+            return
+        data = self._sets + frame.data if frame.keyframe else frame.data
+        if len(data) > MAX_UNIT:
+            self.dropped_oversize += 1
+            return
+        headers = {"c": CODECS.get(frame.content_type, ""), "k": "1" if frame.keyframe else "0",
+                   "t": str(round(frame.wall_time * 90_000))}
+        self._send(UNITS + self.camera_id, data, headers)
+
+
+def read_unit(headers: dict[str, str] | None, data: bytes) -> RelayedUnit | None:
+    """A relayed unit from a message; None if it is malformed."""
+    if not headers or not data or len(data) > MAX_UNIT:
+        return None
+    codec = headers.get("c", "")
+    stamp = headers.get("t", "")
+    if codec not in ("h264", "hevc") or not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 20:
+        return None
+    return RelayedUnit(codec, AccessUnit(bytes(data), int(stamp), headers.get("k") == "1"))
+
+
+class Wants:
+    """When each camera was last wanted in full by another node."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def heard(self, camera_id: str) -> None:
+        self._last[camera_id] = time.monotonic()
+
+    def __call__(self, camera_id: str) -> bool:
+        return time.monotonic() - self._last.get(camera_id, float("-inf")) < WANT_SECONDS
