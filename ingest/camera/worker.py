@@ -250,7 +250,7 @@ class CameraWorker:
                     # Decoding in full starts now; while idle only keyframes were decoded,
                     # so the last frame's age says nothing about garbage.
                     last_frame = now
-            if now - last_packet > stale_after:
+            if now - last_packet > stale_after and not getattr(source, "whole_units", False):
                 # Data after a long silence: readers already see a stall, and what a
                 # demuxer flushes after a timeout is often corrupt. Start afresh.
                 raise StalledError(f"no data for {now - last_packet:.0f} s")

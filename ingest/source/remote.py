@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ CLOCK_RATE = 90_000
 class RelayedUnit:
     codec: str          # FFmpeg's decoder name: h264 | hevc
     unit: AccessUnit    # timestamp in 90 kHz ticks
+    number: int = 0     # the owner's count: a gap means a unit was lost
 
 
 class RelayFeeds:
@@ -39,6 +41,8 @@ class RelayFeeds:
         self._lock = threading.Lock()
         self._queues: dict[str, queue.Queue[RelayedUnit]] = {}
         self._full: dict[str, bool] = {}
+        self.received: dict[str, int] = {}  # units relayed to this node, per camera
+        self._cancelled: set[str] = set()
         # Called (from a worker's thread) when a camera's reader starts or stops: the
         # cluster subscribes to it then.
         self.on_change: Callable[[str, bool], None] | None = None
@@ -47,6 +51,7 @@ class RelayFeeds:
         with self._lock:
             feed: queue.Queue[RelayedUnit] = queue.Queue(QUEUE_UNITS)
             self._queues[camera_id] = feed
+            self._cancelled.discard(camera_id)
         if self.on_change is not None:
             self.on_change(camera_id, True)
         return feed
@@ -63,6 +68,7 @@ class RelayFeeds:
     def put(self, camera_id: str, relayed: RelayedUnit) -> bool:
         """A unit from the owner (the cluster's loop); False if nobody reads it or it
         had no room."""
+        self.received[camera_id] = self.received.get(camera_id, 0) + 1
         feed = self._queues.get(camera_id)
         if feed is None:
             return False
@@ -71,6 +77,14 @@ class RelayFeeds:
             return True
         except queue.Full:
             return False
+
+    def cancel(self, camera_id: str) -> None:
+        """The camera's relay worker is being stopped: its reader stops waiting now."""
+        with self._lock:
+            self._cancelled.add(camera_id)
+
+    def cancelled(self, camera_id: str) -> bool:
+        return camera_id in self._cancelled
 
     def set_full(self, camera_id: str, full: bool) -> None:
         self._full[camera_id] = full
@@ -107,28 +121,56 @@ class RelayReader:
         self.track = _Track()
         self.depacketiser: _Codec | None = None
         self.drained = True
+        self._last_number: int | None = None
+        self._waiting_keyframe = True  # a reader starts at a keyframe
+        self.lost = 0  # gaps seen in the owner's numbering
 
     def open(self) -> None:
-        try:
-            self._first = self._queue.get(timeout=self._open_timeout)
-        except queue.Empty:
-            raise SourceError("nothing relayed by the camera's node") from None
+        """Wait for the first unit (a keyframe): the codec is known from it. Cancelled at
+        once when the worker stops (a relay is silent while its camera changes owner)."""
+        deadline = time.monotonic() + self._open_timeout
+        while self._first is None or not self._first.unit.keyframe:
+            if self._feeds.cancelled(self.camera_id):
+                raise SourceError("stopped")
+            if time.monotonic() > deadline:
+                raise SourceError("nothing relayed by the camera's node")
+            try:
+                self._first = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        self._last_number = self._first.number
+        self._waiting_keyframe = False
         self.depacketiser = _Codec(self._first.codec)
 
     def read(self) -> list[AccessUnit] | None:
-        units: list[AccessUnit] = []
+        if self._feeds.cancelled(self.camera_id):
+            return None  # the worker stops
+        relayed: list[RelayedUnit] = []
         if self._first is not None:
-            units.append(self._first.unit)
+            relayed.append(self._first)
             self._first = None
+            self._last_number = None  # the first unit is its own start
         try:
-            if not units:
-                units.append(self._queue.get(timeout=0.2).unit)
+            if not relayed:
+                relayed.append(self._queue.get(timeout=0.2))
             while True:
-                units.append(self._queue.get_nowait().unit)
+                relayed.append(self._queue.get_nowait())
         except queue.Empty:
             pass
         self.drained = True
-        return units
+        return [item.unit for item in relayed if self._follows(item)]
+
+    def _follows(self, item: RelayedUnit) -> bool:
+        """Whether a unit can be decoded: after a lost one, only from the next keyframe."""
+        lost = self._last_number is not None and item.number != self._last_number + 1
+        self._last_number = item.number
+        if lost:
+            self.lost += 1
+            self._waiting_keyframe = True
+        if self._waiting_keyframe and not item.unit.keyframe:
+            return False
+        self._waiting_keyframe = False
+        return True
 
     def waiting(self) -> int:
         return 0  # nothing waits in a socket of ours: the relay's queue is bounded apart
@@ -139,6 +181,10 @@ class RelayReader:
 
 class RelaySource(RtspSource):
     """A relayed camera, decoded as an RTSP camera is."""
+
+    # Units arrive whole, and a new owner starts with a keyframe: a silence (the owner
+    # died, another takes over) leaves nothing corrupt to start afresh from.
+    whole_units = True
 
     def __init__(self, spec: SourceSpec, feeds: RelayFeeds = FEEDS) -> None:
         camera_id = urlsplit(spec.url).netloc

@@ -168,6 +168,21 @@ class Compositor:
             cells.append(cell)
         return cells
 
+    def _follow_workers(self, cells: list[_Cell]) -> None:
+        """A camera's worker replaced under the wall (in a cluster, the camera changed
+        owner): its cell asks the new worker for tiles; the other cells go on untouched."""
+        for rank, cell in enumerate(cells):
+            if not cell.spec.camera_id:
+                continue
+            current = self._workers.get(cell.spec.camera_id)
+            if current is cell.worker:
+                continue
+            if cell.worker is not None and cell.request is not None:
+                cell.worker.detach(cell.request)
+            cell.worker, cell.request = current, None
+            if current is not None:
+                cell.request = current.attach((cell.rect.width, cell.rect.height), self.spec.fps, rank=rank)
+
     def _run(self, stop: threading.Event) -> None:
         canvas = new_i420(self.spec.width, self.spec.height)
         cells = self._attach()
@@ -177,6 +192,7 @@ class Compositor:
         try:
             while not stop.is_set():
                 started = time.monotonic()
+                self._follow_workers(cells)
                 changed = [self._update_cell(canvas, cell) for cell in cells]
                 wanted = self._wanted()
                 chosen = self._choose_formats(wanted, started, sending)

@@ -61,6 +61,7 @@ class ClusterNode:
         self.nodes: dict[str, Seen] = {}     # live nodes' heartbeats, as watched
         self.wants = Wants()
         self.dropped_messages = 0            # malformed messages from NATS
+        self.published: dict[str, int] = {}  # units relayed from here, per camera
         self._nc: nats.NATS | None = None
         self._subscriptions: dict[str, object] = {}
         self._tasks: list[asyncio.Task] = []
@@ -262,6 +263,8 @@ class ClusterNode:
 
     def _send(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
         if self._nc is not None and self._nc.is_connected:
+            camera_id = subject[len(UNITS):]
+            self.published[camera_id] = self.published.get(camera_id, 0) + 1
             asyncio.ensure_future(self._nc.publish(subject, data, headers=headers))
 
     def _reading_changed(self, camera_id: str, reading: bool) -> None:
@@ -307,6 +310,8 @@ class ClusterNode:
                 nodes.append({"node": name})
         return {"node": self.name, "nats_connected": bool(self._nc and self._nc.is_connected),
                 "nodes": nodes, "dropped_messages": self.dropped_messages,
+                "relayed_here": dict(self.feeds.received), "published": dict(self.published), "reading": sorted(self.feeds.cameras()),
+                "subscribed": sorted(self._subscriptions),
                 "cameras": {camera.id: self.owner(camera.id) for camera in self.runtime.config.cameras}}
 
 

@@ -2,8 +2,10 @@
 read it into their relay sources (ingest/source/remote.py).
 
 Subjects: `vigie.au.<camera>` carries one access unit per message (Annex B, the parameter
-sets before each keyframe), with headers `c` (h264 or hevc), `k` (1 for a keyframe) and `t`
-(the capture time in 90 kHz ticks of the wall clock); `vigie.want.<camera>` says a node
+sets before each keyframe), with headers `c` (h264 or hevc), `k` (1 for a keyframe), `t`
+(the capture time in 90 kHz ticks of the wall clock) and `n` (its number: a reader that
+misses one, for want of room or in the network, skips to the next keyframe instead of
+decoding pictures whose references it lacks); `vigie.want.<camera>` says a node
 needs every unit of the camera (someone watches it there), else the owner sends keyframes
 only: enough for idle tiles and stills.
 
@@ -40,6 +42,8 @@ class RelayPublisher:
         self._wanted = wanted
         self._sets = b""
         self._tap = UnitTap(self._unit)
+        self._all = False  # sending every unit (someone wants them), from a keyframe on
+        self._number = 0   # units sent: a reader that misses one waits for a keyframe
         self.dropped_oversize = 0
 
     def __call__(self, packet: av.Packet, stream: av.video.stream.VideoStream) -> None:
@@ -49,14 +53,19 @@ class RelayPublisher:
         if frame.header:
             self._sets = frame.data
             return
-        if not frame.keyframe and not self._wanted(self.camera_id):
+        if not self._wanted(self.camera_id):
+            self._all = False
+        elif frame.keyframe:
+            self._all = True  # every unit from here: a reader can decode them all
+        if not frame.keyframe and not self._all:
             return
         data = self._sets + frame.data if frame.keyframe else frame.data
         if len(data) > MAX_UNIT:
             self.dropped_oversize += 1
             return
+        self._number += 1
         headers = {"c": CODECS.get(frame.content_type, ""), "k": "1" if frame.keyframe else "0",
-                   "t": str(round(frame.wall_time * 90_000))}
+                   "t": str(round(frame.wall_time * 90_000)), "n": str(self._number)}
         self._send(UNITS + self.camera_id, data, headers)
 
 
@@ -65,10 +74,11 @@ def read_unit(headers: dict[str, str] | None, data: bytes) -> RelayedUnit | None
     if not headers or not data or len(data) > MAX_UNIT:
         return None
     codec = headers.get("c", "")
-    stamp = headers.get("t", "")
-    if codec not in ("h264", "hevc") or not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 20:
+    stamp, number = headers.get("t", ""), headers.get("n", "")
+    if (codec not in ("h264", "hevc") or not all(v.isascii() and v.isdigit() and len(v) <= 20
+                                                 for v in (stamp, number))):
         return None
-    return RelayedUnit(codec, AccessUnit(bytes(data), int(stamp), headers.get("k") == "1"))
+    return RelayedUnit(codec, AccessUnit(bytes(data), int(stamp), headers.get("k") == "1"), int(number))
 
 
 class Wants:

@@ -14,6 +14,7 @@ from ingest.wall.governor import Governor
 from ingest.picture.layout import CellSpec, grid_cells
 from ingest.redact import Redactor
 from ingest.source import SourceSpec
+from ingest.source.remote import FEEDS as RELAYS
 from ingest.picture.tiles import TileStore
 from ingest.camera.worker import CameraInfo, CameraWorker, stop_workers
 from server.config import Camera, VigieConfig
@@ -97,8 +98,12 @@ class Runtime:
             # Mosaics read the substream when there is one: smaller, cheaper to decode.
             spec = source_spec(camera, camera.substream_url or camera.url)
         else:  # another node of the cluster pulls it: read what it relays
-            spec = SourceSpec(url=f"relay://{camera.id}", open_timeout=camera.open_timeout,
-                              read_timeout=camera.stale_after)
+            # Patient: while its owner dies and another takes over (a lease, a claim, a
+            # connection, a keyframe) the relay is silent, and a reconnect would only add
+            # its back-off to the wait. The wall shows the tile's age meanwhile.
+            lease = self.config.cluster.lease_seconds if self.config.cluster else 0.0
+            spec = SourceSpec(url=f"relay://{camera.id}", open_timeout=camera.open_timeout + 2 * lease,
+                              read_timeout=camera.stale_after + 2 * lease)
         worker = CameraWorker(camera_info(self.config, camera), spec, self.store, self.redactor)
         self.workers[camera.id] = worker
         worker.start()
@@ -106,16 +111,19 @@ class Runtime:
             self.worker_started(camera.id, worker)
 
     async def async_restart_cameras(self, camera_ids: list[str]) -> None:
-        """New workers for these cameras (in a cluster: they changed owner), streams that
-        show them rebuilt under their viewers, as a reload does."""
-        diff = CameraDiff(added=[], removed=[], restarted=[c for c in camera_ids if c in self.workers])
-        if not diff.restarted:
+        """New workers for these cameras, reading them another way (in a cluster: they
+        changed owner). Walls and mosaics follow the new workers by themselves (their other
+        cells never stop); a camera's own streams are rebuilt or closed."""
+        restarted = [c for c in camera_ids if c in self.workers]
+        if not restarted:
             return
-        closing, rebuilding = self._streams_changed(diff, [])
+        diff = CameraDiff(added=[], removed=[], restarted=restarted)
+        closing: list[Stream] = [self._tap_streams.pop(key) for key in list(self._tap_streams)
+                                 if key[1] in restarted]
+        rebuilding = [stream for camera_id, stream in self._camera_streams.items() if camera_id in restarted]
         for stream in closing + rebuilding:
             stream.invalidate()
         await self._async_restart_workers(self.config, diff)
-        self._streams_made_meanwhile(diff, closing, rebuilding)
         await asyncio.gather(*(stream.async_close() for stream in closing),
                              *(stream.async_rebuild() for stream in rebuilding))
 
@@ -349,6 +357,8 @@ class Runtime:
         for camera in new.cameras:
             if camera.id in diff.added:
                 self._start_worker(camera)
+        for cid in diff.removed + diff.restarted:
+            RELAYS.cancel(cid)  # a relay worker waiting for its owner stops at once
         stopping = [self.workers.pop(cid) for cid in diff.removed + diff.restarted]
         stopping += [self._main_workers.pop(cid) for cid in diff.removed + diff.restarted
                      if cid in self._main_workers]

@@ -356,20 +356,27 @@ def test_masks_are_filled_before_any_output_sees_the_pixels(vigie):
         f"privacy_masks: [{json.dumps(MASK)}]}}\n"
         "walls:\n  - {id: w, name: W, size: 1280x720, fps: 5, layout: 2x2, cameras: [m]}\n")
     wait_until(lambda: server.get_json("/api/cameras/m")["state"] == "live", 10, message="camera live")
-    outputs = {
-        "camera snapshot": (get_once(server.base_url + "/cameras/m/snapshot.jpg", server.headers)[2], (1, 1)),
-        "camera stream": (first_frame(server.base_url + "/cameras/m/mjpeg", server.headers).jpeg, (1, 1)),
-        "wall snapshot": (get_once(server.base_url + "/walls/w/snapshot.jpg", server.headers)[2], (2, 2)),
-        "wall stream": (first_frame(server.base_url + "/walls/w/mjpeg", server.headers).jpeg, (2, 2)),
-        "mosaic": (get_once(server.base_url + "/mosaic/snapshot.jpg?cameras=m&layout=2x2",
-                            server.headers)[2], (2, 2)),
+    takes = {
+        "camera snapshot": (lambda: get_once(server.base_url + "/cameras/m/snapshot.jpg", server.headers)[2], (1, 1)),
+        "camera stream": (lambda: first_frame(server.base_url + "/cameras/m/mjpeg", server.headers).jpeg, (1, 1)),
+        "wall snapshot": (lambda: get_once(server.base_url + "/walls/w/snapshot.jpg", server.headers)[2], (2, 2)),
+        "wall stream": (lambda: first_frame(server.base_url + "/walls/w/mjpeg", server.headers).jpeg, (2, 2)),
+        "mosaic": (lambda: get_once(server.base_url + "/mosaic/snapshot.jpg?cameras=m&layout=2x2",
+                                    server.headers)[2], (2, 2)),
     }
-    for name, (jpeg, grid) in outputs.items():
-        gray = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
-        rect = cell_rect(CellSpec(None, 0, 0), *grid, gray.shape[1], gray.shape[0])
-        content = letterbox(640, 360, rect.width, rect.height)
-        x0, y0 = rect.x + content.x, rect.y + content.y
-        w, h = content.width, content.height
+    for name, (take, grid) in takes.items():
+        # A view just started may show the camera's "connecting" card first (no camera
+        # pixels at all, so nothing to mask): the picture is judged once it shows.
+        deadline = time.monotonic() + 10
+        while True:
+            gray = cv2.imdecode(np.frombuffer(take(), np.uint8), cv2.IMREAD_GRAYSCALE)
+            rect = cell_rect(CellSpec(None, 0, 0), *grid, gray.shape[1], gray.shape[0])
+            content = letterbox(640, 360, rect.width, rect.height)
+            x0, y0 = rect.x + content.x, rect.y + content.y
+            w, h = content.width, content.height
+            if read_stamp(gray[y0: y0 + h, x0: x0 + w]) is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         # inside the mask, away from its edges and from the label band at the bottom
         masked = gray[y0 + int(h * 0.32): y0 + int(h * 0.8), x0 + int(w * 0.03): x0 + int(w * 0.45)]
         visible = gray[y0 + int(h * 0.32): y0 + int(h * 0.8), x0 + int(w * 0.55): x0 + int(w * 0.97)]

@@ -130,8 +130,9 @@ def test_substreams_and_masked_cameras(rig) -> None:
     assert read_stamp(np.ascontiguousarray(gray)) is not None  # the top half shows
     masked_half = gray[height // 2 + 8:height * 85 // 100, 8:-8]  # above the label and clock
     assert masked_half.std() < 3, "the masked half must be uniform"
-    metrics = subprocess.run(["curl", "-s", "-H", f"Cookie: {rig.headers['Cookie']}", rig.base_url + "/metrics"],
-                             capture_output=True, text=True, timeout=10).stdout
+    from tests.support.mjpeg import fetch
+
+    metrics = fetch("GET", rig.base_url + "/metrics", headers=rig.headers)[2].decode()
     assert 'vigie_rtsp_sessions_total{path="/cameras/masked"} 1' in metrics
     assert 'vigie_rtsp_bytes_sent_total{path="/cameras/duo/sub"}' in metrics
 

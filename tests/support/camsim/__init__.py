@@ -58,6 +58,7 @@ class CameraSimulator:
         self._process: subprocess.Popen | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self._paused = False
+        self._playing: dict[str, int] = {}
 
     # -- lifecycle
 
@@ -89,7 +90,8 @@ class CameraSimulator:
         self._process = process
         ready = threading.Event()
         found: list[int] = []
-        threading.Thread(target=self._drain_stdout, args=(process, ready, found),
+        self._playing = {}
+        threading.Thread(target=self._drain_stdout, args=(process, ready, found, self._playing),
                          name="camsim-stdout", daemon=True).start()
         threading.Thread(target=self._drain_stderr, args=(process,),
                          name="camsim-stderr", daemon=True).start()
@@ -145,6 +147,10 @@ class CameraSimulator:
 
     # -- information
 
+    def playing(self) -> dict[str, int]:
+        """RTSP clients playing each mount now (as the simulator last reported)."""
+        return dict(self._playing)
+
     @property
     def port(self) -> int:
         if not self._port:
@@ -199,9 +205,17 @@ class CameraSimulator:
 
     @staticmethod
     def _drain_stdout(process: subprocess.Popen, ready: threading.Event,
-                      found: list[int]) -> None:
+                      found: list[int], found_playing: dict[str, int]) -> None:
         try:
             for line in process.stdout:
+                if line.startswith("PLAYING "):
+                    try:
+                        counts = json.loads(line[8:])
+                    except ValueError:
+                        continue
+                    found_playing.clear()
+                    found_playing.update(counts)
+                    continue
                 if not found and line.startswith("READY "):
                     try:
                         found.append(int(line.split()[1]))

@@ -239,8 +239,8 @@ class Simulator:
         # Sessions that expire when not kept alive, as cameras' do (GStreamer's default, 60 s,
         # is only enforced if someone cleans the pool): None keeps the default.
         self.session_timeout = config.get("session_timeout")
-        if self.session_timeout is not None:
-            self.server.connect("client-connected", self._on_client)
+        self.server.connect("client-connected", self._on_client)
+        self.playing: dict[int, str] = {}  # client -> the mount it plays
         mount_points = self.server.get_mount_points()
         for mount in self.mounts:
             mount_points.add_factory("/" + mount["path"], self._make_factory(mount))
@@ -339,7 +339,32 @@ class Simulator:
     # -- sessions
 
     def _on_client(self, _server, client) -> None:
-        client.connect("new-session", self._on_session)
+        if self.session_timeout is not None:
+            client.connect("new-session", self._on_session)
+        client.connect("play-request", self._on_play)
+        client.connect("closed", self._on_closed)
+
+    def _on_play(self, client, ctx) -> None:
+        """Who plays which mount, for tests that count pulls (a cluster pulls once)."""
+        path = ctx.uri.abspath.strip("/").split("/")[0] if ctx.uri is not None else "?"
+        # hash() of a GObject wrapper is its C object's address: the same for the client's
+        # whole life, whichever wrapper a signal hands over (id() of wrappers is reused).
+        self.playing[hash(client)] = path
+        log(f"{path}: client {hash(client):x} plays")
+        self._report_playing()
+
+    def _on_closed(self, client) -> None:
+        path = self.playing.pop(hash(client), None)
+        if path is not None:
+            log(f"{path}: client {hash(client):x} closed")
+            self._report_playing()
+
+    def _report_playing(self) -> None:
+        counts: dict[str, int] = {}
+        for path in self.playing.values():
+            counts[path] = counts.get(path, 0) + 1
+        sys.stdout.write("PLAYING " + json.dumps(counts, sort_keys=True) + "\n")
+        sys.stdout.flush()
 
     def _on_session(self, _client, session) -> None:
         session.set_timeout(int(self.session_timeout))

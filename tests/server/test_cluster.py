@@ -1,0 +1,164 @@
+"""Several Vigie nodes sharing 12 cameras over a real nats-server (Debian's, JetStream on):
+every camera pulled by exactly one node (the simulator counts who plays each mount), spread
+evenly; a node killed with SIGKILL has its cameras live again on the survivors' walls while
+the other cells never stop; a node that comes back takes back a share."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from ingest.picture.layout import CellSpec
+from tests.conftest import free_port, missing_component, start_vigie
+from tests.support.camsim import CameraSimulator, Mount, require_gstreamer
+from tests.support.mjpeg import cell_stamp, wait_until
+
+CAMERAS = 12
+GRID = (4, 3)
+SIZE = (320, 180)
+LEASE = 3.0  # the config's lease_seconds: failover within a lease, a renew and a restart
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    if shutil.which("nats-server") is None:
+        missing_component("nats-server is not installed (Debian package nats-server)")
+    port = free_port()
+    process = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port),
+                                "-sd", str(tmp_path / "jetstream")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: _accepts(port), 10, message="nats-server listening")
+    yield f"nats://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(10)
+
+
+def _accepts(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def cameras():
+    try:
+        require_gstreamer()
+    except RuntimeError as error:
+        missing_component(str(error))
+    simulator = CameraSimulator([Mount(f"c{i}", tag=i + 1, width=SIZE[0], height=SIZE[1], fps=10, gop=10)
+                                 for i in range(CAMERAS)]).start()
+    yield simulator
+    simulator.stop()
+
+
+def config(simulator: CameraSimulator, nats: str, node: str) -> str:
+    cameras = "".join(f'  - {{id: c{i}, name: C{i}, commune: a, url: "{simulator.url(f"c{i}")}"}}\n'
+                      for i in range(CAMERAS))
+    return (f'server: {{listen: "127.0.0.1:{{port}}"}}\ncommunes: [{{id: a, name: A}}]\ncameras:\n{cameras}'
+            f"walls:\n  - {{id: w, name: W, size: 960x540, fps: 10, layout: 4x3, "
+            f"cameras: [{', '.join(f'c{i}' for i in range(CAMERAS))}]}}\n"
+            f'cluster: {{nats: ["{nats}"], node: {node}, lease_seconds: {LEASE}, renew_seconds: 1.0}}\n')
+
+
+def owners(node) -> dict[str, str | None]:
+    return node.get_json("/api/cluster")["cameras"]
+
+
+def spread(node) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for owner in owners(node).values():
+        counts[str(owner)] = counts.get(str(owner), 0) + 1
+    return counts
+
+
+def pulled_once(simulator: CameraSimulator) -> bool:
+    return simulator.playing() == {f"c{i}": 1 for i in range(CAMERAS)}
+
+
+def fresh_tags(frame, max_age_ms: int = 2500, made_after: float | None = None) -> set[int]:
+    """The cameras (tags) whose cell shows a picture younger than max_age_ms when the frame
+    arrived (and, if given, made after `made_after`, a time.time())."""
+    gray = frame.gray()
+    arrived = int(frame.received_wall * 1000) % 2**32
+    tags = set()
+    for index in range(CAMERAS):
+        stamp = cell_stamp(gray, CellSpec(None, index // GRID[0], index % GRID[0]), GRID, SIZE)
+        if stamp is None or stamp.age_ms(arrived) >= max_age_ms:
+            continue
+        if made_after is not None and stamp.age_ms(arrived) > (frame.received_wall - made_after) * 1000:
+            continue  # a picture from before that moment
+        tags.add(stamp.tag)
+    return tags
+
+
+def test_three_nodes_share_twelve_cameras_and_survive_a_kill(nats_server, cameras, tmp_path) -> None:
+    nodes = {name: start_vigie(config(cameras, nats_server, name), tmp_path) for name in ("a", "b", "c")}
+    try:
+        wait_until(lambda: sorted(spread(nodes["a"]).items()) == [("a", 4), ("b", 4), ("c", 4)]
+                   and pulled_once(cameras), 30, message="12 cameras spread 4/4/4, each pulled once")
+        assert all(owners(node) == owners(nodes["a"]) for node in nodes.values())  # one view of it
+        listed = {camera["id"]: camera["node"] for camera in nodes["b"].get_json("/api/cameras")}
+        assert listed == owners(nodes["b"])
+
+        reader = nodes["b"].reader("/walls/w/mjpeg")
+        try:
+            wait_until(lambda: reader.frames and len(fresh_tags(reader.frames[-1])) == CAMERAS, 20,
+                       message="every cell of b's wall live")
+            victim = [camera for camera, owner in owners(nodes["b"]).items() if owner == "c"]
+            victim_tags = {int(camera[1:]) + 1 for camera in victim}
+            others = {int(camera[1:]) + 1 for camera in owners(nodes["b"]) if camera not in victim}
+            killed_at = time.time()
+            nodes["c"].process.send_signal(signal.SIGKILL)
+            nodes["c"].process.wait(10)
+            # Its cameras are live again on the survivor's wall (3x the 5 s target).
+            wait_until(lambda: victim_tags <= fresh_tags(reader.frames[-1], made_after=killed_at), 15,
+                       interval=0.1, message="the killed node's cameras live again on b's wall")
+            back_after = time.time() - killed_at
+            frames = reader.frames_between(killed_at, time.time())
+            assert frames, "b's wall kept sending"
+            stopped = [frame for frame in frames if not others <= fresh_tags(frame)]
+            assert not stopped, (f"{len(stopped)} of {len(frames)} frames lost another cell: "
+                                 + "; ".join(f"{f.received_wall - killed_at:.1f} s: {sorted(others - fresh_tags(f))}"
+                                             for f in stopped))
+        finally:
+            reader.stop()
+        wait_until(lambda: pulled_once(cameras), 10, message="each camera pulled once after the kill")
+        assert sorted(spread(nodes["b"]).values()) == [6, 6]
+        print(f"failover: the killed node's cameras live again after {back_after:.1f} s")
+
+
+        # It comes back: it takes back a share, and only a share moves.
+        before = owners(nodes["a"])
+        nodes["c"] = start_vigie(config(cameras, nats_server, "c"), tmp_path)
+        wait_until(lambda: sorted(spread(nodes["a"]).items()) == [("a", 4), ("b", 4), ("c", 4)]
+                   and pulled_once(cameras), 30, message="the returning node takes back a share")
+        moved = [camera for camera, owner in owners(nodes["a"]).items() if owner != before[camera]]
+        assert len(moved) == 4
+    finally:
+        for node in nodes.values():
+            if node.process.poll() is None:
+                node.terminate()
+
+
+def test_a_node_stopped_with_sigterm_hands_its_cameras_over_at_once(nats_server, cameras, tmp_path) -> None:
+    nodes = {name: start_vigie(config(cameras, nats_server, name), tmp_path) for name in ("a", "b")}
+    try:
+        wait_until(lambda: sorted(spread(nodes["a"]).values()) == [6, 6] and pulled_once(cameras), 30,
+                   message="6/6")
+        code, _ = nodes["b"].terminate()
+        assert code == 0
+        stopped_at = time.monotonic()
+        wait_until(lambda: spread(nodes["a"]) == {"a": CAMERAS} and pulled_once(cameras), LEASE * 3,
+                   interval=0.1, message="a pulls every camera")
+        # Handed over, not expired: well within one lease.
+        assert time.monotonic() - stopped_at < LEASE
+        assert "handed over 6 camera(s)" in nodes["b"].log()
+    finally:
+        for node in nodes.values():
+            if node.process.poll() is None:
+                node.terminate()
