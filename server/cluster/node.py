@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import nats
 import nats.errors
+import nats.js.errors
 from aiohttp import web
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
@@ -70,6 +71,9 @@ class ClusterNode:
         self._publishers: dict[str, RelayPublisher] = {}
         self._to_restart: set[str] = set()
         self._restart_wanted = asyncio.Event()
+        self._generation = 0  # of the buckets: made again after NATS forgot them
+        self._claims_after = 0.0  # monotonic time before which nothing is claimed
+        self._leaving = False
         runtime.owns = lambda camera_id: camera_id in self.leases
         runtime.worker_started = self._worker_started
         feeds.on_change = lambda camera_id, reading: self._loop.call_soon_threadsafe(
@@ -83,7 +87,9 @@ class ClusterNode:
             self.settings.nats, name=f"vigie-{self.name}", connect_timeout=5,
             max_reconnect_attempts=-1, reconnect_time_wait=0.5,
             # A half-open link is noticed within a lease, not nats-py's default minutes.
-            ping_interval=max(1, int(lease / 2)), max_outstanding_pings=2)
+            ping_interval=max(1, int(lease / 2)), max_outstanding_pings=2,
+            error_cb=self._on_error, disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected)
         js = self._nc.jetstream()
         self._leases = await self._bucket(js, LEASES, lease)
         self._nodes = await self._bucket(js, NODES, lease)
@@ -91,8 +97,8 @@ class ClusterNode:
         await self._nc.subscribe(WAKE, cb=self._on_wake)
         for camera_id in self.feeds.cameras():
             self._reading_changed(camera_id, True)
-        self._tasks = [asyncio.create_task(self._watch(self._leases, self.owners)),
-                       asyncio.create_task(self._watch(self._nodes, self.nodes)),
+        self._tasks = [asyncio.create_task(self._watch(LEASES, self.owners)),
+                       asyncio.create_task(self._watch(NODES, self.nodes)),
                        asyncio.create_task(self._run()), asyncio.create_task(self._restart_forever())]
         logger.info("cluster: node %s joined through %s", self.name, ", ".join(self.settings.nats))
 
@@ -106,6 +112,7 @@ class ClusterNode:
     async def async_stop(self) -> None:
         """SIGTERM: give every camera back at once (the others claim them on the wake-up),
         then leave."""
+        self._leaving = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)  # no tick in flight
@@ -129,12 +136,20 @@ class ClusterNode:
 
     # -- watching ------------------------------------------------------------------------------
 
-    async def _watch(self, bucket, seen: dict[str, Seen]) -> None:
+    async def _watch(self, name: str, seen: dict[str, Seen]) -> None:
+        """Follow a bucket. Every node puts a heartbeat each renew period, so a watch that
+        hears nothing for three leases is broken (NATS restarted): it is made again."""
+        quiet = 3 * self.settings.lease_seconds
         while True:
             try:
+                bucket = self._leases if name == LEASES else self._nodes
+                generation = self._generation
                 watcher = await bucket.watchall()
-                while True:
-                    entry = await watcher.updates(timeout=3600)
+                while generation == self._generation:
+                    try:
+                        entry = await watcher.updates(timeout=quiet)
+                    except nats.errors.TimeoutError:
+                        break
                     if entry is None:
                         continue  # the initial values are all in
                     if entry.operation in ("DEL", "PURGE"):
@@ -143,10 +158,11 @@ class ClusterNode:
                     else:
                         seen[entry.key] = Seen((entry.value or b"").decode(errors="replace")[:4096],
                                                time.monotonic())
+                await _quietly(watcher.stop())
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - NATS away: watch again when back
-                logger.debug("cluster: watch of %s interrupted (%s)", bucket, error)
+                logger.debug("cluster: watch of %s interrupted (%s)", name, error)
                 await asyncio.sleep(0.5)
 
     def live_nodes(self) -> list[str]:
@@ -179,7 +195,20 @@ class ClusterNode:
                 pass
 
     async def _tick(self) -> None:
-        await self._nodes.put(self.name, json.dumps(self._heartbeat()).encode())
+        try:
+            await self._nodes.put(self.name, json.dumps(self._heartbeat()).encode())
+        except (NotFoundError, nats.js.errors.ServiceUnavailableError, nats.js.errors.NoStreamResponseError):
+            # NATS restarted and its memory buckets are gone: made again (by whichever
+            # node comes first), and the leases held are claimed again by the renewals.
+            js = self._nc.jetstream()
+            self._leases = await self._bucket(js, LEASES, self.settings.lease_seconds)
+            self._nodes = await self._bucket(js, NODES, self.settings.lease_seconds)
+            self._generation += 1
+            # Other nodes' leases and heartbeats come back with their next renewals: claim
+            # nothing before they had a lease to do so, or their cameras would move for nothing.
+            self._claims_after = time.monotonic() + self.settings.lease_seconds
+            logger.warning("cluster: NATS had lost the buckets (restarted?): made again")
+            await self._nodes.put(self.name, json.dumps(self._heartbeat()).encode())
         for camera_id in self.feeds.wanted_in_full():
             await self._nc.publish(WANT + camera_id, self.name.encode())
         lost = await self._renew()
@@ -187,7 +216,8 @@ class ClusterNode:
         eligible = [camera.id for camera in self.runtime.config.cameras
                     if not camera.nodes or self.name in camera.nodes]
         live = self.live_nodes()
-        free = [camera_id for camera_id in eligible if self.owner(camera_id) is None]
+        free = [camera_id for camera_id in eligible if self.owner(camera_id) is None
+                and time.monotonic() >= self._claims_after]
         gained = []
         for camera_id in ownership.to_claim(self.name, eligible, free, len(self.leases), len(cameras), len(live)):
             try:
@@ -235,8 +265,16 @@ class ClusterNode:
         for camera_id, revision in list(self.leases.items()):
             try:
                 self.leases[camera_id] = await self._leases.update(camera_id, self.name.encode(), last=revision)
+                continue
             except (KeyWrongLastSequenceError, NotFoundError):
-                # Taken meanwhile (this node was cut off longer than a lease): stop pulling.
+                pass
+            try:
+                # The entry expired without anyone taking it (this node was cut off a while,
+                # or NATS restarted and forgot it): claimed again, the camera goes on here.
+                self.leases[camera_id] = await self._leases.create(camera_id, self.name.encode())
+            except KeyWrongLastSequenceError:
+                # Another node holds it now (this one was cut off longer than a lease):
+                # stop pulling it; from here on it is pulled once again.
                 del self.leases[camera_id]
                 lost.append(camera_id)
         return lost
@@ -245,6 +283,20 @@ class ClusterNode:
         return {"node": self.name, "web": self.web, "rtsp": self.rtsp, "since": round(self.since, 3),
                 "cameras": len(self.leases),
                 "viewers": sum(stream.viewer_count for stream in self.runtime.streams())}
+
+    # -- NATS's own events ----------------------------------------------------------------------
+
+    async def _on_error(self, error: Exception) -> None:
+        logger.debug("cluster: NATS: %s", error)
+
+    async def _on_disconnected(self) -> None:
+        if not self._leaving:
+            logger.warning("cluster: disconnected from NATS; this node's cameras and viewers go on")
+
+    async def _on_reconnected(self) -> None:
+        logger.info("cluster: reconnected to NATS")
+        # As after a restart of NATS: the others' renewals come first.
+        self._claims_after = time.monotonic() + self.settings.lease_seconds
 
     # -- relay -----------------------------------------------------------------------------------
 

@@ -391,6 +391,8 @@ class Runtime:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.governor.stop)
         workers = self.all_workers()
+        for camera_id in self.workers:
+            RELAYS.cancel(camera_id)  # relay workers waiting for an owner stop at once
         stuck = await loop.run_in_executor(None, stop_workers, workers)
         if stuck:
             logger.warning("camera threads still blocked at shutdown: %s", ", ".join(stuck))

@@ -23,18 +23,35 @@ SIZE = (320, 180)
 LEASE = 3.0  # the config's lease_seconds: failover within a lease, a renew and a restart
 
 
+class NatsServer:
+    """Debian's nats-server with JetStream, on a port of its own; restartable."""
+
+    def __init__(self, folder) -> None:
+        self.port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self._folder = folder
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "NatsServer":
+        self.process = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port),
+                                         "-sd", str(self._folder)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: _accepts(self.port), 10, message="nats-server listening")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
 @pytest.fixture
 def nats_server(tmp_path):
     if shutil.which("nats-server") is None:
         missing_component("nats-server is not installed (Debian package nats-server)")
-    port = free_port()
-    process = subprocess.Popen(["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port),
-                                "-sd", str(tmp_path / "jetstream")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: _accepts(port), 10, message="nats-server listening")
-    yield f"nats://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(10)
+    server = NatsServer(tmp_path / "jetstream").start()
+    yield server
+    server.stop()
 
 
 def _accepts(port: int) -> bool:
@@ -97,7 +114,7 @@ def fresh_tags(frame, max_age_ms: int = 2500, made_after: float | None = None) -
 
 
 def test_three_nodes_share_twelve_cameras_and_survive_a_kill(nats_server, cameras, tmp_path) -> None:
-    nodes = {name: start_vigie(config(cameras, nats_server, name), tmp_path) for name in ("a", "b", "c")}
+    nodes = {name: start_vigie(config(cameras, nats_server.url, name), tmp_path) for name in ("a", "b", "c")}
     try:
         wait_until(lambda: sorted(spread(nodes["a"]).items()) == [("a", 4), ("b", 4), ("c", 4)]
                    and pulled_once(cameras), 30, message="12 cameras spread 4/4/4, each pulled once")
@@ -134,7 +151,7 @@ def test_three_nodes_share_twelve_cameras_and_survive_a_kill(nats_server, camera
 
         # It comes back: it takes back a share, and only a share moves.
         before = owners(nodes["a"])
-        nodes["c"] = start_vigie(config(cameras, nats_server, "c"), tmp_path)
+        nodes["c"] = start_vigie(config(cameras, nats_server.url, "c"), tmp_path)
         wait_until(lambda: sorted(spread(nodes["a"]).items()) == [("a", 4), ("b", 4), ("c", 4)]
                    and pulled_once(cameras), 30, message="the returning node takes back a share")
         moved = [camera for camera, owner in owners(nodes["a"]).items() if owner != before[camera]]
@@ -146,7 +163,7 @@ def test_three_nodes_share_twelve_cameras_and_survive_a_kill(nats_server, camera
 
 
 def test_a_node_stopped_with_sigterm_hands_its_cameras_over_at_once(nats_server, cameras, tmp_path) -> None:
-    nodes = {name: start_vigie(config(cameras, nats_server, name), tmp_path) for name in ("a", "b")}
+    nodes = {name: start_vigie(config(cameras, nats_server.url, name), tmp_path) for name in ("a", "b")}
     try:
         wait_until(lambda: sorted(spread(nodes["a"]).values()) == [6, 6] and pulled_once(cameras), 30,
                    message="6/6")
@@ -158,6 +175,58 @@ def test_a_node_stopped_with_sigterm_hands_its_cameras_over_at_once(nats_server,
         # Handed over, not expired: well within one lease.
         assert time.monotonic() - stopped_at < LEASE
         assert "handed over 6 camera(s)" in nodes["b"].log()
+    finally:
+        for node in nodes.values():
+            if node.process.poll() is None:
+                node.terminate()
+
+
+def test_nats_restarted_under_load_and_garbage_on_the_relay(nats_server, cameras, tmp_path) -> None:
+    """NATS restarts (its memory buckets lost): walls keep running, nothing moves for
+    nothing, and afterwards each camera is pulled once. A malformed relay message is dropped
+    and counted, never a crash."""
+    import asyncio
+
+    import nats
+
+    nodes = {name: start_vigie(config(cameras, nats_server.url, name), tmp_path) for name in ("a", "b")}
+    try:
+        wait_until(lambda: sorted(spread(nodes["a"]).values()) == [6, 6] and pulled_once(cameras), 30,
+                   message="6/6")
+        before = owners(nodes["a"])
+        reader = nodes["a"].reader("/walls/w/mjpeg")
+        try:
+            wait_until(lambda: reader.frames and len(fresh_tags(reader.frames[-1])) == CAMERAS, 20,
+                       message="every cell live")
+            nats_server.stop()
+            stopped_at = time.time()
+            time.sleep(2)
+            nats_server.start()
+            wait_until(lambda: nodes["a"].get_json("/api/cluster")["nats_connected"]
+                       and nodes["b"].get_json("/api/cluster")["nats_connected"], 15, message="reconnected")
+            time.sleep(LEASE * 2)
+            frames = reader.frames_between(stopped_at, time.time())
+            assert len(frames) >= 5 * (time.time() - stopped_at), "the wall kept going"
+            # Cameras pulled by a stay live on a's wall throughout; the others' relay pauses.
+            own = {int(camera[1:]) + 1 for camera, owner in before.items() if owner == "a"}
+            assert all(own <= fresh_tags(frame) for frame in frames)
+        finally:
+            reader.stop()
+        wait_until(lambda: pulled_once(cameras), 15, message="each camera pulled once again")
+        assert owners(nodes["a"]) == before  # nothing moved for nothing
+
+        async def garbage() -> None:
+            client = await nats.connect(nats_server.url)
+            for headers, data in ((None, b"x"), ({"c": "h264", "t": "abc", "n": "1"}, b"\x00\x00\x01"),
+                                  ({"c": "vp9", "t": "1", "n": "1"}, b"\x00\x00\x01\x65")):
+                await client.publish("vigie.au.c0", data, headers=headers)
+            await client.publish("vigie.want.no-such-camera", b"")
+            await client.flush()
+            await client.close()
+        asyncio.run(garbage())
+        wait_until(lambda: sum(node.get_json("/api/cluster")["dropped_messages"] for node in nodes.values()) >= 3,
+                   10, message="malformed messages counted")
+        assert all(node.process.poll() is None for node in nodes.values())
     finally:
         for node in nodes.values():
             if node.process.poll() is None:
