@@ -120,6 +120,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if rtsp_port == 0:  # a free port, and a free pair for RTP over UDP
         rtsp_port, udp_first = free_tcp_port(args.host), free_udp_pair(args.host)
     config = demo_config(args.host, args.port, users, rtsp_port or None, udp_first)
+    try:
+        config = with_overrides(config, argparse.Namespace(cluster=args.cluster, node=args.node))
+    except ValueError as error:
+        print(f"vigie demo: {error}", file=sys.stderr)
+        return 2
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
     base = f"http://{shown}:{args.port}"
     rtsp = [f"  RTSP (Digest, same users), one camera:           rtsp://{shown}:{rtsp_port}/cameras/st-martin-1",
@@ -231,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--password", help="one password for every demo user (default: random)")
     demo.add_argument("--rtsp-port", type=int, default=8554,
                       help="RTSP port (default 8554; 0 picks a free one)")
+    demo.add_argument("--cluster", metavar="URL", help="NATS server of a cluster (nats://HOST:4222)")
+    demo.add_argument("--node", help="this node's name in the cluster")
     demo.add_argument("--log-level", default="info")
     demo.set_defaults(func=cmd_demo)
     check = commands.add_parser("check-config", help="validate a config file and exit")

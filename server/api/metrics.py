@@ -10,7 +10,7 @@ from ingest.camera.health import CameraState, CameraStatus
 from ingest.source.decoding import Decoding
 from server.access.auth import principal_of
 from server.access.scope import can_read_metrics
-from server.keys import RTSP, RUNTIME
+from server.keys import CLUSTER, RTSP, RUNTIME
 from server.runtime import Runtime
 
 routes = web.RouteTableDef()
@@ -25,7 +25,8 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_metrics(runtime: Runtime, rtsp: dict[str, tuple[int, int, int, int]] | None = None) -> str:
+def render_metrics(runtime: Runtime, rtsp: dict[str, tuple[int, int, int, int]] | None = None,
+                   cluster: dict | None = None) -> str:
     """Prometheus text exposition, per camera (camera, commune labels) and per wall."""
     lines: list[str] = []
 
@@ -71,6 +72,16 @@ def render_metrics(runtime: Runtime, rtsp: dict[str, tuple[int, int, int, int]] 
            [(labels, float(stream.dropped_frames())) for labels, stream in walls])
     family("vigie_wall_slow_viewers_disconnected_total", "counter", "Viewers disconnected for being too slow.",
            [(labels, float(stream.disconnected_slow())) for labels, stream in walls])
+    if cluster is not None:
+        node = f'node="{_label(cluster["node"])}"'
+        family("vigie_cluster_nodes", "gauge", "Live nodes of the cluster, as this node sees them.",
+               [(node, float(len(cluster["nodes"])))])
+        family("vigie_cluster_cameras_pulled", "gauge", "Cameras this node pulls.",
+               [(node, float(sum(1 for owner in cluster["cameras"].values() if owner == cluster["node"])))])
+        family("vigie_cluster_cameras_unowned", "gauge", "Cameras no live node pulls now.",
+               [(node, float(sum(1 for owner in cluster["cameras"].values() if owner is None)))])
+        family("vigie_cluster_dropped_messages_total", "counter", "Malformed NATS messages dropped.",
+               [(node, float(cluster["dropped_messages"]))])
     if rtsp is not None:
         paths = [(f'path="{_label(path)}"', row) for path, row in sorted(rtsp.items())]
         family("vigie_rtsp_sessions", "gauge", "RTSP sessions open now, by path.",
@@ -89,6 +100,8 @@ def render_metrics(runtime: Runtime, rtsp: dict[str, tuple[int, int, int, int]] 
 async def metrics(request: web.Request) -> web.Response:
     _require(can_read_metrics(principal_of(request)))
     rtsp = request.app.get(RTSP)
-    return web.Response(text=render_metrics(request.app[RUNTIME], rtsp.totals() if rtsp else None),
+    cluster = request.app.get(CLUSTER)
+    return web.Response(text=render_metrics(request.app[RUNTIME], rtsp.totals() if rtsp else None,
+                                            cluster.status() if cluster else None),
                         content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})

@@ -111,3 +111,18 @@ def test_rtsp_section_partners_and_stream_credentials_load():
     assert "address" in refusal(principal, "rtsp", "198.51.100.1", before)
     assert "ended" in refusal(principal, "rtsp", "192.0.2.9", after)
     assert "web" in refusal(principal, "web", "192.0.2.9", before)
+
+
+@pytest.mark.parametrize(("text", "path", "fragment", "env"), [
+    bad("cluster-url", document(COMMUNES, "cluster:\n  nats: ['http://x:4222']  #<\n  node: n1\n"),
+        "cluster.nats[0]", "expected nats://HOST:PORT"),
+    bad("cluster-credentials", document(COMMUNES, "cluster:\n  nats: ['nats://u:p@x:4222']  #<\n  node: n1\n"),
+        "cluster.nats[0]", "without credentials"),
+    bad("cluster-node", document(COMMUNES, "cluster:  #<\n  nats: ['nats://x:4222']\n"),
+        "cluster.node", "required key is missing"),
+    bad("cluster-periods", document(COMMUNES, "cluster:\n  nats: ['nats://x:4222']\n  node: n1\n"
+                                    "  lease_seconds: 3.0\n  renew_seconds: 2.0  #<\n"),
+        "cluster.renew_seconds", "at most half of lease_seconds"),
+])
+def test_bad_cluster_config_is_refused(text, path, fragment, env):
+    check_bad(text, path, fragment, env)
