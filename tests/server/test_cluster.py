@@ -231,3 +231,40 @@ def test_nats_restarted_under_load_and_garbage_on_the_relay(nats_server, cameras
         for node in nodes.values():
             if node.process.poll() is None:
                 node.terminate()
+
+
+def test_a_partitioned_node_keeps_its_cameras_then_stops_pulling_twice(nats_server, cameras, tmp_path) -> None:
+    """Node b reaches NATS through a proxy that the test cuts: b keeps pulling its cameras
+    and serving its viewers; a takes them over meanwhile (pulled twice during the cut);
+    once the cut heals, each camera is pulled once again."""
+    from tests.support.faultproxy import FaultProxy
+
+    with FaultProxy(nats_server.port).start() as proxy:
+        nodes = {"a": start_vigie(config(cameras, nats_server.url, "a"), tmp_path),
+                 "b": start_vigie(config(cameras, f"nats://127.0.0.1:{proxy.port}", "b"), tmp_path)}
+        try:
+            wait_until(lambda: sorted(spread(nodes["a"]).values()) == [6, 6] and pulled_once(cameras), 30,
+                       message="6/6")
+            b_cameras = {int(camera[1:]) + 1 for camera, owner in owners(nodes["a"]).items() if owner == "b"}
+            reader = nodes["b"].reader("/walls/w/mjpeg")
+            try:
+                wait_until(lambda: reader.frames and b_cameras <= fresh_tags(reader.frames[-1]), 20,
+                           message="b's own cameras live on its wall")
+                proxy.stall()
+                cut_at = time.time()
+                wait_until(lambda: spread(nodes["a"]) == {"a": CAMERAS}, LEASE * 4, message="a takes over")
+                wait_until(lambda: any(count == 2 for count in cameras.playing().values()), 10,
+                           message="b still pulls its own while a pulls them too")
+                time.sleep(1)
+                # Cut off, b's viewers still see b's own cameras.
+                assert all(b_cameras <= fresh_tags(frame) for frame in reader.frames_between(cut_at, time.time()))
+            finally:
+                reader.stop()
+            proxy.pass_through()
+            healed = time.monotonic()
+            wait_until(lambda: pulled_once(cameras), 3 * (LEASE + 2), message="each camera pulled once again")
+            print(f"partition: pulled once again {time.monotonic() - healed:.1f} s after the cut healed")
+        finally:
+            for node in nodes.values():
+                if node.process.poll() is None:
+                    node.terminate()
