@@ -16,7 +16,7 @@ from server.api import journal as journal_api
 from server.api import cameras, cluster, login, metrics, openapi, status
 from server.api import sessions as sessions_api
 from server.outputs import setup_outputs
-from server.cluster.node import cluster_ctx
+from server.cluster.context import cluster_ctx
 from server.outputs.onvif.discovery import discovery_ctx
 from server.outputs.onvif.service import setup_onvif
 from server.outputs.rtsp.server import rtsp_ctx

@@ -18,22 +18,19 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import nats
 import nats.errors
 import nats.js.errors
-from aiohttp import web
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
 from ingest.camera.worker import CameraWorker
 from ingest.source.remote import FEEDS, RelayFeeds
 from server.cluster import ownership
-from server.cluster.relay import UNITS, WANT, RelayPublisher, Wants, read_unit
+from server.cluster.relay import HEALTH, UNITS, WANT, HealthBoard, RelayPublisher, Wants, health_of, read_unit
 from server.config import ClusterConfig
-from server.keys import CLUSTER, CONFIG, RTSP, RUNTIME
 from server.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -74,6 +71,7 @@ class ClusterNode:
         self._generation = 0  # of the buckets: made again after NATS forgot them
         self._claims_after = 0.0  # monotonic time before which nothing is claimed
         self._leaving = False
+        self.health = HealthBoard(settings.lease_seconds)  # cameras others pull, as they say
         runtime.owns = lambda camera_id: camera_id in self.leases
         runtime.worker_started = self._worker_started
         feeds.on_change = lambda camera_id, reading: self._loop.call_soon_threadsafe(
@@ -94,6 +92,7 @@ class ClusterNode:
         self._leases = await self._bucket(js, LEASES, lease)
         self._nodes = await self._bucket(js, NODES, lease)
         await self._nc.subscribe(WANT + ">", cb=self._on_want)
+        await self._nc.subscribe(HEALTH + ">", cb=self._on_health)
         await self._nc.subscribe(WAKE, cb=self._on_wake)
         for camera_id in self.feeds.cameras():
             self._reading_changed(camera_id, True)
@@ -211,6 +210,10 @@ class ClusterNode:
             await self._nodes.put(self.name, json.dumps(self._heartbeat()).encode())
         for camera_id in self.feeds.wanted_in_full():
             await self._nc.publish(WANT + camera_id, self.name.encode())
+        for camera_id in list(self.leases):
+            worker = self.runtime.workers.get(camera_id)
+            if worker is not None:  # the camera as its puller sees it, for the other nodes
+                await self._nc.publish(HEALTH + camera_id, json.dumps(health_of(worker)).encode())
         lost = await self._renew()
         cameras = [camera.id for camera in self.runtime.config.cameras]
         eligible = [camera.id for camera in self.runtime.config.cameras
@@ -344,6 +347,18 @@ class ClusterNode:
         if camera_id in self.leases:
             self.wants.heard(camera_id)
 
+    async def _on_health(self, message) -> None:
+        camera_id = message.subject[len(HEALTH):]
+        if camera_id in self.leases or self.runtime.config.camera(camera_id) is None:
+            return
+        if not self.health.heard(camera_id, message.data):
+            self.dropped_messages += 1
+
+    def camera_health(self, camera_id: str) -> dict | None:
+        """The camera as the node pulling it last said (state, reason, codec...), if
+        another node pulls it and said so within a lease."""
+        return None if camera_id in self.leases else self.health.latest(camera_id)
+
     async def _on_wake(self, message) -> None:
         if message.data.decode(errors="replace") != self.name:
             self._wake.set()
@@ -374,22 +389,3 @@ async def _quietly(operation) -> None:
         await operation
     except Exception:  # noqa: BLE001
         pass
-
-
-async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
-    """This node in its cluster for the app's lifetime, if `cluster` is configured."""
-    config = app[CONFIG]
-    if config.cluster is None:
-        yield
-        return
-    rtsp = app.get(RTSP)
-    node = ClusterNode(config.cluster, app[RUNTIME], f"{config.server.host}:{config.server.port}",
-                       f"{config.rtsp.host}:{rtsp.port}" if rtsp else "")
-    try:
-        await node.async_start()
-    except (OSError, nats.errors.Error) as error:
-        logger.error("cluster: cannot reach NATS at %s (%s)", ", ".join(config.cluster.nats), error)
-        raise SystemExit(2) from None
-    app[CLUSTER] = node
-    yield
-    await node.async_stop()

@@ -14,10 +14,13 @@ Messages are network input: one that does not parse is dropped and counted.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
 import av
+
+from ingest.camera.worker import CameraWorker
 
 from ingest.encode import EncodedFrame
 from ingest.encode.annexb import UnitTap
@@ -26,6 +29,9 @@ from ingest.source.rtsp.rtp import AccessUnit
 
 UNITS = "vigie.au."
 WANT = "vigie.want."
+HEALTH = "vigie.health."  # each camera's state, from the node that pulls it, every renew
+HEALTH_KEYS = frozenset({"state", "reason", "since", "codec", "width", "height", "input_fps",
+                         "bitrate_bps", "reconnects_last_hour", "last_error"})
 WANT_SECONDS = 3.0  # a want lasts this long unless said again (nodes say it every renew)
 MAX_UNIT = 8 * 1024 * 1024  # NATS advises against bigger messages; a bigger unit is dropped
 CODECS = {"H264": "h264", "H265": "hevc"}
@@ -92,3 +98,37 @@ class Wants:
 
     def __call__(self, camera_id: str) -> bool:
         return time.monotonic() - self._last.get(camera_id, float("-inf")) < WANT_SECONDS
+
+
+def health_of(worker: CameraWorker) -> dict:
+    """What other nodes are told of a camera this node pulls."""
+    status = worker.status()
+    return {"state": status.state.value, "reason": status.reason, "since": status.since,
+            "codec": status.codec, "width": status.width, "height": status.height,
+            "input_fps": status.input_fps, "bitrate_bps": status.bitrate_bps,
+            "reconnects_last_hour": status.reconnects_last_hour, "last_error": status.last_error}
+
+
+class HealthBoard:
+    """The cameras other nodes pull, as they last said (kept a lease)."""
+
+    def __init__(self, lease_seconds: float) -> None:
+        self._lease = lease_seconds
+        self._latest: dict[str, tuple[dict, float]] = {}
+
+    def heard(self, camera_id: str, data: bytes) -> bool:
+        """Keep a camera's health message; False if it is malformed."""
+        try:
+            health = json.loads(data[:4096])
+        except ValueError:
+            return False
+        if not isinstance(health, dict) or not set(health) <= HEALTH_KEYS:
+            return False
+        self._latest[camera_id] = (health, time.monotonic())
+        return True
+
+    def latest(self, camera_id: str) -> dict | None:
+        found = self._latest.get(camera_id)
+        if found is None or time.monotonic() - found[1] > self._lease:
+            return None
+        return found[0]

@@ -121,6 +121,9 @@ def test_three_nodes_share_twelve_cameras_and_survive_a_kill(nats_server, camera
         assert all(owners(node) == owners(nodes["a"]) for node in nodes.values())  # one view of it
         listed = {camera["id"]: camera["node"] for camera in nodes["b"].get_json("/api/cameras")}
         assert listed == owners(nodes["b"])
+        # A camera another node pulls is described as that node sees it (the camera's state).
+        wait_until(lambda: all(camera["state"] == "live" and camera["codec"] == "h264" and camera["width"] == SIZE[0]
+                               for camera in nodes["b"].get_json("/api/cameras")), 10, message="states relayed")
 
         reader = nodes["b"].reader("/walls/w/mjpeg")
         try:
