@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import signal
 import statistics
@@ -35,11 +36,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.children import _raise_interrupt, deferred_signals
-from bench.cluster_support import (NatsServer, cell_ages, log_problems, made_after, node_config,
-                                   oldest, stop_nodes, tag)
+from bench.cluster_support import (NatsServer, Staleness, cell_ages, log_problems, made_after,
+                                   node_config, oldest, print_table, seconds, stop_nodes, tag,
+                                   verdict, wait_for)
 from bench.measure import CpuWindow, percentile
 from tests.conftest import VigieProcess, start_vigie
 from tests.support.camsim import CameraSimulator, Mount, require_gstreamer
@@ -47,6 +50,10 @@ from tests.support.mjpeg import MjpegReader, ReceivedFrame
 
 CAMERAS = [f"c{i}" for i in range(12)]
 RELAYED = CAMERAS[:4]          # the relay cost's cameras, all pulled by node a
+# Ghost cameras in the relay cost's config. With none, node a keeps only ceil(4 / 2) of the
+# 4 cameras restricted to it: ownership.to_release gives the others back while b is short
+# of its share, though b may not pull them (server bug: the share ignores cameras[].nodes).
+GHOSTS = 4
 NODES = ("a", "b", "c")
 WATCHER = "a"                  # the node whose wall is read; never killed
 TARGET_FAILOVER = 5.0          # seconds, p50 and max
@@ -55,23 +62,20 @@ TARGET_RATIO = 1.15            # CPU of both nodes, relayed / local
 RECOVERY_TIMEOUT = 20.0        # a failover not seen by then counts as failed
 SETTLE_TIMEOUT = 40.0          # a rejoin not settled by then stops the bench
 
+GRID = (4, 3)                  # the failover wall's columns and rows
+
 Row = tuple[str, str, str, str]  # measure, value, target, verdict
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def seconds(values: list[float]) -> str:
-    return " ".join(f"{v:.1f}" for v in values) or "none"
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
+@dataclass
+class Failovers:
+    """What the failover rounds measured (seconds)."""
+    during: Staleness                                   # the other cells, during failovers
+    times: list[float] = field(default_factory=list)    # kill to the cameras live again
+    failed: int = 0                                     # rounds whose cameras never came back
+    rejoins: list[float] = field(default_factory=list)  # restart to 4/4/4, pulled once
+    moved: list[int] = field(default_factory=list)      # cameras that moved at each rejoin
+    rejoin_stale: list[float] = field(default_factory=list)  # the stalest cell meanwhile
 
 
 class Bench:
@@ -90,21 +94,23 @@ class Bench:
 
     # -- the pieces ------------------------------------------------------------------------------
 
-    def start_node(self, name: str, config: str) -> VigieProcess:
+    def start_node(self, name: str, config: str, phase: str) -> VigieProcess:
         """A node in a folder of its own (a restart keeps the killed one's log)."""
         with deferred_signals():
             node = start_vigie(config, self.tmp, ready_timeout=30)
         self.nodes[name] = node
-        self.logs.append((name, node.log_path))
+        self.logs.append((f"{phase} node {name}", node.log_path))
         return node
 
     def owners(self) -> dict[str, str | None]:
         return self.nodes[WATCHER].get_json("/api/cluster")["cameras"]
 
     def settled(self, cameras: list[str], nodes: tuple[str, ...]) -> bool:
-        """Every camera owned, spread evenly over `nodes`, each pulled once from camsim."""
+        """`cameras` owned, spread evenly over `nodes`, each pulled once from camsim."""
         counts = {node: 0 for node in nodes}
-        for owner in self.owners().values():
+        for camera, owner in self.owners().items():
+            if camera not in cameras:
+                continue
             counts[str(owner)] = counts.get(str(owner), 0) + 1
         even = sorted(counts) == sorted(nodes) and max(counts.values()) - min(counts.values()) <= 1
         playing = {camera: n for camera, n in self.sim.playing().items() if n}
@@ -144,117 +150,138 @@ class Bench:
         self.nats = NatsServer(self.tmp / "jetstream-failover")
         config = {name: node_config(self.sim, self.nats.url, name, CAMERAS, "4x3", "960x540")
                   for name in NODES}
-        for name in NODES:
-            self.start_node(name, config[name])
-        self.log("bench: failover, 3 nodes up; waiting for 4/4/4 and the wall")
-        wait_for(lambda: self.settled(CAMERAS, NODES), SETTLE_TIMEOUT, "12 cameras spread 4/4/4")
-        reader = self.watch(self.nodes[WATCHER])
-        grid, everyone = (4, 3), {tag(c) for c in CAMERAS}
-        wait_for(lambda: self.wall_live(grid, everyone), 30, "every cell of a's wall live")
-        times: list[float] = []
-        failed = 0
-        stale_frames = frames_seen = 0
-        oldest_other = 0.0
-        rejoins: list[float] = []
-        moved: list[int] = []
-        rejoin_stale: list[float] = []  # per round, the oldest cell while the node came back
-        for round_ in range(self.args.kills):
-            victim = NODES[1 + round_ % 2]
-            wait_for(lambda: self.wall_live(grid, everyone), 30, "every cell of a's wall live")
-            owned = {tag(c) for c, owner in self.owners().items() if owner == victim}
-            others = everyone - owned
-            del reader.frames[:-20]  # the reader keeps every frame: keep memory flat
-            killed_at = time.time()
-            self.nodes[victim].process.send_signal(signal.SIGKILL)
-            self.nodes[victim].process.wait(10)
-            deadline = time.monotonic() + RECOVERY_TIMEOUT
-            back = None
-            while back is None and time.monotonic() < deadline:
-                time.sleep(0.1)
-                last = self.last_ages(grid, len(everyone))
-                if last is not None and owned <= made_after(last[0], last[1], killed_at):
-                    back = last[0].received_wall
-            # The first frame showing them all again, and the other cells until then.
-            first = None
-            for frame in reader.frames_between(killed_at, (back or time.time()) + 0.001):
-                ages = cell_ages(frame, grid, len(everyone))
-                frames_seen += 1
-                age = oldest(ages, others)
-                oldest_other = max(oldest_other, age)
-                stale_frames += age > STALE
-                if owned <= made_after(frame, ages, killed_at):
-                    first = frame.received_wall
-                    break
-            if first is None:
-                failed += 1
-                self.problems.append(f"round {round_ + 1}: {victim}'s {len(owned)} cameras not "
-                                     f"back on a's wall within {RECOVERY_TIMEOUT:.0f} s")
-            else:
-                times.append(first - killed_at)
-            self.log(f"bench: round {round_ + 1}: killed {victim} ({len(owned)} cameras), "
-                     + (f"back after {times[-1]:.2f} s" if first else "NOT back"))
-            # It comes back: wait until it holds its share and each camera is pulled once.
-            before = self.owners()
-            restarted = time.time()
-            self.start_node(victim, config[victim])
-            wait_for(lambda: self.settled(CAMERAS, NODES), SETTLE_TIMEOUT,
-                     f"{victim} back, 4/4/4, each camera pulled once")
-            rejoins.append(time.time() - restarted)
-            moved.append(sum(1 for c, owner in self.owners().items() if owner != before[c]))
-            time.sleep(1.0)  # a moved camera's first pictures on the wall
-            rejoin_stale.append(max((oldest(cell_ages(f, grid, len(everyone)), everyone)
-                                     for f in reader.frames_between(restarted, time.time())),
-                                    default=float("inf")))
-        self.stop_all()
+        results = Failovers(during=Staleness(GRID, len(CAMERAS), set()))
+        try:
+            for name in NODES:
+                self.start_node(name, config[name], "failover")
+            self.log("bench: failover, 3 nodes up; waiting for 4/4/4 and the wall")
+            wait_for(lambda: self.settled(CAMERAS, NODES), SETTLE_TIMEOUT, "12 cameras spread 4/4/4")
+            self.watch(self.nodes[WATCHER])
+            for round_ in range(self.args.kills):
+                self.kill_and_restart(round_, NODES[1 + round_ % 2], config, results)
+        except RuntimeError as error:  # what was measured until then is reported
+            self.problems.append(f"failover stopped after {len(results.rejoins)} round(s): {error}")
+        finally:
+            self.stop_all()
+        times, during = results.times, results.during
         p50 = percentile(times, 50)
-        worst = max(times) if times and not failed else None
+        worst = max(times) if times and not results.failed else None
         fmt = lambda v: "n/a" if v is None else f"{v:.2f} s"  # noqa: E731
         self.rows += [
-            ("failover: rounds (SIGKILL of b, c in turn)", f"{len(times)} back, {failed} not", "", ""),
+            ("failover: rounds (SIGKILL of b, c in turn)", f"{len(times)} back, {results.failed} not, "
+             f"of {self.args.kills}", "", ""),
             ("failover: p50", fmt(p50), f"<= {TARGET_FAILOVER:g} s",
              verdict(p50 is not None and p50 <= TARGET_FAILOVER)),
             ("failover: max", fmt(worst), f"<= {TARGET_FAILOVER:g} s",
              verdict(worst is not None and worst <= TARGET_FAILOVER)),
             ("failover: each round", seconds(times), "", ""),
-            ("failover: other cells stale (> 2.5 s)", f"{stale_frames} of {frames_seen} frames "
-             f"(oldest other cell {oldest_other:.2f} s)", "never", verdict(stale_frames == 0)),
-            ("rejoin: restart to 4/4/4, pulled once", f"p50 {fmt(percentile(rejoins, 50))}, "
-             f"max {fmt(max(rejoins, default=None))}", "", ""),
-            ("rejoin: cameras moved", " ".join(map(str, moved)), "", ""),
-            ("rejoin: oldest cell while it came back", seconds(rejoin_stale) +
-             f" ({sum(v > STALE for v in rejoin_stale)} rounds > {STALE:g} s)", "", ""),
+            ("failover: other cells stale (> 2.5 s)", f"{during.stale_frames} of {during.frames} frames "
+             f"(stalest other cell {during.worst:.2f} s)", "never",
+             verdict(during.frames > 0 and during.stale_frames == 0)),
+            ("rejoin: restart to 4/4/4, pulled once", f"p50 {fmt(percentile(results.rejoins, 50))}, "
+             f"max {fmt(max(results.rejoins, default=None))}", "", ""),
+            ("rejoin: cameras moved", " ".join(map(str, results.moved)) or "none", "", ""),
+            ("rejoin: stalest cell while it came back", seconds(results.rejoin_stale) +
+             f" ({sum(v > STALE for v in results.rejoin_stale)} rounds > {STALE:g} s)", "", ""),
         ]
+
+    def kill_and_restart(self, round_: int, victim: str, config: dict[str, str], results: Failovers) -> None:
+        """SIGKILL `victim`; time until its cameras are live again on a's wall, watching the
+        other cells meanwhile; start it again and wait until the spread is even again."""
+        reader, everyone = self.reader, {tag(c) for c in CAMERAS}
+        assert reader is not None
+        wait_for(lambda: self.wall_live(GRID, everyone), 30, "every cell of a's wall live")
+        owned = {tag(c) for c, owner in self.owners().items() if owner == victim}
+        del reader.frames[:-20]  # the reader keeps every frame: keep memory flat
+        killed_at = time.time()
+        self.nodes[victim].process.send_signal(signal.SIGKILL)
+        self.nodes[victim].process.wait(10)
+        deadline = time.monotonic() + RECOVERY_TIMEOUT
+        back = None
+        while back is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            last = self.last_ages(GRID, len(everyone))
+            if last is not None and owned <= made_after(last[0], last[1], killed_at):
+                back = last[0].received_wall
+        # The first frame showing them all again; the other cells until then.
+        during = results.during
+        during.tags, during.last_made = everyone - owned, {}
+        first = None
+        for frame in reader.frames_between(killed_at - 0.5, (back or time.time()) + 0.001):
+            ages = during.feed(frame, STALE)
+            if frame.received_wall >= killed_at and owned <= made_after(frame, ages, killed_at):
+                first = frame.received_wall
+                break
+        if first is None:
+            results.failed += 1
+            self.problems.append(f"round {round_ + 1}: {victim}'s {len(owned)} cameras not "
+                                 f"back on a's wall within {RECOVERY_TIMEOUT:.0f} s")
+        else:
+            results.times.append(first - killed_at)
+        self.log(f"bench: round {round_ + 1}: killed {victim} ({len(owned)} cameras), "
+                 + (f"back after {first - killed_at:.2f} s" if first else "NOT back"))
+        # It comes back: wait until it holds its share and each camera is pulled once.
+        before = self.owners()
+        restarted = time.time()
+        self.start_node(victim, config[victim], "failover")
+        wait_for(lambda: self.settled(CAMERAS, NODES), SETTLE_TIMEOUT,
+                 f"{victim} back, 4/4/4, each camera pulled once")
+        results.rejoins.append(time.time() - restarted)
+        results.moved.append(sum(1 for c, owner in self.owners().items() if owner != before[c]))
+        time.sleep(1.5)  # a moved camera's first pictures on the wall
+        rejoin = Staleness(GRID, len(everyone), everyone)
+        for frame in reader.frames_between(restarted - 0.5, time.time()):
+            rejoin.feed(frame, STALE)
+        results.rejoin_stale.append(rejoin.worst)
 
     # -- 2. relay cost ---------------------------------------------------------------------------
 
     def relay(self) -> None:
         self.nats = NatsServer(self.tmp / "jetstream-relay")
+        # Ghost cameras (restricted to a node that never runs) double every node's share:
+        # otherwise a gives 2 of its 4 cameras back to b, which may not pull them (see
+        # GHOSTS), and nobody pulls them.
         for name in ("a", "b"):
-            self.start_node(name, node_config(self.sim, self.nats.url, name, RELAYED, "2x2",
-                                              "640x360", pinned_to="a"))
-        wait_for(lambda: self.owners() == {c: "a" for c in RELAYED}
-                 and self.settled(RELAYED, ("a",)), SETTLE_TIMEOUT, "4 cameras pulled by a")
+            self.start_node(name, node_config(self.sim, self.nats.url, name, RELAYED, "2x2", "640x360",
+                                              pinned={c: "a" for c in RELAYED}, ghosts=GHOSTS), "relay")
+        pulled_by_a = lambda: {c: o for c, o in self.owners().items() if c in RELAYED} == {  # noqa: E731
+            c: "a" for c in RELAYED}
+        wait_for(lambda: pulled_by_a() and self.settled(RELAYED, ("a",)), SETTLE_TIMEOUT,
+                 "4 cameras pulled by a")
         grid, tags = (2, 2), {tag(c) for c in RELAYED}
         pids = {"a": self.nodes["a"].process.pid, "b": self.nodes["b"].process.pid,
                 "nats": self.nats.pid, "camsim": self.sim.pid or 0}
         windows: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
         views: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}  # (fps, median age)
-        for index in range(2 * self.args.pairs):
-            mode = "AB"[index % 2]
-            reader = self.watch(self.nodes["a" if mode == "A" else "b"])
-            wait_for(lambda: self.wall_live(grid, tags), 30, f"the wall live on {reader.url}")
-            time.sleep(self.args.settle)  # the other node's want expires (3 s), decoders settle
-            window = CpuWindow(pids).start()
-            time.sleep(self.args.window_seconds)
-            cpu = window.stop()
-            frames = reader.frames_between(window.wall_started, window.wall_ended)
-            self.stop_reader()
-            ages = [age for frame in frames[::2] for age in cell_ages(frame, grid, 4).values()]
-            views[mode].append((len(frames) / window.seconds, statistics.median(ages) if ages else 0.0))
-            windows[mode].append(cpu)
-            self.log(f"bench: relay window {mode}: " + ", ".join(
-                f"{name} {value * 100:.1f} %" for name, value in cpu.items()))
-        self.stop_all()
+        try:
+            for index in range(2 * self.args.pairs):
+                mode = "AB"[index % 2]
+                if not pulled_by_a():
+                    raise RuntimeError(f"the 4 cameras left node a: {self.owners()}")
+                reader = self.watch(self.nodes["a" if mode == "A" else "b"])
+                wait_for(lambda: self.wall_live(grid, tags), 30, f"the wall live on {reader.url}")
+                time.sleep(self.args.settle)  # the other wall lingers 5 s, its want 3 s
+                window = CpuWindow(pids).start()
+                time.sleep(self.args.window_seconds)
+                cpu = window.stop()
+                frames = reader.frames_between(window.wall_started, window.wall_ended)
+                self.stop_reader()
+                ages = [age for frame in frames[::2] for age in cell_ages(frame, grid, 4).values()]
+                views[mode].append((len(frames) / window.seconds, statistics.median(ages) if ages else 0.0))
+                windows[mode].append(cpu)
+                self.log(f"bench: relay window {mode}: " + ", ".join(
+                    f"{name} {value * 100:.1f} %" for name, value in cpu.items()))
+        except RuntimeError as error:  # what was measured until then is reported
+            self.problems.append(f"relay cost stopped: {error}")
+        finally:
+            self.stop_all()
+        if not windows["A"] or not windows["B"]:
+            self.rows.append(("relay: ratio relayed / local", "not measured", f"<= {TARGET_RATIO}", "FAIL"))
+            return
+        others = max(w["others"] for mode in "AB" for w in windows[mode]) * 100
+        if others > 20:
+            self.problems.append(f"other processes used up to {others:.0f} % of a core during the "
+                                 "relay windows: the CPU figures are noisy")
         mean = lambda mode, key: statistics.mean(w[key] for w in windows[mode]) * 100  # noqa: E731
         both = {mode: [(w["a"] + w["b"]) * 100 for w in windows[mode]] for mode in "AB"}
         local, relayed = statistics.mean(both["A"]), statistics.mean(both["B"])
@@ -273,7 +300,8 @@ class Bench:
             ("relay: camsim CPU, local / relayed", f"{mean('A', 'camsim'):.1f} / {mean('B', 'camsim'):.1f} "
              "% of a core", "", ""),
             ("relay: machine busy, local / relayed", f"{mean('A', 'machine'):.0f} / {mean('B', 'machine'):.0f} "
-             "% of a core (of 200)", "", ""),
+             f"% of a core (of {os.cpu_count() * 100}; others {mean('A', 'others'):.0f} / "
+             f"{mean('B', 'others'):.0f})", "", ""),
             ("relay: wall at the reader, local", view("A"), "", ""),
             ("relay: wall at the reader, relayed", view("B"), "", ""),
         ]
@@ -305,19 +333,12 @@ class Bench:
             with contextlib.suppress(Exception):
                 self.sim.stop()
             self.sim = None
-        self.problems += log_problems(self.logs)
+        # The ghost cameras' relay workers wait for an owner that never comes: expected.
+        self.problems += log_problems(self.logs, ignore=r"camera g\d+: (nothing relayed|no video)")
         if self.args.keep:
             self.log(f"bench: the nodes' folders (config, log) kept in {self.tmp}")
         else:
             shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def print_table(rows: list[Row]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for index, row in enumerate(rows):
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-        if index == 0:
-            print("  ".join("-" * width for width in widths))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=10, help="failover rounds (0: relay cost only)")
     parser.add_argument("--window-seconds", type=float, default=8.0, help="each relay cost window")
     parser.add_argument("--pairs", type=int, default=2, help="relay cost windows: A B, this many times")
-    parser.add_argument("--settle", type=float, default=3.5, help="wait before each relay window")
+    parser.add_argument("--settle", type=float, default=5.5, help="wait before each relay window")
     parser.add_argument("--keep", action="store_true", help="keep the nodes' folders (config, log)")
     args = parser.parse_args(argv)
     if args.kills < 0 or args.pairs < 1:

@@ -3,9 +3,12 @@ pulled, viewers) and each camera's owner, as this node sees them."""
 
 from __future__ import annotations
 
+import json
+
 from aiohttp import web
 
 from server.access.auth import principal_of
+from server.cluster.node import ClusterNode
 from server.access.scope import can_administer
 from server.keys import CLUSTER
 
@@ -19,4 +22,18 @@ async def api_cluster(request: web.Request) -> web.Response:
     cluster = request.app.get(CLUSTER)
     if cluster is None:
         return web.json_response({"node": None, "nodes": [], "cameras": {}})
-    return web.json_response(cluster.status())
+    return web.json_response(cluster_json(cluster))
+
+
+def cluster_json(node: ClusterNode) -> dict:
+    """Live nodes (as their heartbeats say), each camera's owner, relay counters."""
+    nodes = []
+    for name in node.live_nodes():
+        try:
+            nodes.append(node.heartbeat() if name == node.name else json.loads(node.nodes[name].value))
+        except (KeyError, ValueError):
+            nodes.append({"node": name})
+    return {"node": node.name, "nats_connected": node.connected, "nodes": nodes,
+            "dropped_messages": node.dropped_messages,
+            "relay": {"received": dict(node.feeds.received), "sent": dict(node.published)},
+            "cameras": {camera.id: node.owner(camera.id) for camera in node.runtime.config.cameras}}

@@ -10,6 +10,7 @@ from ingest.camera.health import CameraState, CameraStatus
 from ingest.source.decoding import Decoding
 from server.access.auth import principal_of
 from server.access.scope import can_read_metrics
+from server.api.cluster import cluster_json
 from server.keys import CLUSTER, RTSP, RUNTIME
 from server.runtime import Runtime
 
@@ -102,6 +103,6 @@ async def metrics(request: web.Request) -> web.Response:
     rtsp = request.app.get(RTSP)
     cluster = request.app.get(CLUSTER)
     return web.Response(text=render_metrics(request.app[RUNTIME], rtsp.totals() if rtsp else None,
-                                            cluster.status() if cluster else None),
+                                            cluster_json(cluster) if cluster else None),
                         content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})

@@ -26,7 +26,7 @@ import nats.js.errors
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
-from ingest.camera.worker import CameraWorker
+from ingest.camera.worker import CameraWorker, stop_workers
 from ingest.source.remote import FEEDS, RelayFeeds
 from server.cluster import ownership
 from server.cluster.relay import HEALTH, UNITS, WANT, HealthBoard, RelayPublisher, Wants, health_of, read_unit
@@ -67,12 +67,15 @@ class ClusterNode:
         self._loop = asyncio.get_running_loop()
         self._publishers: dict[str, RelayPublisher] = {}
         self._to_restart: set[str] = set()
+        self._releasing: set[str] = set()  # leases kept until this node stopped pulling them
+        self._handed: set[str] = set()     # ... and stopped: their leases go next tick
         self._restart_wanted = asyncio.Event()
         self._generation = 0  # of the buckets: made again after NATS forgot them
         self._claims_after = 0.0  # monotonic time before which nothing is claimed
         self._leaving = False
         self.health = HealthBoard(settings.lease_seconds)  # cameras others pull, as they say
-        runtime.owns = lambda camera_id: camera_id in self.leases
+        # Pulled here: held, and not being given back.
+        runtime.owns = lambda camera_id: camera_id in self.leases and camera_id not in self._releasing
         runtime.worker_started = self._worker_started
         feeds.on_change = lambda camera_id, reading: self._loop.call_soon_threadsafe(
             self._reading_changed, camera_id, reading)
@@ -115,6 +118,9 @@ class ClusterNode:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)  # no tick in flight
+        # Stop pulling before the leases go: the others may claim them at once.
+        pulled = [worker for camera_id in self.leases if (worker := self.runtime.workers.get(camera_id))]
+        await asyncio.get_running_loop().run_in_executor(None, stop_workers, pulled)
         if self._nc is None or self._nc.is_closed:
             return
         try:
@@ -164,6 +170,10 @@ class ClusterNode:
                 logger.debug("cluster: watch of %s interrupted (%s)", name, error)
                 await asyncio.sleep(0.5)
 
+    @property
+    def connected(self) -> bool:
+        return bool(self._nc and self._nc.is_connected)
+
     def live_nodes(self) -> list[str]:
         now, lease = time.monotonic(), self.settings.lease_seconds
         live = {name for name, seen in self.nodes.items() if now - seen.at <= lease}
@@ -193,9 +203,21 @@ class ClusterNode:
             except TimeoutError:
                 pass
 
+    async def _give_back(self) -> None:
+        """Delete the leases of cameras this node has stopped pulling."""
+        handed, self._handed = sorted(self._handed), set()
+        for camera_id in handed:
+            self._releasing.discard(camera_id)
+            revision = self.leases.pop(camera_id, None)
+            if revision is not None:
+                await _quietly(self._leases.delete(camera_id, last=revision))
+        if handed:
+            logger.info("cluster: handed over %s", ", ".join(handed))
+            await self._nc.publish(WAKE, self.name.encode())
+
     async def _tick(self) -> None:
         try:
-            await self._nodes.put(self.name, json.dumps(self._heartbeat()).encode())
+            await self._nodes.put(self.name, json.dumps(self.heartbeat()).encode())
         except (NotFoundError, nats.js.errors.ServiceUnavailableError, nats.js.errors.NoStreamResponseError):
             # NATS restarted and its memory buckets are gone: made again (by whichever
             # node comes first), and the leases held are claimed again by the renewals.
@@ -207,13 +229,14 @@ class ClusterNode:
             # nothing before they had a lease to do so, or their cameras would move for nothing.
             self._claims_after = time.monotonic() + self.settings.lease_seconds
             logger.warning("cluster: NATS had lost the buckets (restarted?): made again")
-            await self._nodes.put(self.name, json.dumps(self._heartbeat()).encode())
+            await self._nodes.put(self.name, json.dumps(self.heartbeat()).encode())
         for camera_id in self.feeds.wanted_in_full():
             await self._nc.publish(WANT + camera_id, self.name.encode())
         for camera_id in list(self.leases):
             worker = self.runtime.workers.get(camera_id)
             if worker is not None:  # the camera as its puller sees it, for the other nodes
                 await self._nc.publish(HEALTH + camera_id, json.dumps(health_of(worker)).encode())
+        await self._give_back()
         lost = await self._renew()
         cameras = [camera.id for camera in self.runtime.config.cameras]
         eligible = [camera.id for camera in self.runtime.config.cameras
@@ -233,18 +256,14 @@ class ClusterNode:
             owner = self.owner(camera_id)
             if owner in counts:
                 counts[owner] += 1
-        released = ownership.to_release(self.name, list(self.leases), len(cameras), counts)
-        for camera_id in released:
-            revision = self.leases.pop(camera_id)
-            try:
-                await self._leases.delete(camera_id, last=revision)
-            except Exception:  # noqa: BLE001 - it expires anyway
-                pass
-        for verb, group in (("claimed", gained), ("lost", lost), ("handed over", released)):
+        keeping = [camera_id for camera_id in self.leases if camera_id not in self._releasing]
+        released = ownership.to_release(self.name, keeping, len(cameras), counts)
+        # Given back in order: this node stops pulling first, keeping the lease meanwhile,
+        # then the lease goes (_restart_forever): two nodes never pull it at once.
+        self._releasing.update(released)
+        for verb, group in (("claimed", gained), ("lost", lost), ("handing over", released)):
             if group:
                 logger.info("cluster: %s %s", verb, ", ".join(sorted(group)))
-        if released:
-            await self._nc.publish(WAKE, self.name.encode())
         changed = gained + lost + released
         if changed:
             # Restarting workers takes seconds (threads joined, cameras reconnected): never
@@ -262,6 +281,11 @@ class ClusterNode:
                 await self.runtime.async_restart_cameras(batch)
             except Exception:  # noqa: BLE001 - logged; the next change tries again
                 logger.exception("cluster: restarting %s failed", ", ".join(batch))
+            # No longer pulled here: their leases go at the next tick (the one writer of
+            # the lease bucket: a renewal and a deletion never cross).
+            self._handed.update(c for c in batch if c in self._releasing)
+            if self._handed:
+                self._wake.set()
 
     async def _renew(self) -> list[str]:
         lost = []
@@ -279,10 +303,11 @@ class ClusterNode:
                 # Another node holds it now (this one was cut off longer than a lease):
                 # stop pulling it; from here on it is pulled once again.
                 del self.leases[camera_id]
+                self._releasing.discard(camera_id)
                 lost.append(camera_id)
         return lost
 
-    def _heartbeat(self) -> dict:
+    def heartbeat(self) -> dict:
         return {"node": self.name, "web": self.web, "rtsp": self.rtsp, "since": round(self.since, 3),
                 "cameras": len(self.leases),
                 "viewers": sum(stream.viewer_count for stream in self.runtime.streams())}
@@ -304,8 +329,8 @@ class ClusterNode:
     # -- relay -----------------------------------------------------------------------------------
 
     def _worker_started(self, camera_id: str, worker: CameraWorker) -> None:
-        if camera_id not in self.leases:
-            return
+        if not self.runtime.owns(camera_id):
+            return  # a relay worker: it must never publish what it reads back
         publisher = RelayPublisher(camera_id, self._send_threadsafe, self.wants)
         self._publishers[camera_id] = publisher
         worker.add_tap(publisher)
@@ -362,25 +387,6 @@ class ClusterNode:
     async def _on_wake(self, message) -> None:
         if message.data.decode(errors="replace") != self.name:
             self._wake.set()
-
-    # -- status ----------------------------------------------------------------------------------
-
-    def status(self) -> dict:
-        nodes = []
-        for name in self.live_nodes():
-            if name == self.name:
-                nodes.append(self._heartbeat())
-                continue
-            try:
-                nodes.append(json.loads(self.nodes[name].value))
-            except (KeyError, ValueError):
-                nodes.append({"node": name})
-        return {"node": self.name, "nats_connected": bool(self._nc and self._nc.is_connected),
-                "nodes": nodes, "dropped_messages": self.dropped_messages,
-                "relayed_here": dict(self.feeds.received), "published": dict(self.published), "reading": sorted(self.feeds.cameras()),
-                "subscribed": sorted(self._subscriptions),
-                "cameras": {camera.id: self.owner(camera.id) for camera in self.runtime.config.cameras}}
-
 
 
 async def _quietly(operation) -> None:

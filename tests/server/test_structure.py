@@ -44,7 +44,7 @@ ALLOWED: dict[str, set[str]] = {
                        "server.keys", "server.errors"},
     "server.web": {"server.access", "server.keys", "server.audit"},
     "server.api": {"ingest.*", "server.access", "server.runtime", "server.audit", "server.config",
-                   "server.keys", "server.errors", "server.web"},
+                   "server.keys", "server.errors", "server.web", "server.cluster"},
     "server.demo": {"server.config", "server.access"},
     "server.cluster": {"ingest.*", "server.config", "server.runtime", "server.keys"},
     "server.app": {"ingest.redact", "server.*"},
