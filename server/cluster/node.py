@@ -18,17 +18,16 @@ import functools
 import json
 import logging
 import time
-from dataclasses import dataclass
 
 import nats
 import nats.errors
 import nats.js.errors
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 
 from ingest.camera.worker import CameraWorker, stop_workers
 from ingest.source.remote import FEEDS, RelayFeeds
 from server.cluster import ownership
+from server.cluster.kv import Seen, open_bucket, quietly
 from server.cluster.relay import HEALTH, UNITS, WANT, HealthBoard, RelayPublisher, Wants, health_of, read_unit
 from server.config import ClusterConfig
 from server.runtime import Runtime
@@ -37,12 +36,6 @@ logger = logging.getLogger(__name__)
 
 LEASES, NODES = "vigie_leases", "vigie_nodes"
 WAKE = "vigie.cluster.wake"  # a node left or joined: look again now
-
-
-@dataclass
-class Seen:
-    value: str
-    at: float  # monotonic time of its last put
 
 
 class ClusterNode:
@@ -73,6 +66,7 @@ class ClusterNode:
         self._generation = 0  # of the buckets: made again after NATS forgot them
         self._claims_after = 0.0  # monotonic time before which nothing is claimed
         self._leaving = False
+        self._cpu_mark, self._cpu_share = (time.process_time(), time.monotonic()), 0.0
         self.health = HealthBoard(settings.lease_seconds)  # cameras others pull, as they say
         # Pulled here: held, and not being given back.
         runtime.owns = lambda camera_id: camera_id in self.leases and camera_id not in self._releasing
@@ -92,8 +86,8 @@ class ClusterNode:
             error_cb=self._on_error, disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected)
         js = self._nc.jetstream()
-        self._leases = await self._bucket(js, LEASES, lease)
-        self._nodes = await self._bucket(js, NODES, lease)
+        self._leases = await open_bucket(js, LEASES, lease)
+        self._nodes = await open_bucket(js, NODES, lease)
         await self._nc.subscribe(WANT + ">", cb=self._on_want)
         await self._nc.subscribe(HEALTH + ">", cb=self._on_health)
         await self._nc.subscribe(WAKE, cb=self._on_wake)
@@ -103,13 +97,6 @@ class ClusterNode:
                        asyncio.create_task(self._watch(NODES, self.nodes)),
                        asyncio.create_task(self._run()), asyncio.create_task(self._restart_forever())]
         logger.info("cluster: node %s joined through %s", self.name, ", ".join(self.settings.nats))
-
-    async def _bucket(self, js, name: str, ttl: float):
-        try:
-            return await js.key_value(name)
-        except NotFoundError:
-            return await js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl, history=1,
-                                                            storage=StorageType.MEMORY))
 
     async def async_stop(self) -> None:
         """SIGTERM: give every camera back at once (the others claim them on the wake-up),
@@ -163,7 +150,7 @@ class ClusterNode:
                     else:
                         seen[entry.key] = Seen((entry.value or b"").decode(errors="replace")[:4096],
                                                time.monotonic())
-                await _quietly(watcher.stop())
+                await quietly(watcher.stop())
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 - NATS away: watch again when back
@@ -210,7 +197,7 @@ class ClusterNode:
             self._releasing.discard(camera_id)
             revision = self.leases.pop(camera_id, None)
             if revision is not None:
-                await _quietly(self._leases.delete(camera_id, last=revision))
+                await quietly(self._leases.delete(camera_id, last=revision))
         if handed:
             logger.info("cluster: handed over %s", ", ".join(handed))
             await self._nc.publish(WAKE, self.name.encode())
@@ -222,8 +209,8 @@ class ClusterNode:
             # NATS restarted and its memory buckets are gone: made again (by whichever
             # node comes first), and the leases held are claimed again by the renewals.
             js = self._nc.jetstream()
-            self._leases = await self._bucket(js, LEASES, self.settings.lease_seconds)
-            self._nodes = await self._bucket(js, NODES, self.settings.lease_seconds)
+            self._leases = await open_bucket(js, LEASES, self.settings.lease_seconds)
+            self._nodes = await open_bucket(js, NODES, self.settings.lease_seconds)
             self._generation += 1
             # Other nodes' leases and heartbeats come back with their next renewals: claim
             # nothing before they had a lease to do so, or their cameras would move for nothing.
@@ -308,8 +295,13 @@ class ClusterNode:
         return lost
 
     def heartbeat(self) -> dict:
+        # CPU share: this process's CPU seconds per second since the last heartbeat.
+        cpu, now = time.process_time(), time.monotonic()
+        last_cpu, last_now = self._cpu_mark
+        if now - last_now > 0.5:
+            self._cpu_share, self._cpu_mark = (cpu - last_cpu) / (now - last_now), (cpu, now)
         return {"node": self.name, "web": self.web, "rtsp": self.rtsp, "since": round(self.since, 3),
-                "cameras": len(self.leases),
+                "cameras": len(self.leases), "cpu": round(self._cpu_share, 3),
                 "viewers": sum(stream.viewer_count for stream in self.runtime.streams())}
 
     # -- NATS's own events ----------------------------------------------------------------------
@@ -353,7 +345,7 @@ class ClusterNode:
             return  # subscribed when the node starts
         current = self._subscriptions.pop(camera_id, None)
         if current is not None:
-            asyncio.ensure_future(_quietly(current.unsubscribe()))
+            asyncio.ensure_future(quietly(current.unsubscribe()))
         if reading:
             async def subscribe() -> None:
                 self._subscriptions[camera_id] = await self._nc.subscribe(
@@ -387,11 +379,3 @@ class ClusterNode:
     async def _on_wake(self, message) -> None:
         if message.data.decode(errors="replace") != self.name:
             self._wake.set()
-
-
-async def _quietly(operation) -> None:
-    """A NATS call whose failure changes nothing (the connection is closing)."""
-    try:
-        await operation
-    except Exception:  # noqa: BLE001
-        pass
