@@ -53,6 +53,7 @@ class ClusterNode:
         self.wants = Wants()
         self.dropped_messages = 0            # malformed messages from NATS
         self.published: dict[str, int] = {}  # units relayed from here, per camera
+        self.dropped_oversize = 0  # units over NATS's max_payload: not relayed, counted
         self._nc: nats.NATS | None = None
         self._subscriptions: dict[str, object] = {}
         self._tasks: list[asyncio.Task] = []
@@ -62,6 +63,7 @@ class ClusterNode:
         self._to_restart: set[str] = set()
         self._releasing: set[str] = set()  # leases kept until this node stopped pulling them
         self._handed: set[str] = set()     # ... and stopped: their leases go next tick
+        self._allowed: dict[str, set[str]] = {}  # cameras[].nodes, by camera
         self._restart_wanted = asyncio.Event()
         self._generation = 0  # of the buckets: made again after NATS forgot them
         self._claims_after = 0.0  # monotonic time before which nothing is claimed
@@ -102,9 +104,13 @@ class ClusterNode:
         """SIGTERM: give every camera back at once (the others claim them on the wake-up),
         then leave."""
         self._leaving = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)  # no tick in flight
+        pending = set(self._tasks)
+        for _ in range(5):  # no tick in flight. Cancelled again if a wait_for swallowed it
+            for task in pending:  # (Python 3.11: a cancel that meets a completing wait)
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+            if not pending:
+                break
         # Stop pulling before the leases go: the others may claim them at once.
         pulled = [worker for camera_id in self.leases if (worker := self.runtime.workers.get(camera_id))]
         await asyncio.get_running_loop().run_in_executor(None, stop_workers, pulled)
@@ -177,7 +183,7 @@ class ClusterNode:
     # -- the renew loop --------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while True:
+        while not self._leaving:
             try:
                 await self._tick()
             except asyncio.CancelledError:
@@ -226,6 +232,7 @@ class ClusterNode:
         await self._give_back()
         lost = await self._renew()
         cameras = [camera.id for camera in self.runtime.config.cameras]
+        self._allowed = {camera.id: set(camera.nodes) for camera in self.runtime.config.cameras}
         eligible = [camera.id for camera in self.runtime.config.cameras
                     if not camera.nodes or self.name in camera.nodes]
         live = self.live_nodes()
@@ -243,8 +250,12 @@ class ClusterNode:
             owner = self.owner(camera_id)
             if owner in counts:
                 counts[owner] += 1
+        # Only cameras another live node may pull can be given back (cameras[].nodes).
+        others = set(live) - {self.name}
         keeping = [camera_id for camera_id in self.leases if camera_id not in self._releasing]
-        released = ownership.to_release(self.name, keeping, len(cameras), counts)
+        movable = [camera_id for camera_id in keeping
+                   if not (allowed := self._allowed.get(camera_id)) or allowed & others]
+        released = ownership.to_release(self.name, keeping, len(cameras), counts, movable)
         # Given back in order: this node stops pulling first, keeping the lease meanwhile,
         # then the lease goes (_restart_forever): two nodes never pull it at once.
         self._releasing.update(released)
@@ -334,10 +345,14 @@ class ClusterNode:
             pass  # the loop is closing
 
     def _send(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
-        if self._nc is not None and self._nc.is_connected:
-            camera_id = subject[len(UNITS):]
-            self.published[camera_id] = self.published.get(camera_id, 0) + 1
-            asyncio.ensure_future(self._nc.publish(subject, data, headers=headers))
+        if self._nc is None or not self._nc.is_connected or self._leaving:
+            return
+        if len(data) + 256 > self._nc.max_payload:  # NATS's own limit (1 MB by default)
+            self.dropped_oversize += 1
+            return
+        camera_id = subject[len(UNITS):]
+        self.published[camera_id] = self.published.get(camera_id, 0) + 1
+        asyncio.ensure_future(quietly(self._nc.publish(subject, data, headers=headers)))
 
     def _reading_changed(self, camera_id: str, reading: bool) -> None:
         """A relay source here started or stopped reading a camera."""

@@ -35,12 +35,15 @@ def to_claim(node: str, eligible: Sequence[str], free: Iterable[str], owned: int
     return candidates[:room]
 
 
-def to_release(node: str, owned: Sequence[str], total: int, counts: Mapping[str, int]) -> list[str]:
+def to_release(node: str, owned: Sequence[str], total: int, counts: Mapping[str, int],
+               movable: Sequence[str] | None = None) -> list[str]:
     """Cameras this node should give back now: its surplus over its share, while another
-    live node (in `counts`, cameras owned per live node, this one included) is short."""
+    live node (in `counts`, cameras owned per live node, this one included) is short;
+    chosen among `movable` (those another live node may pull; default: all it owns)."""
     nodes = max(1, len(counts))
     surplus = len(owned) - share(total, nodes)
     floor = total // nodes
     if surplus <= 0 or not any(count < floor for name, count in counts.items() if name != node):
         return []
-    return sorted(owned, key=lambda camera: score(node, camera))[:surplus]
+    candidates = owned if movable is None else [camera for camera in owned if camera in set(movable)]
+    return sorted(candidates, key=lambda camera: score(node, camera))[:surplus]

@@ -73,8 +73,11 @@ def cameras():
     simulator.stop()
 
 
-def config(simulator: CameraSimulator, nats: str, node: str) -> str:
-    cameras = "".join(f'  - {{id: c{i}, name: C{i}, commune: a, url: "{simulator.url(f"c{i}")}"}}\n'
+def config(simulator: CameraSimulator, nats: str, node: str, only: dict[str, str] | None = None) -> str:
+    """`only`: cameras restricted to one node (cameras[].nodes)."""
+    only = only or {}
+    cameras = "".join(f'  - {{id: c{i}, name: C{i}, commune: a, url: "{simulator.url(f"c{i}")}"'
+                      + (f", nodes: [{only[f'c{i}']}]" if f"c{i}" in only else "") + "}\n"
                       for i in range(CAMERAS))
     return (f'server: {{listen: "127.0.0.1:{{port}}"}}\ncommunes: [{{id: a, name: A}}]\ncameras:\n{cameras}'
             f"walls:\n  - {{id: w, name: W, size: 960x540, fps: 10, layout: 4x3, "
@@ -172,10 +175,13 @@ def test_three_nodes_share_twelve_cameras_and_survive_a_kill(nats_server, camera
 
 
 def test_a_node_stopped_with_sigterm_hands_its_cameras_over_at_once(nats_server, cameras, tmp_path) -> None:
-    nodes = {name: start_vigie(config(cameras, nats_server.url, name), tmp_path) for name in ("a", "b")}
+    """And cameras only one node can reach (cameras[].nodes) stay with it."""
+    only = {"c0": "a", "c1": "a"}
+    nodes = {name: start_vigie(config(cameras, nats_server.url, name, only), tmp_path) for name in ("a", "b")}
     try:
         wait_until(lambda: sorted(spread(nodes["a"]).values()) == [6, 6] and pulled_once(cameras), 30,
                    message="6/6")
+        assert owners(nodes["a"])["c0"] == owners(nodes["a"])["c1"] == "a"
         code, _ = nodes["b"].terminate()
         assert code == 0
         stopped_at = time.monotonic()

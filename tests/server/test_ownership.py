@@ -30,3 +30,10 @@ def test_surplus_is_given_back_only_to_a_node_that_is_short() -> None:
     assert to_release("a", CAMERAS[:4], 12, {"a": 4, "b": 4, "c": 4}) == []
     # Alone: keeps everything.
     assert to_release("a", CAMERAS, 12, {"a": 12}) == []
+
+
+def test_only_cameras_another_node_may_pull_are_given_back() -> None:
+    owned = CAMERAS[:8]  # c0 and c1 only this node can reach
+    released = to_release("a", owned, 12, {"a": 8, "b": 4}, movable=CAMERAS[2:8])
+    assert len(released) == 2 and not {"c0", "c1"} & set(released)
+    assert to_release("a", ["c0", "c1", "c2"], 3, {"a": 3, "b": 0}, movable=[]) == []
