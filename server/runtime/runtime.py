@@ -88,8 +88,7 @@ class Runtime:
         self.governor = Governor(self.all_workers, self.compositors, loop_lag=self.loop_lag.take)
         self.started = False
         redactor.add(config_secrets(config))
-        # In a cluster, whether this node pulls a camera (server/cluster/ sets it; until
-        # then every camera is read from the relay of whichever node pulls it).
+        # In a cluster, whether this node pulls a camera (set by server/cluster/).
         self.owns: Callable[[str], bool] = (lambda _: False) if config.cluster else (lambda _: True)
         self.worker_started: Callable[[str, CameraWorker], None] | None = None
 
@@ -98,9 +97,8 @@ class Runtime:
             # Mosaics read the substream when there is one: smaller, cheaper to decode.
             spec = source_spec(camera, camera.substream_url or camera.url)
         else:  # another node of the cluster pulls it: read what it relays
-            # Patient: while its owner dies and another takes over (a lease, a claim, a
-            # connection, a keyframe) the relay is silent, and a reconnect would only add
-            # its back-off to the wait. The wall shows the tile's age meanwhile.
+            # Patient: a relay is silent while its camera changes owner (a reconnect would
+            # only add its back-off to the wait).
             lease = self.config.cluster.lease_seconds if self.config.cluster else 0.0
             spec = SourceSpec(url=f"relay://{camera.id}", open_timeout=camera.open_timeout + 2 * lease,
                               read_timeout=camera.stale_after + 2 * lease)
@@ -357,9 +355,11 @@ class Runtime:
         for camera in new.cameras:
             if camera.id in diff.added:
                 self._start_worker(camera)
+        stopping = [self.workers.pop(cid) for cid in diff.removed + diff.restarted]
+        for worker in stopping:
+            worker.request_stop()  # first: a cancelled relay is then no failure to report
         for cid in diff.removed + diff.restarted:
             RELAYS.cancel(cid)  # a relay worker waiting for its owner stops at once
-        stopping = [self.workers.pop(cid) for cid in diff.removed + diff.restarted]
         stopping += [self._main_workers.pop(cid) for cid in diff.removed + diff.restarted
                      if cid in self._main_workers]
         await asyncio.get_running_loop().run_in_executor(None, stop_workers, stopping)
@@ -391,8 +391,9 @@ class Runtime:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.governor.stop)
         workers = self.all_workers()
-        for camera_id in self.workers:
-            RELAYS.cancel(camera_id)  # relay workers waiting for an owner stop at once
+        for worker in workers:
+            worker.request_stop()
+            RELAYS.cancel(worker.camera.id)  # relay workers waiting for an owner stop at once
         stuck = await loop.run_in_executor(None, stop_workers, workers)
         if stuck:
             logger.warning("camera threads still blocked at shutdown: %s", ", ".join(stuck))
