@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator
 
 import nats.errors
 from aiohttp import web
 
 from server.cluster.node import ClusterNode
+from server.config import ClusterConfig
 from server.keys import CLUSTER, CONFIG, RTSP, RUNTIME
 
 logger = logging.getLogger(__name__)
+
+CONNECT_SECONDS = 10.0  # to reach NATS at start, before giving up with what went wrong
+
+
+def tls_context(settings: ClusterConfig) -> ssl.SSLContext | None:
+    """TLS to NATS: the servers' certificates checked against the configured CA, and this
+    node's own certificate for servers that verify clients."""
+    if settings.tls is None:
+        return None
+    context = ssl.create_default_context(cafile=settings.tls.path("ca"))
+    if settings.tls.path("cert"):
+        context.load_cert_chain(settings.tls.path("cert"), settings.tls.path("key"))
+    return context
 
 
 async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -22,11 +38,14 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     rtsp = app.get(RTSP)
     node = ClusterNode(config.cluster, app[RUNTIME], f"{config.server.host}:{config.server.port}",
-                       f"{config.rtsp.host}:{rtsp.port}" if rtsp else "")
+                       f"{config.rtsp.host}:{rtsp.port}" if rtsp else "", tls=tls_context(config.cluster))
     try:
-        await node.async_start()
-    except (OSError, nats.errors.Error) as error:
-        logger.error("cluster: cannot reach NATS at %s (%s)", ", ".join(config.cluster.nats), error)
+        # nats-py retries forever, a refused password included: the start is bounded.
+        async with asyncio.timeout(CONNECT_SECONDS):
+            await node.async_start()
+    except (TimeoutError, OSError, nats.errors.Error) as error:
+        reason = node.last_error or error or "no answer"
+        logger.error("cluster: cannot reach NATS at %s (%s)", ", ".join(config.cluster.nats), reason)
         raise SystemExit(2) from None
     app[CLUSTER] = node
     yield

@@ -17,6 +17,7 @@ import asyncio
 import functools
 import json
 import logging
+import ssl
 import time
 
 import nats
@@ -40,8 +41,9 @@ WAKE = "vigie.cluster.wake"  # a node left or joined: look again now
 
 class ClusterNode:
     def __init__(self, settings: ClusterConfig, runtime: Runtime, web: str, rtsp: str,
-                 feeds: RelayFeeds = FEEDS) -> None:
+                 feeds: RelayFeeds = FEEDS, tls: ssl.SSLContext | None = None) -> None:
         self.settings = settings
+        self._tls = tls
         self.name = settings.node
         self.runtime = runtime
         self.web, self.rtsp = web, rtsp
@@ -68,6 +70,7 @@ class ClusterNode:
         self._generation = 0  # of the buckets: made again after NATS forgot them
         self._claims_after = 0.0  # monotonic time before which nothing is claimed
         self._leaving = False
+        self.last_error = ""  # NATS's last complaint (a refused password, ...)
         self._cpu_mark, self._cpu_share = (time.process_time(), time.monotonic()), 0.0
         self.health = HealthBoard(settings.lease_seconds)  # cameras others pull, as they say
         # Pulled here: held, and not being given back.
@@ -76,12 +79,12 @@ class ClusterNode:
         feeds.on_change = lambda camera_id, reading: self._loop.call_soon_threadsafe(
             self._reading_changed, camera_id, reading)
 
-    # -- lifecycle -----------------------------------------------------------------------
-
     async def async_start(self) -> None:
         lease = self.settings.lease_seconds
         self._nc = await nats.connect(
-            self.settings.nats, name=f"vigie-{self.name}", connect_timeout=5,
+            self.settings.nats, name=f"vigie-{self.name}", connect_timeout=5, tls=self._tls,
+            user=self.settings.user, password=self.settings.password(),
+            user_credentials=self.settings.creds_path(),
             max_reconnect_attempts=-1, reconnect_time_wait=0.5,
             # A half-open link is noticed within a lease, not nats-py's default minutes.
             ping_interval=max(1, int(lease / 2)), max_outstanding_pings=2,
@@ -132,8 +135,6 @@ class ClusterNode:
         self.leases.clear()
         await self._nc.close()
 
-    # -- watching ------------------------------------------------------------------------------
-
     async def _watch(self, name: str, seen: dict[str, Seen]) -> None:
         """Follow a bucket. Every node puts a heartbeat each renew period, so a watch that
         hears nothing for three leases is broken (NATS restarted): it is made again."""
@@ -180,8 +181,6 @@ class ClusterNode:
             return None
         return seen.value
 
-    # -- the renew loop --------------------------------------------------------------------------
-
     async def _run(self) -> None:
         while not self._leaving:
             try:
@@ -223,6 +222,13 @@ class ClusterNode:
             self._claims_after = time.monotonic() + self.settings.lease_seconds
             logger.warning("cluster: NATS had lost the buckets (restarted?): made again")
             await self._nodes.put(self.name, json.dumps(self.heartbeat()).encode())
+        own = self.nodes.get(self.name)
+        if time.time() - self.since > self.settings.lease_seconds and (
+                own is None or time.monotonic() - own.at > 2 * self.settings.renew_seconds + 1):
+            # Our own heartbeats no longer come back: the watches follow buckets NATS lost
+            # (another node made them again). Watched anew.
+            self._generation += 1
+            self._claims_after = time.monotonic() + self.settings.lease_seconds
         for camera_id in self.feeds.wanted_in_full():
             await self._nc.publish(WANT + camera_id, self.name.encode())
         for camera_id in list(self.leases):
@@ -315,9 +321,8 @@ class ClusterNode:
                 "cameras": len(self.leases), "cpu": round(self._cpu_share, 3),
                 "viewers": sum(stream.viewer_count for stream in self.runtime.streams())}
 
-    # -- NATS's own events ----------------------------------------------------------------------
-
     async def _on_error(self, error: Exception) -> None:
+        self.last_error = str(error)[:200] or type(error).__name__
         logger.debug("cluster: NATS: %s", error)
 
     async def _on_disconnected(self) -> None:
@@ -328,8 +333,6 @@ class ClusterNode:
         logger.info("cluster: reconnected to NATS")
         # As after a restart of NATS: the others' renewals come first.
         self._claims_after = time.monotonic() + self.settings.lease_seconds
-
-    # -- relay -----------------------------------------------------------------------------------
 
     def _worker_started(self, camera_id: str, worker: CameraWorker) -> None:
         if not self.runtime.owns(camera_id):

@@ -182,6 +182,12 @@ class VigieConfig(Section):
     def kiosk(self, kiosk_id: str) -> Kiosk | None:
         return self._kiosks_by_id.get(kiosk_id)
 
+    def secrets(self) -> list[str]:
+        """What a log must never show: camera, users' stream and NATS passwords."""
+        return [secret for secret in (*(camera.password() for camera in self.cameras),
+                                      *(user.stream_password() for user in self.users),
+                                      self.cluster.password() if self.cluster else None) if secret]
+
 
 def _duplicates(key: str, field: str, values: Iterable[str]) -> Iterator[tuple[Loc, str]]:
     first: dict[str, int] = {}

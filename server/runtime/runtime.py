@@ -60,12 +60,6 @@ def source_spec(camera: Camera, url: str) -> SourceSpec:
                       read_timeout=camera.stale_after)
 
 
-def config_secrets(config: VigieConfig) -> list[str]:
-    """What the logs must never show: camera passwords, users' stream passwords."""
-    return [secret for secret in (*(camera.password() for camera in config.cameras),
-                                  *(user.stream_password() for user in config.users)) if secret]
-
-
 class Runtime:
     def __init__(self, config: VigieConfig, redactor: Redactor) -> None:
         self.config = config
@@ -87,7 +81,7 @@ class Runtime:
         self.loop_lag = LoopLag()  # probed by server/app.py while the app runs
         self.governor = Governor(self.all_workers, self.compositors, loop_lag=self.loop_lag.take)
         self.started = False
-        redactor.add(config_secrets(config))
+        redactor.add(config.secrets())
         # In a cluster, whether this node pulls a camera (set by server/cluster/).
         self.owns: Callable[[str], bool] = (lambda _: False) if config.cluster else (lambda _: True)
         self.worker_started: Callable[[str, CameraWorker], None] | None = None
@@ -351,7 +345,7 @@ class Runtime:
         """New cameras start at once; changed ones once their old worker has stopped (two
         connections to one camera may be refused). Meanwhile they have no worker: views
         of them answer 503 ("restarting"), walls show them as NO SIGNAL."""
-        self.redactor.add(config_secrets(new))
+        self.redactor.add(new.secrets())
         for camera in new.cameras:
             if camera.id in diff.added:
                 self._start_worker(camera)

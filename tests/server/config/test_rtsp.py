@@ -126,3 +126,18 @@ def test_rtsp_section_partners_and_stream_credentials_load():
 ])
 def test_bad_cluster_config_is_refused(text, path, fragment, env):
     check_bad(text, path, fragment, env)
+
+
+@pytest.mark.parametrize(("text", "path", "fragment", "env"), [
+    bad("cluster-user-without-password", document(COMMUNES, "cluster:\n  nats: ['nats://x:4222']\n  node: n1\n"
+                                                  "  user: vigie  #<\n"),
+        "cluster.user", "go together"),
+    bad("cluster-password-unset", document(COMMUNES, "cluster:\n  nats: ['nats://x:4222']\n  node: n1\n"
+                                           "  user: vigie\n  password_env: NOPE  #<\n"),
+        "cluster.password_env", "the environment variable it names is not set"),
+    bad("cluster-tls-ca", document(COMMUNES, "cluster:\n  nats: ['tls://x:4222']\n  node: n1\n"
+                                   "  tls: {ca: /nonexistent/ca.pem}  #<\n"),
+        "cluster.tls.ca", "no readable file"),
+])
+def test_bad_nats_credentials_are_refused(text, path, fragment, env):
+    check_bad(text, path, fragment, env)
