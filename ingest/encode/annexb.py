@@ -189,8 +189,20 @@ class UnitTap:
         self._deliver(EncodedFrame(data, self._seq, wall_time, keyframe, self._codec))
 
 
+def parameter_sets_of(codec: str, data: bytes) -> dict[str, list[bytes]]:
+    """The parameter sets in Annex B bytes (a keyframe, or an encoder's extradata), by kind."""
+    found: dict[str, list[bytes]] = {"vps": [], "sps": [], "pps": []}
+    for nal in split_annex_b(data):
+        if codec == "H264":
+            kind = {7: "sps", 8: "pps"}.get(nal[0] & 0x1F)
+        else:
+            kind = {32: "vps", 33: "sps", 34: "pps"}.get((nal[0] >> 1) & 0x3F)
+        if kind is not None and nal not in found[kind]:
+            found[kind].append(nal)
+    return found
+
+
 def _parameter_sets_in(codec: str, access_unit: bytes) -> bytes:
     """The parameter sets a keyframe carries in band (a camera whose SDP gave none)."""
-    kinds = {7, 8} if codec == "H264" else {32, 33, 34}
-    return b"".join(START_CODE + nal for nal in split_annex_b(access_unit)
-                    if (nal[0] & 0x1F if codec == "H264" else (nal[0] >> 1) & 0x3F) in kinds)
+    found = parameter_sets_of(codec, access_unit)
+    return b"".join(START_CODE + nal for kind in ("vps", "sps", "pps") for nal in found[kind])

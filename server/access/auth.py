@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import hmac
 import ipaddress
 import logging
 import re
@@ -207,8 +208,14 @@ class Auth:
         outcome = digest.check(fields, method, account.ha1, secret)
         if outcome != "ok":
             return outcome, None, None
-        name = account.principal.name
-        return "ok", account.principal, Credential("stream", f"{name}\x00{account.fingerprint}")
+        return "ok", account.principal, _stream_credential(account)
+
+    def stream_basic_login(self, user: str, password: str) -> tuple[str, Principal | None, Credential | None]:
+        """Basic credentials (only over TLS) checked against the stream credential's HA1."""
+        account = self.directory.streams.get(user)
+        if account is None or not hmac.compare_digest(account.ha1["SHA-256"], digest.ha1("SHA-256", user, password)):
+            return "refused", None, None
+        return "ok", account.principal, _stream_credential(account)
 
     def cookie_secure(self, request: web.Request) -> bool:
         if self.secure_cookies == "always":
@@ -235,6 +242,12 @@ class Auth:
         if not ok or self.directory.current(account.principal.name) != (login.principal, login.credential):
             return None
         return login
+
+
+def _stream_credential(account: StreamAccount) -> Credential:
+    """A stream login's credential: the user and its credential's fingerprint (a changed
+    stream password ends what it opened)."""
+    return Credential("stream", f"{account.principal.name}\x00{account.fingerprint}")
 
 
 @functools.cache

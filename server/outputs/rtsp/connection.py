@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -328,7 +327,7 @@ class RtspConnection:
             await self._journal_failure(user, "throttled")
             raise Answer(503, [("Retry-After", str(int(wait) + 1))])
         if "password" in fields:
-            outcome, principal, credential = _basic_login(auth, fields)
+            outcome, principal, credential = auth.stream_basic_login(user, fields["password"])
         else:
             outcome, principal, credential = auth.stream_login(fields, request.method, self.server.secret)
         if outcome == "stale":
@@ -373,14 +372,3 @@ def _basic_fields(header: str) -> dict[str, str] | None:
         return None
     user, colon, password = decoded.partition(":")
     return {"username": user, "password": password} if colon else None
-
-
-def _basic_login(auth, fields: dict[str, str]) -> tuple[str, Principal | None, Credential | None]:
-    account = auth.directory.streams.get(fields["username"])
-    if account is None:
-        return "refused", None, None
-    expected = account.ha1["SHA-256"]
-    given = digest.ha1("SHA-256", fields["username"], fields["password"])
-    if not hmac.compare_digest(expected, given):
-        return "refused", None, None
-    return "ok", account.principal, Credential("stream", f"{account.principal.name}\x00{account.fingerprint}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 
-from ingest.encode.rtp import split_annex_b
+from ingest.encode.annexb import parameter_sets_of
 
 PAYLOAD_TYPE = 96
 CLOCK_RATE = 90_000
@@ -16,19 +16,6 @@ CLOCK_RATE = 90_000
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def parameter_sets_of(codec: str, data: bytes) -> dict[str, list[bytes]]:
-    """The parameter sets in Annex B bytes (a keyframe, or an encoder's extradata), by kind."""
-    found: dict[str, list[bytes]] = {"vps": [], "sps": [], "pps": []}
-    for nal in split_annex_b(data):
-        if codec == "H264":
-            kind = {7: "sps", 8: "pps"}.get(nal[0] & 0x1F)
-        else:
-            kind = {32: "vps", 33: "sps", 34: "pps"}.get((nal[0] >> 1) & 0x3F)
-        if kind is not None and nal not in found[kind]:
-            found[kind].append(nal)
-    return found
 
 
 def fmtp(codec: str, sets: dict[str, list[bytes]]) -> str:

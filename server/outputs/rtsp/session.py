@@ -116,6 +116,7 @@ class RtspSession:
         self.credential = credential
         self.client = client
         self.packetiser = RtpPacketiser(codec)
+        self._rendering = f"rtp-{codec}"  # where a picture keeps its payloads for every client
         self.view: OpenView | None = None
         self.task: asyncio.Task | None = None
         self.last_activity = time.monotonic()
@@ -187,11 +188,10 @@ class RtspSession:
                 needs_sets = False
             else:
                 # Cut once per picture for every client of this codec (with the picture).
-                key = f"rtp-{self.codec}"
-                payloads = unit.renderings.get(key)  # type: ignore[assignment]
+                payloads = unit.renderings.get(self._rendering)  # type: ignore[assignment]
                 if payloads is None:
                     payloads = self.packetiser.payloads(unit.data)
-                    unit.renderings[key] = payloads  # type: ignore[assignment]
+                    unit.renderings[self._rendering] = payloads  # type: ignore[assignment]
             timestamp = self.rtp_time(unit.wall_time)
             report = None
             now = time.monotonic()

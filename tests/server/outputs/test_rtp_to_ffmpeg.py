@@ -22,7 +22,8 @@ import pytest
 from ingest.encode.rtp import RtpPacketiser
 from ingest.source.rtsp.message import parse_sdp
 from ingest.source.rtsp.rtp import parameter_sets
-from server.outputs.rtsp.sdp import parameter_sets_of, session_description
+from ingest.encode.annexb import parameter_sets_of
+from server.outputs.rtsp.sdp import session_description
 from tests.conftest import missing_component
 
 SIZE = (320, 180)

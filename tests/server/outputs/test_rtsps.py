@@ -26,7 +26,7 @@ def test_rtsps_serves_over_tls_and_logins_are_throttled(vigie, tmp_path) -> None
             missing_component(f"{tool} is not installed")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
                    check=True, capture_output=True)
     port, udp = free_tcp_port("127.0.0.1"), free_udp_pair("127.0.0.1")
     server = vigie(f"""server: {{listen: "127.0.0.1:{{port}}"}}
@@ -42,9 +42,26 @@ cameras:
     plain = probe(f"rtsp://admin:{urllib.parse.quote(PASSWORD)}@127.0.0.1:{port}/cameras/syn")
     assert plain.returncode != 0  # plain RTSP on a TLS port: nothing
 
+    # Basic is offered over TLS only, and checked against the same stream credential.
+    import base64
+    import socket
+    import ssl
+
+    def basic_describe(password: str) -> bytes:
+        context = ssl.create_default_context(cafile=str(cert))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            token = base64.b64encode(f"admin:{password}".encode()).decode()
+            tls.sendall(f"DESCRIBE rtsps://127.0.0.1:{port}/cameras/syn RTSP/1.0\r\nCSeq: 1\r\n"
+                        f"Authorization: Basic {token}\r\n\r\n".encode())
+            return tls.recv(4096)
+    assert basic_describe(PASSWORD).startswith(b"RTSP/1.0 200")
+    refused = basic_describe("wrong-basic")
+    assert refused.startswith(b"RTSP/1.0 401") and b'Basic realm="Vigie"' in refused
+
     # Wrong answers count per user and per address, as web logins do: after the free
     # attempts even the right password waits (503 with Retry-After), and it is journaled.
-    for _ in range(5):
+    for _ in range(4):  # the wrong Basic password above was the first of five
         assert "401" in probe(base.replace(PASSWORD, "wrong-guess")).stderr
     refused = probe(base)
     assert "503" in refused.stderr, refused.stderr
