@@ -159,9 +159,12 @@ class RtspConnection:
         self.server.forget(self)
 
     async def _end_session(self, session: RtspSession, reason: str) -> None:
-        self.sessions.pop(session.id, None)
-        self.server.sessions.pop(session.id, None)
+        if self.sessions.pop(session.id, None) is None:
+            return  # already ending
         await session.async_stop(self.server.views, reason)
+        # Out of the open sessions and into the ended totals with no await between: /metrics
+        # read in between would lose the session from both.
+        self.server.sessions.pop(session.id, None)
         self.server.ended(session)
 
     # -- requests --------------------------------------------------------------------------
