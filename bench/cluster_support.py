@@ -24,7 +24,6 @@ from tests.support.mjpeg import ReceivedFrame, cell_stamp
 
 SIZE = (320, 180)       # each camera's picture (camsim), as in tests/server/test_cluster.py
 LEASE, RENEW = 3.0, 1.0  # the cluster's lease_seconds and renew_seconds
-GHOST_NODE = "nowhere"   # a node name no node has
 LOG_MARKS = (" WARNING ", " ERROR ", " CRITICAL ", "Traceback")
 
 
@@ -96,17 +95,13 @@ def _accepts(port: int) -> bool:
 
 
 def node_config(sim: CameraSimulator, nats: str, node: str, cameras: list[str], layout: str,
-                wall_size: str, pinned: dict[str, str] | None = None, ghosts: int = 0) -> str:
+                wall_size: str, pinned: dict[str, str] | None = None) -> str:
     """A node's config (start_vigie adds users and RTSP ports): `cameras` (camsim mounts of
     the same names, tags i + 1 for c{i}), one wall `w` of the first layout's worth of them,
-    the cluster section. `pinned`: cameras restricted to one node (cameras[].nodes).
-    `ghosts`: cameras g0, g1... restricted to a node that never runs (GHOST_NODE): never
-    pulled, they only count in every node's share of the cameras."""
+    the cluster section. `pinned`: cameras restricted to one node (cameras[].nodes)."""
     pinned = pinned or {}
     lines = "".join(f'  - {{id: {c}, name: {c.upper()}, commune: a, url: "{sim.url(c)}"'
                     + (f", nodes: [{pinned[c]}]" if c in pinned else "") + "}\n" for c in cameras)
-    lines += "".join(f'  - {{id: g{i}, name: G{i}, commune: a, url: "{sim.url(cameras[0])}", '
-                     f"nodes: [{GHOST_NODE}]}}\n" for i in range(ghosts))
     columns, rows = (int(n) for n in layout.split("x"))
     return (f'server: {{listen: "127.0.0.1:{{port}}"}}\ncommunes: [{{id: a, name: A}}]\n'
             f"cameras:\n{lines}"

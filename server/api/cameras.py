@@ -41,7 +41,7 @@ def _described(request: web.Request, worker: CameraWorker) -> dict:
         described["node"] = cluster.owner(worker.camera.id)
         # Pulled by another node: the camera's state is that node's (this one only reads
         # its relay); what this node decodes (frame age, decoding) stays its own.
-        described.update(cluster.camera_health(worker.camera.id) or {})
+        described.update(cluster.relay.camera_health(worker.camera.id) or {})
     return described
 
 

@@ -34,6 +34,6 @@ def cluster_json(node: ClusterNode) -> dict:
         except (KeyError, ValueError):
             nodes.append({"node": name})
     return {"node": node.name, "nats_connected": node.connected, "nodes": nodes,
-            "dropped_messages": node.dropped_messages, "units_too_big": node.dropped_oversize,
-            "relay": {"received": dict(node.feeds.received), "sent": dict(node.published)},
+            "dropped_messages": node.relay.dropped_messages, "units_too_big": node.relay.units_too_big,
+            "relay": {"received": dict(node.relay.feeds.received), "sent": dict(node.relay.published)},
             "cameras": {camera.id: node.owner(camera.id) for camera in node.runtime.config.cameras}}

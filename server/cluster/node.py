@@ -1,5 +1,5 @@
-"""This node in a cluster: its NATS connection, its camera leases, the relay of the cameras
-it pulls and the subscriptions for the ones it reads from others.
+"""This node in a cluster: its NATS connection and its camera leases (the relay of the
+cameras it pulls, and of those it reads from others, is server/cluster/link.py's).
 
 Leases are entries of a JetStream key-value bucket (`vigie_leases`, memory storage) whose
 bucket-wide TTL is the lease: `create` claims a free camera, `update` with the last
@@ -14,7 +14,6 @@ Nothing home-made decides anything: no consensus or election of ours (DESIGN.md)
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import ssl
@@ -29,7 +28,7 @@ from ingest.camera.worker import CameraWorker, stop_workers
 from ingest.source.remote import FEEDS, RelayFeeds
 from server.cluster import ownership
 from server.cluster.kv import Seen, open_bucket, quietly
-from server.cluster.relay import HEALTH, UNITS, WANT, HealthBoard, RelayPublisher, Wants, health_of, read_unit
+from server.cluster.link import RelayLink
 from server.config import ClusterConfig
 from server.runtime import Runtime
 
@@ -47,37 +46,28 @@ class ClusterNode:
         self.name = settings.node
         self.runtime = runtime
         self.web, self.rtsp = web, rtsp
-        self.feeds = feeds
         self.since = time.time()
         self.leases: dict[str, int] = {}     # cameras this node holds, by revision
         self.owners: dict[str, Seen] = {}    # every camera's owner, as watched
         self.nodes: dict[str, Seen] = {}     # live nodes' heartbeats, as watched
-        self.wants = Wants()
-        self.dropped_messages = 0            # malformed messages from NATS
-        self.published: dict[str, int] = {}  # units relayed from here, per camera
-        self.dropped_oversize = 0  # units over NATS's max_payload: not relayed, counted
         self._nc: nats.NATS | None = None
-        self._subscriptions: dict[str, object] = {}
         self._tasks: list[asyncio.Task] = []
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._publishers: dict[str, RelayPublisher] = {}
         self._to_restart: set[str] = set()
         self._releasing: set[str] = set()  # leases kept until this node stopped pulling them
         self._handed: set[str] = set()     # ... and stopped: their leases go next tick
-        self._allowed: dict[str, set[str]] = {}  # cameras[].nodes, by camera
         self._restart_wanted = asyncio.Event()
         self._generation = 0  # of the buckets: made again after NATS forgot them
         self._claims_after = 0.0  # monotonic time before which nothing is claimed
         self._leaving = False
         self.last_error = ""  # NATS's last complaint (a refused password, ...)
         self._cpu_mark, self._cpu_share = (time.process_time(), time.monotonic()), 0.0
-        self.health = HealthBoard(settings.lease_seconds)  # cameras others pull, as they say
         # Pulled here: held, and not being given back.
         runtime.owns = lambda camera_id: camera_id in self.leases and camera_id not in self._releasing
         runtime.worker_started = self._worker_started
-        feeds.on_change = lambda camera_id, reading: self._loop.call_soon_threadsafe(
-            self._reading_changed, camera_id, reading)
+        self.relay = RelayLink(self.name, feeds, settings.lease_seconds, lambda camera_id: camera_id in self.leases,
+                               lambda camera_id: runtime.config.camera(camera_id) is not None)
 
     async def async_start(self) -> None:
         lease = self.settings.lease_seconds
@@ -93,11 +83,8 @@ class ClusterNode:
         js = self._nc.jetstream()
         self._leases = await open_bucket(js, LEASES, lease)
         self._nodes = await open_bucket(js, NODES, lease)
-        await self._nc.subscribe(WANT + ">", cb=self._on_want)
-        await self._nc.subscribe(HEALTH + ">", cb=self._on_health)
         await self._nc.subscribe(WAKE, cb=self._on_wake)
-        for camera_id in self.feeds.cameras():
-            self._reading_changed(camera_id, True)
+        await self.relay.async_start(self._nc)
         self._tasks = [asyncio.create_task(self._watch(LEASES, self.owners)),
                        asyncio.create_task(self._watch(NODES, self.nodes)),
                        asyncio.create_task(self._run()), asyncio.create_task(self._restart_forever())]
@@ -106,7 +93,7 @@ class ClusterNode:
     async def async_stop(self) -> None:
         """SIGTERM: give every camera back at once (the others claim them on the wake-up),
         then leave."""
-        self._leaving = True
+        self._leaving = self.relay.closing = True
         pending = set(self._tasks)
         for _ in range(5):  # no tick in flight. Cancelled again if a wait_for swallowed it
             for task in pending:  # (Python 3.11: a cancel that meets a completing wait)
@@ -229,39 +216,41 @@ class ClusterNode:
             # (another node made them again). Watched anew.
             self._generation += 1
             self._claims_after = time.monotonic() + self.settings.lease_seconds
-        for camera_id in self.feeds.wanted_in_full():
-            await self._nc.publish(WANT + camera_id, self.name.encode())
-        for camera_id in list(self.leases):
-            worker = self.runtime.workers.get(camera_id)
-            if worker is not None:  # the camera as its puller sees it, for the other nodes
-                await self._nc.publish(HEALTH + camera_id, json.dumps(health_of(worker)).encode())
+        await self.relay.async_announce([(camera_id, worker) for camera_id in list(self.leases)
+                                         if (worker := self.runtime.workers.get(camera_id))])
         await self._give_back()
         lost = await self._renew()
-        cameras = [camera.id for camera in self.runtime.config.cameras]
-        self._allowed = {camera.id: set(camera.nodes) for camera in self.runtime.config.cameras}
-        eligible = [camera.id for camera in self.runtime.config.cameras
-                    if not camera.nodes or self.name in camera.nodes]
         live = self.live_nodes()
+        # Shares count the cameras some live node may pull; the ones only this node may
+        # pull are its own whatever its share (ownership.py).
+        reach = ownership.reachable({camera.id: camera.nodes for camera in self.runtime.config.cameras}, live)
+        assignable = [camera_id for camera_id, nodes in reach.items() if nodes]
+        pinned = [camera_id for camera_id in assignable if reach[camera_id] == {self.name}]
+        eligible = [camera_id for camera_id in assignable if self.name in reach[camera_id]]
         free = [camera_id for camera_id in eligible if self.owner(camera_id) is None
                 and time.monotonic() >= self._claims_after]
         gained = []
-        for camera_id in ownership.to_claim(self.name, eligible, free, len(self.leases), len(cameras), len(live)):
+        for camera_id in ownership.to_claim(self.name, eligible, free, len(self.leases), len(assignable),
+                                            len(live), pinned):
             try:
                 self.leases[camera_id] = await self._leases.create(camera_id, self.name.encode())
                 gained.append(camera_id)
             except KeyWrongLastSequenceError:
                 continue  # another node was quicker
         counts = {node: 0 for node in live}
-        for camera_id in cameras:
+        for camera_id in assignable:
             owner = self.owner(camera_id)
             if owner in counts:
                 counts[owner] += 1
-        # Only cameras another live node may pull can be given back (cameras[].nodes).
-        others = set(live) - {self.name}
-        keeping = [camera_id for camera_id in self.leases if camera_id not in self._releasing]
-        movable = [camera_id for camera_id in keeping
-                   if not (allowed := self._allowed.get(camera_id)) or allowed & others]
-        released = ownership.to_release(self.name, keeping, len(cameras), counts, movable)
+        # Given back only to a node that is short and may pull it (cameras[].nodes).
+        short = {node for node, count in counts.items() if count < len(assignable) // len(live)}
+        keeping = [camera_id for camera_id in self.leases
+                   if camera_id not in self._releasing and camera_id in reach]
+        movable = [camera_id for camera_id in keeping if reach[camera_id] & short]
+        released = ownership.to_release(self.name, keeping, len(assignable), counts, movable)
+        # A reload removed the camera, or took this node out of its cameras[].nodes.
+        released += [camera_id for camera_id in self.leases
+                     if camera_id not in self._releasing and self.name not in reach.get(camera_id, ())]
         # Given back in order: this node stops pulling first, keeping the lease meanwhile,
         # then the lease goes (_restart_forever): two nodes never pull it at once.
         self._releasing.update(released)
@@ -335,64 +324,8 @@ class ClusterNode:
         self._claims_after = time.monotonic() + self.settings.lease_seconds
 
     def _worker_started(self, camera_id: str, worker: CameraWorker) -> None:
-        if not self.runtime.owns(camera_id):
-            return  # a relay worker: it must never publish what it reads back
-        publisher = RelayPublisher(camera_id, self._send_threadsafe, self.wants)
-        self._publishers[camera_id] = publisher
-        worker.add_tap(publisher)
-
-    def _send_threadsafe(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._send, subject, data, headers)
-        except RuntimeError:
-            pass  # the loop is closing
-
-    def _send(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
-        if self._nc is None or not self._nc.is_connected or self._leaving:
-            return
-        if len(data) + 256 > self._nc.max_payload:  # NATS's own limit (1 MB by default)
-            self.dropped_oversize += 1
-            return
-        camera_id = subject[len(UNITS):]
-        self.published[camera_id] = self.published.get(camera_id, 0) + 1
-        asyncio.ensure_future(quietly(self._nc.publish(subject, data, headers=headers)))
-
-    def _reading_changed(self, camera_id: str, reading: bool) -> None:
-        """A relay source here started or stopped reading a camera."""
-        if self._nc is None:
-            return  # subscribed when the node starts
-        current = self._subscriptions.pop(camera_id, None)
-        if current is not None:
-            asyncio.ensure_future(quietly(current.unsubscribe()))
-        if reading:
-            async def subscribe() -> None:
-                self._subscriptions[camera_id] = await self._nc.subscribe(
-                    UNITS + camera_id, cb=functools.partial(self._on_unit, camera_id))
-            asyncio.ensure_future(subscribe())
-
-    async def _on_unit(self, camera_id: str, message) -> None:
-        relayed = read_unit(message.headers, message.data)
-        if relayed is None:
-            self.dropped_messages += 1
-            return
-        self.feeds.put(camera_id, relayed)
-
-    async def _on_want(self, message) -> None:
-        camera_id = message.subject[len(WANT):]
-        if camera_id in self.leases:
-            self.wants.heard(camera_id)
-
-    async def _on_health(self, message) -> None:
-        camera_id = message.subject[len(HEALTH):]
-        if camera_id in self.leases or self.runtime.config.camera(camera_id) is None:
-            return
-        if not self.health.heard(camera_id, message.data):
-            self.dropped_messages += 1
-
-    def camera_health(self, camera_id: str) -> dict | None:
-        """The camera as the node pulling it last said (state, reason, codec...), if
-        another node pulls it and said so within a lease."""
-        return None if camera_id in self.leases else self.health.latest(camera_id)
+        if self.runtime.owns(camera_id):  # not a relay worker: those never publish back
+            self.relay.worker_started(camera_id, worker)
 
     async def _on_wake(self, message) -> None:
         if message.data.decode(errors="replace") != self.name:

@@ -5,7 +5,9 @@ Subjects: `vigie.au.<camera>` carries one access unit per message (Annex B, the 
 sets before each keyframe), with headers `c` (h264 or hevc), `k` (1 for a keyframe), `t`
 (the capture time in 90 kHz ticks of the wall clock) and `n` (its number: a reader that
 misses one, for want of room or in the network, skips to the next keyframe instead of
-decoding pictures whose references it lacks); `vigie.want.<camera>` says a node
+decoding pictures whose references it lacks). A unit bigger than NATS's max_payload (a 4K
+camera's keyframe can pass 1 MB, NATS's default) goes in parts, each with header `p`
+("index/count"), put back together by `Assembler`. `vigie.want.<camera>` says a node
 needs every unit of the camera (someone watches it there), else the owner sends keyframes
 only: enough for idle tiles and stills.
 
@@ -33,7 +35,8 @@ HEALTH = "vigie.health."  # each camera's state, from the node that pulls it, ev
 HEALTH_KEYS = frozenset({"state", "reason", "since", "codec", "width", "height", "input_fps",
                          "bitrate_bps", "reconnects_last_hour", "last_error"})
 WANT_SECONDS = 3.0  # a want lasts this long unless said again (nodes say it every renew)
-MAX_UNIT = 8 * 1024 * 1024  # NATS advises against bigger messages; a bigger unit is dropped
+MAX_UNIT = 8 * 1024 * 1024  # a bigger access unit is dropped (and counted)
+MIN_PART = 4 * 1024         # parts are never smaller: at most MAX_UNIT / MIN_PART of them
 CODECS = {"H264": "h264", "H265": "hevc"}
 
 
@@ -42,10 +45,11 @@ class RelayPublisher:
     `send(subject, payload, headers)` hands each message to the event loop."""
 
     def __init__(self, camera_id: str, send: Callable[[str, bytes, dict[str, str]], None],
-                 wanted: Callable[[str], bool]) -> None:
+                 wanted: Callable[[str], bool], part_size: int = MAX_UNIT) -> None:
         self.camera_id = camera_id
         self._send = send
         self._wanted = wanted
+        self._part_size = max(MIN_PART, part_size)  # NATS's max_payload, less room for headers
         self._sets = b""
         self._tap = UnitTap(self._unit)
         self._all = False  # sending every unit (someone wants them), from a keyframe on
@@ -72,19 +76,87 @@ class RelayPublisher:
         self._number += 1
         headers = {"c": CODECS.get(frame.content_type, ""), "k": "1" if frame.keyframe else "0",
                    "t": str(round(frame.wall_time * 90_000)), "n": str(self._number)}
-        self._send(UNITS + self.camera_id, data, headers)
+        for part, part_headers in parts_of(data, headers, self._part_size):
+            self._send(UNITS + self.camera_id, part, part_headers)
+
+
+def parts_of(data: bytes, headers: dict[str, str], part_size: int) -> list[tuple[bytes, dict[str, str]]]:
+    """A unit's messages: itself if it fits in `part_size`, else its parts, in order."""
+    count = -(-len(data) // part_size)
+    if count <= 1:
+        return [(data, headers)]
+    view = memoryview(data)
+    return [(bytes(view[index * part_size:(index + 1) * part_size]), {**headers, "p": f"{index}/{count}"})
+            for index in range(count)]
 
 
 def read_unit(headers: dict[str, str] | None, data: bytes) -> RelayedUnit | None:
-    """A relayed unit from a message; None if it is malformed."""
+    """A relayed unit from a message (a whole one); None if it is malformed."""
     if not headers or not data or len(data) > MAX_UNIT:
         return None
     codec = headers.get("c", "")
     stamp, number = headers.get("t", ""), headers.get("n", "")
-    if (codec not in ("h264", "hevc") or not all(v.isascii() and v.isdigit() and len(v) <= 20
-                                                 for v in (stamp, number))):
+    if (codec not in ("h264", "hevc") or not all(_digits(v) for v in (stamp, number))):
         return None
     return RelayedUnit(codec, AccessUnit(bytes(data), int(stamp), headers.get("k") == "1"), int(number))
+
+
+def _digits(value: str) -> bool:
+    return value.isascii() and value.isdigit() and len(value) <= 20
+
+
+class Assembler:
+    """Relayed units of one camera, put back together from their parts. Parts come in
+    order (one publisher, one subject); a part out of place drops the unit under way (the
+    reader sees a gap in the numbers and waits for a keyframe). At most MAX_UNIT bytes are
+    held, checked before a part is kept."""
+
+    def __init__(self) -> None:
+        self._number = ""   # the unit under way's number, "" if none
+        self._next = 0      # the part expected next
+        self._count = 0
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def add(self, headers: dict[str, str] | None, data: bytes) -> RelayedUnit | None:
+        """The unit this message ends, None if it waits for more parts.
+        ValueError: the message is malformed (counted by the caller)."""
+        part = (headers or {}).get("p")
+        if part is None:
+            self._reset()
+            relayed = read_unit(headers, data)
+            if relayed is None:
+                raise ValueError("malformed unit")
+            return relayed
+        index, _, count = part.partition("/")
+        number = headers.get("n", "")
+        if not (_digits(index) and _digits(count) and _digits(number)
+                and 2 <= int(count) <= MAX_UNIT // MIN_PART + 1 and int(index) < int(count)):
+            self._reset()
+            raise ValueError("malformed part")
+        if int(index) == 0:
+            self._reset()
+            self._number, self._count = number, int(count)
+        elif (number, int(index), int(count)) != (self._number, self._next, self._count):
+            self._reset()  # a part lost or out of place: the unit is lost
+            return None
+        if self._size + len(data) > MAX_UNIT:
+            self._reset()
+            raise ValueError("unit over MAX_UNIT")
+        self._parts.append(bytes(data))
+        self._size += len(data)
+        self._next = int(index) + 1
+        if self._next < self._count:
+            return None
+        whole = b"".join(self._parts)
+        self._reset()
+        relayed = read_unit({key: value for key, value in headers.items() if key != "p"}, whole)
+        if relayed is None:
+            raise ValueError("malformed unit")
+        return relayed
+
+    def _reset(self) -> None:
+        self._number, self._next, self._count, self._parts, self._size = "", 0, 0, [], 0
 
 
 class Wants:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.cluster.ownership import score, share, to_claim, to_release
+from server.cluster.ownership import reachable, score, share, to_claim, to_release
 
 CAMERAS = [f"c{i}" for i in range(12)]
 
@@ -37,3 +37,31 @@ def test_only_cameras_another_node_may_pull_are_given_back() -> None:
     released = to_release("a", owned, 12, {"a": 8, "b": 4}, movable=CAMERAS[2:8])
     assert len(released) == 2 and not {"c0", "c1"} & set(released)
     assert to_release("a", ["c0", "c1", "c2"], 3, {"a": 3, "b": 0}, movable=[]) == []
+
+
+def test_cameras_only_one_live_node_may_pull_are_its_own_whatever_its_share() -> None:
+    allowed = {"p0": {"a"}, "p1": {"a"}, "p2": {"a"}, "p3": {"a"}, "g0": {"gone"},
+               "ab": {"a", "b"}, "x": set(), "y": set()}
+    reach = reachable(allowed, ["a", "b"])
+    assert reach == {"p0": {"a"}, "p1": {"a"}, "p2": {"a"}, "p3": {"a"}, "g0": set(),
+                     "ab": {"a", "b"}, "x": {"a", "b"}, "y": {"a", "b"}}
+    assignable = [camera for camera, nodes in reach.items() if nodes]  # g0 counts nowhere
+    pinned = [camera for camera in assignable if reach[camera] == {"a"}]
+    # The four pinned cameras, though a's share of the 7 is 4: nobody else may pull them.
+    claims = to_claim("a", assignable, list(allowed), 0, len(assignable), 2, pinned)
+    assert claims == pinned
+    # Its share more than full, a still claims a pinned camera that became free.
+    assert to_claim("a", assignable, ["p2", "x"], 6, len(assignable), 2, pinned) == ["p2"]
+    # b takes the rest, never a pinned one, and a gives back none of the pinned ones to b.
+    eligible_b = [camera for camera in assignable if "b" in reach[camera]]
+    assert sorted(to_claim("b", eligible_b, list(allowed), 0, len(assignable), 2)) == ["ab", "x", "y"]
+    movable = [camera for camera in pinned if reach[camera] & {"b"}]
+    assert to_release("a", pinned, len(assignable), {"a": 4, "b": 3}, movable) == []
+    # With 2 pinned of 12, two nodes still split 6/6.
+    allowed = {f"c{i}": ({"a"} if i < 2 else set()) for i in range(12)}
+    reach = reachable(allowed, ["a", "b"])
+    pinned = [camera for camera in allowed if reach[camera] == {"a"}]
+    claims_a = to_claim("a", list(allowed), list(allowed), 0, 12, 2, pinned)
+    assert len(claims_a) == 6 and set(pinned) <= set(claims_a)
+    # Alone, a node takes every camera it may pull.
+    assert reachable(allowed, ["a"])["c5"] == {"a"}
