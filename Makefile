@@ -9,7 +9,7 @@ PORT   ?= 8080
 DEBIAN_PACKAGES := gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
 	gstreamer1.0-plugins-bad python3-gi python3-numpy ffmpeg docker-compose \
-	fonts-dejavu-core chromium nats-server openssl
+	fonts-dejavu-core chromium nats-server openssl haproxy
 
 .PHONY: demo test bench install debian-deps clean
 

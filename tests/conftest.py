@@ -29,9 +29,9 @@ def missing_component(problem: str) -> NoReturn:
     pytest.skip(problem)
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -105,12 +105,14 @@ class VigieProcess:
 
 def start_vigie(config_text: str, tmp_path: Path, env: dict[str, str] | None = None,
                 ready_timeout: float = 20.0, port: int | None = None,
-                login: bool = True) -> VigieProcess:
-    """Start `vigie serve` on a free port ({port} in the text); log in as admin (unless
-    `login` is false: call `.login()` later).
+                login: bool = True, host: str = "127.0.0.1") -> VigieProcess:
+    """Start `vigie serve` on a free port ({port} in the text) of `host` ({host} in the text,
+    if it listens elsewhere than 127.0.0.1); log in as admin (unless `login` is false: call
+    `.login()` later).
 
     A config without a `users:` section gets the standard admin and operator."""
-    port = port or free_port()
+    port = port or free_port(host)
+    config_text = config_text.replace("{host}", host)
     if "\nusers:" not in config_text:
         config_text = config_text.rstrip("\n") + "\n" + users_yaml()
     if "\nrtsp:" not in config_text:  # every server its own RTSP and UDP ports
@@ -128,7 +130,7 @@ def start_vigie(config_text: str, tmp_path: Path, env: dict[str, str] | None = N
         cwd=REPO, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})},
     )
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"http://{host}:{port}"
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -17,6 +17,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
@@ -29,6 +30,7 @@ from server.errors import json_error
 from server.access.scope import Principal, Role, refusal
 from server.access.secrets import hash_password, verify_password
 from server.access.sessions import LoginThrottle, Session, SessionStore, credential_fingerprint
+from server.access.client import client_address
 from server.keys import AUTH, JOURNAL
 
 logger = logging.getLogger(__name__)
@@ -146,6 +148,10 @@ class Auth:
         self.sessions = SessionStore(idle_seconds=config.sessions.idle_minutes * 60)
         self.throttle = LoginThrottle()
         self.secure_cookies = config.sessions.secure_cookies
+        # In a cluster (server/cluster/sessions.py): find a cookie made on another node,
+        # and wait until a session made here can be found by the others.
+        self.look_up_session: Callable[[str], Awaitable[bool]] | None = None
+        self.session_shared: Callable[[str], Awaitable[None]] | None = None
 
     def reload(self, config: VigieConfig) -> None:
         self.directory = Directory(config)
@@ -155,10 +161,14 @@ class Auth:
         if dropped:
             logger.info("config reload ended %d sessions of removed or changed users", dropped)
 
-    def create_session(self, login: Login, request: web.Request) -> str:
-        """A new session for a principal that just proved itself; returns the cookie's token."""
-        return self.sessions.create(login.principal, client_address(request), login.credential,
-                                    request.headers.get("User-Agent", ""))
+    async def async_create_session(self, login: Login, request: web.Request) -> str:
+        """A new session for a principal that just proved itself; returns the cookie's token
+        (in a cluster, once every node can find it)."""
+        token = self.sessions.create(login.principal, client_address(request), login.credential,
+                                     request.headers.get("User-Agent", ""))
+        if self.session_shared is not None:
+            await self.session_shared(token)
+        return token
 
     def token_login(self, token: str) -> Login | None:
         """A kiosk screen trading its wall token for a session (metrics tokens never)."""
@@ -274,10 +284,6 @@ def credential_of(request: web.Request) -> Credential:
     return request[CREDENTIAL]
 
 
-def client_address(request: web.Request) -> str:
-    return request.remote or "-"
-
-
 def audit_client(request: web.Request, principal: Principal | None = None,
                  user: str | None = None) -> Client:
     principal = principal or request.get(PRINCIPAL)
@@ -314,6 +320,9 @@ async def auth_middleware(request: web.Request, handler):
         return json_error(403, "cross-site request refused")
     auth = request.app[AUTH]
     found = auth.identify(request)
+    if found is None and auth.look_up_session is not None and request.cookies.get(COOKIE):
+        if await auth.look_up_session(request.cookies[COOKIE]):  # made on another node
+            found = auth.identify(request)
     snapshot = request.method in ("GET", "HEAD") and _SNAPSHOT.fullmatch(request.path) is not None
     if found is None and snapshot and request.headers.get("Authorization", "")[:7].lower() == "digest ":
         found = await _stream_digest_login(request)

@@ -4,6 +4,10 @@ Sessions survive a restart (a wall screen must come back by itself after mainten
 `SessionFile` keeps them in a small SQLite file beside the journal, written every few
 seconds and at shutdown. Session tokens are random (256 bits) and kept only as SHA-256
 digests, in memory and on disk, so neither a memory dump nor the file hands out cookies.
+
+In a cluster, a `SessionReplica` (server/cluster/sessions.py) hears every session made,
+used or ended here and tells the other nodes; what they tell comes back through `adopt`,
+`seen_elsewhere` and `forget`, which tell no one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from server.access.scope import Principal
 
@@ -41,10 +46,19 @@ class Session:
     credential: str = ""      # credential_fingerprint() of what logged in
     user_agent: str = ""
     views: int = 0            # live views open on it: watching is activity (no idle expiry)
+    told: float = 0.0         # last_seen as last told to the other nodes of a cluster
 
 
 SessionRow = tuple[str, str, float, float, str, str, str]
 EndedFn = Callable[[list[str]], None]
+
+
+class SessionReplica(Protocol):
+    """The other nodes of a cluster, told of this node's sessions (never blocking)."""
+
+    def created(self, key: str, session: Session) -> None: ...
+    def used(self, key: str, session: Session) -> None: ...
+    def ended(self, keys: list[str]) -> None: ...
 
 
 class SessionStore:
@@ -65,12 +79,21 @@ class SessionStore:
         self._by_name: dict[str, OrderedDict[str, None]] = {}  # principal name -> digests, oldest first
         self.changed = False  # since the last snapshot
         self.on_ended: EndedFn | None = None
+        self.replica: SessionReplica | None = None
 
-    def _ended(self, digests: list[str]) -> None:
+    def _ended(self, digests: list[str], told: bool = False) -> None:
         if digests:
             self.changed = True
             if self.on_ended is not None:
                 self.on_ended(digests)
+            if self.replica is not None and not told:
+                self.replica.ended(digests)
+
+    @property
+    def tell_every(self) -> float:
+        """How often a session in use is told to the other nodes: well within the idle
+        time, so that none of them expires a session used elsewhere."""
+        return min(60.0, self.idle_seconds / 4)
 
     def _add(self, key: str, session: Session) -> None:
         self._sessions[key] = session
@@ -91,8 +114,10 @@ class SessionStore:
         token = secrets.token_urlsafe(32)
         now = time.time()
         key = _digest(token)
-        self._add(key, Session(principal, now, now, address, credential, user_agent[:300]))
+        self._add(key, Session(principal, now, now, address, credential, user_agent[:300], told=now))
         self.changed = True
+        if self.replica is not None:
+            self.replica.created(key, self._sessions[key])
         evicted = []
         own = self._by_name[principal.name]
         while len(own) > self._max_per_principal:
@@ -135,7 +160,48 @@ class SessionStore:
             session.last_seen = now
             self.changed = True  # saved within seconds, so idle expiry survives a restart too
             self._sessions.move_to_end(key)
+            if self.replica is not None and now - session.told >= self.tell_every:
+                session.told = now
+                self.replica.used(key, session)
         return session
+
+    def entries(self) -> list[tuple[str, Session]]:
+        return list(self._sessions.items())
+
+    def in_use(self) -> list[tuple[str, Session]]:
+        """Sessions with a live view here (watching is activity: told to the other nodes
+        as used, however long no request came)."""
+        return [(key, session) for key, session in self._sessions.items() if session.views > 0]
+
+    # -- what the other nodes of a cluster tell ----------------------------------------------
+
+    def adopt(self, key: str, principal: Principal, created: float, last_seen: float, address: str,
+              credential: str, user_agent: str) -> bool:
+        """A session made on another node; False if it is already idle. Bounded like the
+        sessions made here (the oldest go, told to no one: they stay valid elsewhere)."""
+        if key in self._sessions:
+            self.seen_elsewhere(key, last_seen)
+            return True
+        if time.time() - last_seen > self.idle_seconds:
+            return False
+        self._add(key, Session(principal, created, last_seen, address, credential, user_agent[:300],
+                               told=last_seen))
+        self.changed = True
+        while len(self._sessions) > self._max:
+            evicted = self._evict_one(keep=key)
+            self._ended([evicted], told=True)
+        return True
+
+    def seen_elsewhere(self, key: str, last_seen: float) -> None:
+        session = self._sessions.get(key)
+        if session is not None and last_seen > session.last_seen:
+            session.last_seen = session.told = last_seen
+            self.changed = True
+
+    def forget(self, key: str) -> None:
+        """A session another node ended (logout, an admin, a changed password)."""
+        if self._pop(key) is not None:
+            self._ended([key], told=True)
 
     @staticmethod
     def digest(token: str) -> str:

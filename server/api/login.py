@@ -8,7 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from server.access.auth import COOKIE, PRINCIPAL, audit_client, client_address, safe_next
+from server.access.auth import COOKIE, PRINCIPAL, audit_client, safe_next
+from server.access.client import client_address
 from server.access.scope import Principal
 from server.errors import json_error
 from server.keys import AUTH, JOURNAL
@@ -93,7 +94,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         return json_error(401, "wrong user name or password")
     auth.throttle.succeeded(throttle_name, address, attempt)
     principal = proof.principal
-    session = auth.create_session(proof, request)
+    session = await auth.async_create_session(proof, request)
     await journal.async_event("login", audit_client(request, principal))
     response = _see_other(safe_next(_field(body, "next"))) if is_form else web.json_response(me_json(principal))
     response.set_cookie(COOKIE, session, httponly=True, samesite="Strict", path="/",

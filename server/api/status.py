@@ -11,7 +11,7 @@ from aiohttp import web
 
 from ingest.camera.health import CameraState
 from server.access.auth import principal_of
-from server.keys import RTSP, RUNTIME, STARTED_AT, VIEW_LIMITS
+from server.keys import CLUSTER, RTSP, RUNTIME, STARTED_AT, VIEW_LIMITS
 
 routes = web.RouteTableDef()
 
@@ -26,6 +26,11 @@ async def readyz(request: web.Request) -> web.Response:
     runtime = request.app.get(RUNTIME)
     if runtime is None or not runtime.started:
         return web.json_response({"status": "starting"}, status=503)
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None and not cluster.connected:
+        # Cut off from the cluster: its viewers go on, but a load balancer sends new ones
+        # to nodes that know every session and relay every camera.
+        return web.json_response({"status": "cut off from the cluster"}, status=503)
     # Public: ready or not, nothing about the machine (no paths, no counts).
     return web.json_response({"status": "ready"})
 

@@ -11,8 +11,9 @@ import nats.errors
 from aiohttp import web
 
 from server.cluster.node import ClusterNode
+from server.cluster.sessions import SharedSessions
 from server.config import ClusterConfig
-from server.keys import CLUSTER, CONFIG, RTSP, RUNTIME
+from server.keys import AUTH, CLUSTER, CONFIG, RTSP, RUNTIME
 
 logger = logging.getLogger(__name__)
 
@@ -48,5 +49,11 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         logger.error("cluster: cannot reach NATS at %s (%s)", ", ".join(config.cluster.nats), reason)
         raise SystemExit(2) from None
     app[CLUSTER] = node
+    auth = app[AUTH]
+    sessions = SharedSessions(auth)
+    await sessions.async_start(node.jetstream())
+    auth.look_up_session, auth.session_shared = sessions.async_look_up, sessions.async_told
     yield
+    auth.look_up_session = auth.session_shared = None
+    await sessions.async_stop()
     await node.async_stop()

@@ -151,6 +151,9 @@ class ClusterNode:
                 logger.debug("cluster: watch of %s interrupted (%s)", name, error)
                 await asyncio.sleep(0.5)
 
+    def jetstream(self):
+        return self._nc.jetstream()
+
     @property
     def connected(self) -> bool:
         return bool(self._nc and self._nc.is_connected)

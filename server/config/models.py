@@ -18,7 +18,9 @@ import difflib
 from collections.abc import Iterable, Iterator
 from typing import Self
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+import ipaddress
+
+from pydantic import Field, IPvAnyNetwork, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 from server.config.cameras import Camera, Commune
 from server.config.cluster import ClusterConfig
@@ -54,6 +56,14 @@ class ServerConfig(Section):
         max_length=300,
         description="Address of the HTTP server as HOST:PORT; IPv6 hosts between brackets.",
     )
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Load balancers in front of Vigie (addresses or CIDR blocks). A request from "
+        "one of them is journaled and throttled under the address it forwards (X-Forwarded-For, "
+        "the nearest address that is not itself a trusted proxy); from anyone else, "
+        "X-Forwarded-For is ignored.",
+    )
 
     @field_validator("listen")
     @classmethod
@@ -64,6 +74,9 @@ class ServerConfig(Section):
     @property
     def host(self) -> str:
         return split_listen(self.listen)[0]
+
+    def trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in network for network in self.trusted_proxies)
 
     @property
     def port(self) -> int:

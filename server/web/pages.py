@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server.access.auth import COOKIE, client_address
+from server.access.auth import COOKIE
+from server.access.client import client_address
 from server.keys import AUTH, JOURNAL
 from server.access.auth import audit_client
 from server.web.static import page
@@ -46,7 +47,7 @@ async def kiosk(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text="unknown kiosk token")
     auth.throttle.succeeded("kiosk:" + token[:8], client_address(request), attempt)
     principal = proof.principal
-    session = auth.create_session(proof, request)
+    session = await auth.async_create_session(proof, request)
     await request.app[JOURNAL].async_event("login", audit_client(request, principal))
     response = web.Response(status=303, headers={"Location": f"/walls/{principal.wall}?kiosk=1",
                                                  "Referrer-Policy": "no-referrer"})

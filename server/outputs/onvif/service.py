@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from server.access.auth import client_address
+from server.access.client import client_address
 from server.access.scope import Principal, refusal
 from server.audit import Client
 from server.keys import AUTH, JOURNAL, ONVIF_NONCES, RTSP, RUNTIME
