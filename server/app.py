@@ -42,7 +42,8 @@ PURGE_INTERVAL = 3600.0  # seconds between journal retention purges
 
 async def _journal_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    journal = AuditJournal(config.audit.resolved_path(), config.audit.retention_days)
+    journal = AuditJournal(config.audit.resolved_path(), config.audit.retention_days,
+                           config.cluster.node if config.cluster else "")
     closed = await journal.async_open()
     if closed:
         logger.info("journal: closed %d views left open by the previous run", closed)

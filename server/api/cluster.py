@@ -36,4 +36,7 @@ def cluster_json(node: ClusterNode) -> dict:
     return {"node": node.name, "nats_connected": node.connected, "nodes": nodes,
             "dropped_messages": node.relay.dropped_messages, "units_too_big": node.relay.units_too_big,
             "relay": {"received": dict(node.relay.feeds.received), "sent": dict(node.relay.published)},
+            "journal": None if node.journal is None else {
+                "published": node.journal.published, "applied": node.journal.applied,
+                "dropped_messages": node.journal.dropped},
             "cameras": {camera.id: node.owner(camera.id) for camera in node.runtime.config.cameras}}

@@ -26,81 +26,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from server.audit.schema import MIGRATIONS as _MIGRATIONS, SCHEMA_VERSION
 from server.audit.rows import (VIEW_KIND, Client, DetailValue, JournalRow, _entry, _json, _row,
                                _safe_detail, _unique)
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
 VIEW_TARGETS = frozenset({"wall", "camera", "mosaic"})
 QUERY_LIMIT_MAX = 100_000
 _T = TypeVar("_T")
-
-# Index i brings a database from user_version i to i + 1. Never edit a released step:
-# add one, and bump SCHEMA_VERSION.
-_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE journal (
-        id           INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, even after a purge
-        kind         TEXT NOT NULL,                      -- 'view' or an event kind
-        time         REAL NOT NULL,                      -- epoch seconds; a view's start
-        end_time     REAL,                               -- views: set once when closed
-        duration     REAL,                               -- views: seconds, set with end_time
-        close_reason TEXT,                               -- views: closed | shutdown | ...
-        user_name    TEXT NOT NULL,
-        role         TEXT NOT NULL,
-        address      TEXT NOT NULL,
-        user_agent   TEXT NOT NULL,
-        target_kind  TEXT,                               -- views: wall | camera | mosaic
-        target       TEXT,
-        output       TEXT,                               -- views: mjpeg | ws | snapshot | ...
-        cameras      TEXT NOT NULL DEFAULT '[]',         -- JSON list, in the caller's order
-        communes     TEXT NOT NULL DEFAULT '[]',         -- JSON list
-        detail       TEXT NOT NULL DEFAULT '{}'          -- JSON object of scalars
-    );
-    CREATE INDEX journal_time ON journal (time);
-    CREATE INDEX journal_user ON journal (user_name, time);
-    CREATE INDEX journal_open_views ON journal (id) WHERE kind = 'view' AND end_time IS NULL;
-
-    CREATE TABLE journal_camera (
-        entry_id INTEGER NOT NULL REFERENCES journal (id),
-        camera   TEXT NOT NULL,
-        PRIMARY KEY (entry_id, camera)
-    ) WITHOUT ROWID;
-    CREATE INDEX journal_camera_by_camera ON journal_camera (camera, entry_id);
-
-    CREATE TABLE journal_commune (
-        entry_id INTEGER NOT NULL REFERENCES journal (id),
-        commune  TEXT NOT NULL,
-        PRIMARY KEY (entry_id, commune)
-    ) WITHOUT ROWID;
-    CREATE INDEX journal_commune_by_commune ON journal_commune (commune, entry_id);
-
-    CREATE TRIGGER journal_written_once
-    BEFORE UPDATE OF id, kind, time, user_name, role, address, user_agent, target_kind,
-                     target, output, cameras, communes, detail ON journal
-    BEGIN SELECT RAISE(ABORT, 'the audit journal is append-only'); END;
-
-    CREATE TRIGGER journal_view_closed_once
-    BEFORE UPDATE OF end_time, duration, close_reason ON journal
-    WHEN OLD.kind <> 'view' OR OLD.end_time IS NOT NULL
-    BEGIN SELECT RAISE(ABORT, 'a view is closed once'); END;
-
-    CREATE TRIGGER journal_camera_written_once BEFORE UPDATE ON journal_camera
-    BEGIN SELECT RAISE(ABORT, 'the audit journal is append-only'); END;
-
-    CREATE TRIGGER journal_commune_written_once BEFORE UPDATE ON journal_commune
-    BEGIN SELECT RAISE(ABORT, 'the audit journal is append-only'); END;
-    """,
-    # 2: bytes sent by a view (RTSP sessions), written with its end, once.
-    """
-    ALTER TABLE journal ADD COLUMN bytes_sent INTEGER;
-    CREATE TRIGGER journal_bytes_written_once
-    BEFORE UPDATE OF bytes_sent ON journal
-    WHEN OLD.kind <> 'view' OR OLD.end_time IS NOT NULL OR NEW.end_time IS NULL
-    BEGIN SELECT RAISE(ABORT, 'a view is closed once'); END;
-    """,
-)
 
 # What a purge may delete: views that ended and events, both older than the cutoff.
 _PURGEABLE = ("(CASE WHEN kind = 'view' THEN end_time IS NOT NULL AND end_time < :cutoff "
@@ -113,11 +47,12 @@ class AuditJournal:
     """The append-only journal in one SQLite file. Methods named async_* run on the loop;
     methods named _db_* run on the worker thread only and own the connection."""
 
-    def __init__(self, path: str | os.PathLike[str], retention_days: int = 90) -> None:
+    def __init__(self, path: str | os.PathLike[str], retention_days: int = 90, node: str = "") -> None:
         if retention_days < 1:
             raise ValueError("retention_days must be at least 1")
         self.path = Path(path)
         self.retention_days = retention_days
+        self.node = node  # in a cluster, this node's name: on every row it writes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigie-audit")
         self._connection: sqlite3.Connection | None = None  # worker thread only
         self._opened = False
@@ -237,6 +172,11 @@ class AuditJournal:
         self._check_open()
         return await self._async_run(self._db_purge, time.time() if now is None else now)
 
+    async def async_in_db(self, job: Callable[..., _T], *args: Any) -> _T:
+        """Run `job(connection, *args)` on the journal's thread (server/audit/replica.py)."""
+        self._check_open()
+        return await self._async_run(lambda *a: job(self._db(), *a), *args)
+
     def _check_open(self) -> None:
         if not self._opened or self._closed:
             raise AuditError("the audit journal is not open")
@@ -296,7 +236,7 @@ class AuditJournal:
     def _db_end_open_views(self, now: float, reason: str) -> int:
         cursor = self._db().execute(
             "UPDATE journal SET end_time = :now, duration = MAX(0.0, :now - time), "
-            "close_reason = :reason WHERE kind = 'view' AND end_time IS NULL",
+            "close_reason = :reason WHERE kind = 'view' AND end_time IS NULL AND origin IS NULL",
             {"now": now, "reason": reason})
         return cursor.rowcount
 
@@ -309,7 +249,7 @@ class AuditJournal:
 
     def _db_insert(self, row: dict[str, Any], cameras: list[str], communes: list[str]) -> int:
         connection = self._db()
-        row = {**row, "cameras": _json(cameras), "communes": _json(communes)}
+        row = {**row, "cameras": _json(cameras), "communes": _json(communes), "node": self.node}
         with _transaction(connection):
             columns = ", ".join(row)  # our own keys, from _entry; values are bound
             cursor = connection.execute(

@@ -27,7 +27,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 DetailValue = str | int | float | bool | None
 _CSV_COLUMNS = ("id", "kind", "time", "time_utc", "end", "end_utc", "duration", "close_reason",
                 "user", "role", "address", "user_agent", "target_kind", "target", "output",
-                "cameras", "communes", "detail", "bytes_sent")
+                "cameras", "communes", "detail", "bytes_sent", "node")
 
 
 
@@ -61,6 +61,7 @@ class JournalRow(TypedDict):
     communes: list[str]
     detail: dict[str, DetailValue]
     bytes_sent: int | None  # views that count them (RTSP), once ended
+    node: str               # in a cluster, the node that served it ('' alone or this node)
 
 
 def _plain(text: str) -> str:
@@ -109,7 +110,7 @@ def _row(record: sqlite3.Row) -> JournalRow:
         user_agent=record["user_agent"], target_kind=record["target_kind"],
         target=record["target"], output=record["output"],
         cameras=json.loads(record["cameras"]), communes=json.loads(record["communes"]),
-        detail=json.loads(record["detail"]), bytes_sent=record["bytes_sent"],
+        detail=json.loads(record["detail"]), bytes_sent=record["bytes_sent"], node=record["node"],
     )
 
 

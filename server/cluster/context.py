@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 import nats.errors
 from aiohttp import web
 
+from server.cluster.journal import JournalLink
 from server.cluster.node import ClusterNode
 from server.cluster.sessions import SharedSessions
 from server.config import ClusterConfig
-from server.keys import AUTH, CLUSTER, CONFIG, RTSP, RUNTIME
+from server.keys import AUTH, CLUSTER, CONFIG, JOURNAL, RTSP, RUNTIME
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,11 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     sessions = SharedSessions(auth)
     await sessions.async_start(node.jetstream())
     auth.look_up_session, auth.session_shared = sessions.async_look_up, sessions.async_told
+    journal = JournalLink(node, app[JOURNAL])
+    await journal.async_start()
+    node.journal = journal
     yield
     auth.look_up_session = auth.session_shared = None
+    await journal.async_stop()
     await sessions.async_stop()
     await node.async_stop()

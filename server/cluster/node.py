@@ -62,6 +62,7 @@ class ClusterNode:
         self._claims_after = 0.0  # monotonic time before which nothing is claimed
         self._leaving = False
         self.last_error = ""  # NATS's last complaint (a refused password, ...)
+        self.journal = None  # server/cluster/journal.py's JournalLink, for /api/cluster
         self._cpu_mark, self._cpu_share = (time.process_time(), time.monotonic()), 0.0
         # Pulled here: held, and not being given back.
         runtime.owns = lambda camera_id: camera_id in self.leases and camera_id not in self._releasing

@@ -123,6 +123,43 @@ def test_the_people_behind_the_load_balancer_are_journaled_not_the_balancer(cent
     assert failed and failed[-1]["address"] == "127.0.0.1", failed[-1:]
 
 
+def test_every_node_journals_every_view_and_a_dead_node_s_views_are_closed(centre, tmp_path_factory) -> None:
+    """A view on node c is in node a's journal, with c's name; c is killed with a view open:
+    the view is closed on a ('node_lost'); c comes back: it tells the true end it knows."""
+    nodes = centre["nodes"]
+    read_for(nodes["c"].base_url + "/cameras/c1/mjpeg", 1.5, nodes["c"].headers)
+    reader = nodes["c"].reader("/walls/w/mjpeg")
+    wait_until(lambda: len(reader.frames) >= 3, 10, message="the wall read on c")
+
+    def views_of_c(node) -> list[dict]:
+        return [entry for entry in journal(node, kind="view") if entry["node"] == "c"]
+    both = wait_until(lambda: len(views := views_of_c(nodes["a"])) >= 2 and views, 10,
+                      message="c's views in a's journal")
+    camera_view = next(entry for entry in both if entry["target"] == "c1")
+    wall_view = next(entry for entry in both if entry["target"] == "w" and entry["end"] is None)
+    assert camera_view["close_reason"] == "client left" and camera_view["cameras"] == ["c1"]
+    assert camera_view["address"] == "127.0.0.1" and camera_view["user"] == "admin"
+    # c dies with the wall view open: closed on a and b, never left open.
+    nodes["c"].process.send_signal(signal.SIGKILL)
+    nodes["c"].process.wait(5)
+    reader.stop()
+    for survivor in ("a", "b"):
+        closed = wait_until(lambda: [e for e in views_of_c(nodes[survivor]) if e["id"] == wall_view["id"]
+                                     or (e["target"] == "w" and e["time"] == wall_view["time"])
+                                     if e["close_reason"] == "node_lost"], 15,
+                            message=f"c's open view closed on {survivor}")
+        assert closed[0]["end"] >= wall_view["time"]
+    # c comes back (same address, same journal): its own journal closed the view at its
+    # start, and it tells the others.
+    port = int(nodes["c"].base_url.rsplit(":", 1)[1])
+    folder = nodes["c"].log_path.parent.parent
+    config_text = (nodes["c"].log_path.parent / "vigie.yaml").read_text()
+    nodes["c"] = start_vigie(config_text, folder, host=HOSTS["c"], port=port)
+    wait_until(lambda: any(e["time"] == wall_view["time"] and e["close_reason"] == "server_restart"
+                           for e in views_of_c(nodes["a"])), 15, message="c's true end of its view on a")
+    wait_until(lambda: len(nodes["a"].get_json("/api/cluster")["nodes"]) == 3, 15, message="3 nodes again")
+
+
 def test_chromium_keeps_playing_a_wall_while_its_node_is_killed(centre) -> None:
     nodes, balancer = centre["nodes"], centre["balancer"]
     with chromium() as browser:

@@ -46,7 +46,8 @@ ALLOWED: dict[str, set[str]] = {
     "server.api": {"ingest.*", "server.access", "server.runtime", "server.audit", "server.config",
                    "server.keys", "server.errors", "server.web", "server.cluster"},
     "server.demo": {"server.config", "server.access"},
-    "server.cluster": {"ingest.*", "server.config", "server.runtime", "server.keys", "server.access"},
+    "server.cluster": {"ingest.*", "server.config", "server.runtime", "server.keys", "server.access",
+                       "server.audit"},
     "server.app": {"ingest.redact", "server.*"},
     "server.cli": {"ingest.redact", "server.*"},
 }
