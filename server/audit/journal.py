@@ -215,6 +215,8 @@ class AuditJournal:
             connection.execute("PRAGMA synchronous = NORMAL")
             self._connection = connection
             self._db_migrate()
+            if not self.node:  # alone: no cluster reads the changes (see _db_purge)
+                connection.execute("DELETE FROM journal_changes")
             return self._db_end_open_views(now, "server_restart")
         except BaseException:
             self._connection = None
@@ -282,7 +284,12 @@ class AuditJournal:
             for side in ("journal_camera", "journal_commune"):
                 connection.execute(f"DELETE FROM {side} WHERE entry_id IN "
                                    f"(SELECT id FROM journal WHERE {_PURGEABLE})", cutoff)
-            return connection.execute(f"DELETE FROM journal WHERE {_PURGEABLE}", cutoff).rowcount
+            purged = connection.execute(f"DELETE FROM journal WHERE {_PURGEABLE}", cutoff).rowcount
+            # Changes are for the other nodes of a cluster (server/audit/replica.py): alone,
+            # nobody reads them; in a cluster, one whose row is gone has nothing to tell.
+            connection.execute("DELETE FROM journal_changes" if not self.node else
+                               "DELETE FROM journal_changes WHERE entry_id NOT IN (SELECT id FROM journal)")
+            return purged
 
 
 class _transaction:

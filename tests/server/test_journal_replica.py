@@ -81,6 +81,18 @@ async def test_a_lost_node_s_open_views_close_then_take_their_true_end(pair) -> 
         await b.async_in_db(lambda c: c.execute("UPDATE journal SET end_time = 1 WHERE kind = 'view'"))
 
 
+async def test_alone_no_change_waits_for_a_cluster(tmp_path: Path) -> None:
+    journal = AuditJournal(tmp_path / "alone.sqlite3")
+    await journal.async_open()
+    try:
+        for _ in range(3):
+            await journal.async_event("login", OPERATOR)
+        await journal.async_purge()
+        assert await journal.async_in_db(pending_changes, 100) == (0, [])
+    finally:
+        await journal.async_close()
+
+
 field_value = st.one_of(st.none(), st.integers(-2**70, 2**70), st.floats(allow_nan=True), st.text(max_size=50),
                         st.lists(st.text(max_size=5), max_size=3), st.dictionaries(st.text(max_size=5),
                                                                                    st.integers(), max_size=3))
