@@ -14,7 +14,7 @@ from aiohttp import web
 
 from server.audit import Client
 from server.access.auth import principal_of
-from server.keys import AUTH, JOURNAL, RELOAD_LOCK, RUNTIME, VIEWS, VIEW_LIMITS
+from server.keys import AUTH, CLUSTER, JOURNAL, RELOAD_LOCK, RUNTIME, VIEWS, VIEW_LIMITS
 from server.config import ConfigError, load_config
 from server.access.auth import audit_client
 from server.access.scope import can_administer
@@ -28,8 +28,10 @@ class ReloadRefused(Exception):
     pass
 
 
-async def async_reload(app: web.Application, client: Client) -> dict:
-    """Reload from the config's file; raises ReloadRefused with a message when it cannot."""
+async def async_reload(app: web.Application, client: Client, tell_the_cluster: bool = True) -> dict:
+    """Reload from the config's file; raises ReloadRefused with a message when it cannot.
+    In a cluster, every other node reloads its own file too (the same file, each node's
+    own copy): /api/cluster shows a node whose config then differs."""
     runtime = app[RUNTIME]
     path = runtime.config.source_path
     journal = app[JOURNAL]
@@ -54,7 +56,10 @@ async def async_reload(app: web.Application, client: Client) -> dict:
             stop_tour(app, wall_id)  # its wall is gone
         detail = {"result": "applied", **{key: len(value) for key, value in summary.as_dict().items()}}
         await journal.async_event("config_reload", client, detail=detail)
-        return summary.as_dict()
+    cluster = app.get(CLUSTER)
+    if cluster is not None and tell_the_cluster:
+        await cluster.async_tell("reload", {"config": new.fingerprint()})
+    return summary.as_dict()
 
 
 @routes.post("/api/admin/reload")
@@ -83,6 +88,17 @@ async def _on_startup(app: web.Application) -> None:
         task = asyncio.create_task(run())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+
+    cluster = app.get(CLUSTER)  # started by then (cleanup contexts run before on_startup)
+    if cluster is not None:
+        async def reload_asked(payload: dict) -> None:
+            node = str(payload.get("from", "?"))[:64]
+            try:
+                await async_reload(app, Client(user="-", role="system", address="cluster",
+                                               user_agent=f"reload on node {node}"), tell_the_cluster=False)
+            except ReloadRefused as refused:
+                logger.error("a reload made on node %s refused here: %s", node, refused)
+        cluster.handlers["reload"] = reload_asked
 
     try:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)

@@ -33,7 +33,12 @@ def cluster_json(node: ClusterNode) -> dict:
             nodes.append(node.heartbeat() if name == node.name else json.loads(node.nodes[name].value))
         except (KeyError, ValueError):
             nodes.append({"node": name})
-    return {"node": node.name, "nats_connected": node.connected, "nodes": nodes,
+    config = node.runtime.config.fingerprint()
+    return {"node": node.name, "nats_connected": node.connected, "nodes": nodes, "config": config,
+            # Nodes running another config than this one (a reload that failed there, a
+            # file not copied to every node).
+            "config_differs": sorted(entry["node"] for entry in nodes
+                                     if entry.get("config", config) != config and "node" in entry),
             "dropped_messages": node.relay.dropped_messages, "units_too_big": node.relay.units_too_big,
             "relay": {"received": dict(node.relay.feeds.received), "sent": dict(node.relay.published)},
             "journal": None if node.journal is None else {

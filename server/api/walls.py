@@ -9,6 +9,7 @@ live in memory until the next reload or restart (the YAML file stays the referen
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 
@@ -20,7 +21,7 @@ from server.access.auth import principal_of
 from server.access.views import shown_to
 from server.config.walls import Wall
 from server.runtime.describe import wall_json
-from server.keys import JOURNAL, RUNTIME, VIEWS
+from server.keys import CLUSTER, JOURNAL, RUNTIME, VIEWS
 from server.access.auth import audit_client
 from server.runtime import COMMUNE_WALL_PREFIX, Runtime, wall_spec
 from server.runtime.tours import Tour
@@ -152,30 +153,55 @@ async def put_wall(request: web.Request) -> web.Response:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise web.HTTPBadRequest(text="body is not valid JSON") from None
+    detail = await change_wall(app, wall_id, body)
+    cluster = app.get(CLUSTER)
+    if cluster is not None:  # every node shows the same wall
+        await cluster.async_tell("wall", {"wall": wall_id, "body": body})
+    cameras = runtime.wall_cameras(wall_id)
+    await app[JOURNAL].async_event(
+        "wall_change", audit_client(request), target=f"wall:{wall_id}", cameras=cameras,
+        communes=sorted({runtime.camera_communes[c] for c in cameras}), detail=detail)
+    return web.json_response(wall_json(runtime, wall_id, principal.sees_everything))
+
+
+async def change_wall(app: web.Application, wall_id: str, body: object) -> dict:
+    """Apply a wall change (PUT's body: a layout, or a tour); returns what the journal says
+    of it. 400 if the body is not one."""
+    runtime = app[RUNTIME]
     if not isinstance(body, dict) or not body or set(body) - {"layout", "cameras", "cells", "tour"}:
         raise web.HTTPBadRequest(text="give layout with cameras or cells, or tour")
     if "tour" in body:
         if set(body) != {"tour"}:
             raise web.HTTPBadRequest(text="tour goes alone")
         stop_tour(app, wall_id)
-        detail: dict = {"tour": "stopped"}
-        if body["tour"] is not None:
-            tour = _parse_tour(runtime, wall_id, body["tour"])
-            runtime.tours[wall_id] = tour
-            tour.task = asyncio.create_task(_run_tour(app, wall_id, tour))
-            detail = {"tour": "started", "seconds": tour.seconds, "pages": len(tour.pages)}
-        else:
+        if body["tour"] is None:
             app[VIEWS].announce_wall(wall_id)
-    else:
-        spec = _new_spec(runtime, wall_id, body)
-        stop_tour(app, wall_id)  # a manual change ends the tour
-        await apply_wall(app, wall_id, spec)
-        detail = {"layout": f"{spec.columns}x{spec.rows}"}
-    cameras = runtime.wall_cameras(wall_id)
-    await app[JOURNAL].async_event(
-        "wall_change", audit_client(request), target=f"wall:{wall_id}", cameras=cameras,
-        communes=sorted({runtime.camera_communes[c] for c in cameras}), detail=detail)
-    return web.json_response(wall_json(runtime, wall_id, principal.sees_everything))
+            return {"tour": "stopped"}
+        tour = _parse_tour(runtime, wall_id, body["tour"])
+        runtime.tours[wall_id] = tour
+        tour.task = asyncio.create_task(_run_tour(app, wall_id, tour))
+        return {"tour": "started", "seconds": tour.seconds, "pages": len(tour.pages)}
+    spec = _new_spec(runtime, wall_id, body)
+    stop_tour(app, wall_id)  # a manual change ends the tour
+    await apply_wall(app, wall_id, spec)
+    return {"layout": f"{spec.columns}x{spec.rows}"}
+
+
+async def _changed_elsewhere(app: web.Application, payload: dict) -> None:
+    """Another node of the cluster changed a wall: the same change here (journaled there)."""
+    wall_id = payload.get("wall")
+    if not isinstance(wall_id, str) or wall_id not in app[RUNTIME].walls or wall_id.startswith(COMMUNE_WALL_PREFIX):
+        return
+    try:
+        await change_wall(app, wall_id, payload.get("body"))
+    except web.HTTPException as refused:
+        logger.warning("cluster: a wall change from node %.64s refused here: %s", payload.get("from"), refused.text)
+
+
+async def _listen_to_the_cluster(app: web.Application) -> None:
+    cluster = app.get(CLUSTER)  # started by then (cleanup contexts run before on_startup)
+    if cluster is not None:
+        cluster.handlers["wall"] = functools.partial(_changed_elsewhere, app)
 
 
 async def _tours_ctx(app: web.Application):
@@ -187,3 +213,4 @@ async def _tours_ctx(app: web.Application):
 def setup_walls_api(app: web.Application) -> None:
     app.add_routes(routes)
     app.cleanup_ctx.append(_tours_ctx)
+    app.on_startup.append(_listen_to_the_cluster)

@@ -18,6 +18,7 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 
 import nats
 import nats.errors
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 LEASES, NODES = "vigie_leases", "vigie_nodes"
 WAKE = "vigie.cluster.wake"  # a node left or joined: look again now
+EVENTS = "vigie.cluster.event."  # + a topic: a change one node made that every node makes
+MAX_EVENT = 64 * 1024
 
 
 class ClusterNode:
@@ -63,6 +66,10 @@ class ClusterNode:
         self._leaving = False
         self.last_error = ""  # NATS's last complaint (a refused password, ...)
         self.journal = None  # server/cluster/journal.py's JournalLink, for /api/cluster
+        # What this node does when another made a change (a reload, a wall edit), by topic:
+        # set by the server's API once the node runs.
+        self.handlers: dict[str, Callable[[dict], Awaitable[None]]] = {}
+        self._handling: set[asyncio.Task] = set()
         self._cpu_mark, self._cpu_share = (time.process_time(), time.monotonic()), 0.0
         # Pulled here: held, and not being given back.
         runtime.owns = lambda camera_id: camera_id in self.leases and camera_id not in self._releasing
@@ -85,6 +92,7 @@ class ClusterNode:
         self._leases = await open_bucket(js, LEASES, lease)
         self._nodes = await open_bucket(js, NODES, lease)
         await self._nc.subscribe(WAKE, cb=self._on_wake)
+        await self._nc.subscribe(EVENTS + "*", cb=self._on_event)
         await self.relay.async_start(self._nc)
         self._tasks = [asyncio.create_task(self._watch(LEASES, self.owners)),
                        asyncio.create_task(self._watch(NODES, self.nodes)),
@@ -323,6 +331,7 @@ class ClusterNode:
             self._cpu_share, self._cpu_mark = (cpu - last_cpu) / (now - last_now), (cpu, now)
         return {"node": self.name, "web": self.web, "rtsp": self.rtsp, "since": round(self.since, 3),
                 "cameras": len(self.leases), "cpu": round(self._cpu_share, 3),
+                "config": self.runtime.config.fingerprint(),
                 "viewers": sum(stream.viewer_count for stream in self.runtime.streams())}
 
     async def _on_error(self, error: Exception) -> None:
@@ -341,6 +350,31 @@ class ClusterNode:
     def _worker_started(self, camera_id: str, worker: CameraWorker) -> None:
         if self.runtime.owns(camera_id):  # not a relay worker: those never publish back
             self.relay.worker_started(camera_id, worker)
+
+    async def async_tell(self, topic: str, payload: dict) -> None:
+        """Tell every other node of a change made here (they make it too)."""
+        if self.connected:
+            await quietly(self._nc.publish(EVENTS + topic, json.dumps({**payload, "from": self.name}).encode()))
+
+    async def _on_event(self, message) -> None:
+        topic = message.subject[len(EVENTS):]
+        try:
+            payload = json.loads(message.data[:MAX_EVENT]) if len(message.data) <= MAX_EVENT else None
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict) or topic not in self.handlers:
+            self.relay.dropped_messages += 1
+            return
+        if payload.get("from") == self.name:
+            return
+        task = asyncio.create_task(self.handlers[topic](payload))
+        self._handling.add(task)
+        task.add_done_callback(self._handled)
+
+    def _handled(self, task: asyncio.Task) -> None:
+        self._handling.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("cluster: a change another node made failed here", exc_info=task.exception())
 
     async def _on_wake(self, message) -> None:
         if message.data.decode(errors="replace") != self.name:

@@ -18,7 +18,9 @@ import difflib
 from collections.abc import Iterable, Iterator
 from typing import Self
 
+import hashlib
 import ipaddress
+import json
 
 from pydantic import Field, IPvAnyNetwork, PrivateAttr, ValidationInfo, field_validator, model_validator
 
@@ -122,6 +124,7 @@ class VigieConfig(Section):
     )
 
     _source_path: str = PrivateAttr("")
+    _fingerprint: str = PrivateAttr("")  # fingerprint(), once computed
     _communes_by_id: dict[str, Commune] = PrivateAttr(default_factory=dict)
     _cameras_by_id: dict[str, Camera] = PrivateAttr(default_factory=dict)
     _walls_by_id: dict[str, Wall] = PrivateAttr(default_factory=dict)
@@ -173,6 +176,14 @@ class VigieConfig(Section):
         self._users_by_name = {user.name: user for user in self.users}
         self._kiosks_by_id = {kiosk.id: kiosk for kiosk in self.kiosks}
         return self
+
+    def fingerprint(self) -> str:
+        """A hash of what every node of a cluster must share (cameras, walls, people,
+        limits...), leaving out what is each node's own (addresses, node name, journal)."""
+        if not self._fingerprint:
+            shared = self.model_dump(mode="json", exclude={"server", "rtsp", "cluster", "audit", "onvif"})
+            self._fingerprint = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:16]
+        return self._fingerprint
 
     @property
     def source_path(self) -> str:

@@ -108,6 +108,42 @@ def test_a_session_made_on_one_node_is_valid_and_ended_on_every_node(centre) -> 
     assert all(status(node.base_url, cookie) == 200 for node in nodes.values())  # others go on
 
 
+def test_a_wall_edit_and_a_reload_on_one_node_reach_every_node(centre) -> None:
+    nodes = centre["nodes"]
+    admin = nodes["a"]
+    body = json.dumps({"layout": "1x1", "cameras": ["c2"]}).encode()
+    headers = {**admin.headers, "Content-Type": "application/json", "Origin": admin.base_url}
+    assert fetch("PUT", admin.base_url + "/api/walls/w", body, headers)[0] == 200
+    wait_until(lambda: all(node.get_json("/api/walls/w", admin.headers)["layout"] == "1x1" for node in nodes.values()),
+               5, message="the wall changed on every node")
+    # Every node's file gets a new wall, but c's copy is left behind: the reload asked of a
+    # reaches b and c; c runs another config, and /api/cluster says so.
+    files = {name: node.log_path.parent / "vigie.yaml" for name, node in nodes.items()}
+    originals = {name: path.read_text() for name, path in files.items()}
+    extra = "  - {id: w2, name: W2, size: 320x180, fps: 5, layout: 1x1, cameras: [c3]}\n"
+    try:
+        for name in ("a", "b"):
+            files[name].write_text(originals[name].replace("\ncluster:", f"\n{extra}cluster:", 1))
+        assert fetch("POST", admin.base_url + "/api/admin/reload", b"", headers)[0] == 200
+        wait_until(lambda: "w2" in {w["id"] for w in nodes["b"].get_json("/api/walls", admin.headers)}, 5,
+                   message="b reloaded")
+        wait_until(lambda: admin.get_json("/api/cluster")["config_differs"] == ["c"], 5, message="c differs")
+        files["c"].write_text(originals["c"].replace("\ncluster:", f"\n{extra}cluster:", 1))
+        assert fetch("POST", nodes["b"].base_url + "/api/admin/reload", b"",
+                     {**headers, "Origin": nodes["b"].base_url})[0] == 200
+        wait_until(lambda: admin.get_json("/api/cluster")["config_differs"] == [], 5, message="all alike")
+        assert any(entry["user_agent"] == "reload on node a" for entry in journal(admin, kind="config_reload"))
+    finally:
+        for name, path in files.items():
+            path.write_text(originals[name])
+        fetch("POST", admin.base_url + "/api/admin/reload", b"", headers)
+        fetch("PUT", admin.base_url + "/api/walls/w", json.dumps(
+            {"layout": "2x2", "cameras": [f"c{i}" for i in range(CAMERAS)]}).encode(), headers)
+    wait_until(lambda: all(node.get_json("/api/walls/w", admin.headers)["layout"] == "2x2"
+                           and node.get_json("/api/cluster")["config_differs"] == [] for node in nodes.values()),
+               5, message="back as it was")
+
+
 def test_the_people_behind_the_load_balancer_are_journaled_not_the_balancer(centre) -> None:
     nodes, balancer = centre["nodes"], centre["balancer"]
     code, cookie = login_from("127.0.0.5", balancer.url, "operator", TEST_PASSWORDS["operator"])
