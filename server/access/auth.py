@@ -10,28 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import hmac
-import ipaddress
 import logging
 import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
 from server.audit import Client
 from server.access import digest
-from server.config import User, VigieConfig
+from server.config import VigieConfig
 from server.errors import json_error
 from server.access.scope import Principal, Role, refusal
 from server.access.secrets import hash_password, verify_password
-from server.access.sessions import LoginThrottle, Session, SessionStore, credential_fingerprint
+from server.access.directory import Directory, StreamAccount
+from server.access.sessions import LoginThrottle, SessionStore, credential_fingerprint
 from server.access.client import client_address
 from server.keys import AUTH, JOURNAL
+
+if TYPE_CHECKING:
+    from server.cluster.throttle import SharedThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -41,25 +44,6 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login", "/kiosk", "/assets/lo
                           # ONVIF authenticates each SOAP request itself (WS-Security)
                           "/onvif/device_service", "/onvif/media_service"})
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-
-@dataclass(frozen=True)
-class Account:
-    principal: Principal
-    password_hash: str | None  # None: no web password (a partner reading RTSP only)
-
-
-@dataclass(frozen=True)
-class StreamAccount:
-    """A user's stream credential (RTSP Digest): its HA1 by algorithm, and a fingerprint
-    that changes when the credential does (open RTSP sessions made with the old one end)."""
-
-    principal: Principal
-    ha1: dict[str, str]
-    fingerprint: str
-    # The password itself when the config gives it (env or file): WS-Security's
-    # PasswordDigest (ONVIF) needs it; None with stream_digest.
-    password: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -79,67 +63,6 @@ class Credential:
     key: str
 
 
-def principal_of_user(user: User) -> Principal:
-    role = Role(user.role)
-    valid_until = user.valid_until.timestamp() if user.valid_until is not None else None
-    return Principal(
-        user.name, role, frozenset(user.communes) if role in (Role.POLICE, Role.PARTNER) else frozenset(),
-        cameras=frozenset(user.cameras), walls=frozenset(user.walls), outputs=user.allowed_outputs,
-        allowed_from=tuple(ipaddress.ip_network(net, strict=False) for net in user.allowed_from),
-        valid_until=valid_until)
-
-
-def stream_ha1(user: User) -> dict[str, str] | None:
-    """HA1 per Digest algorithm for the user's stream credential, if it has one."""
-    password = user.stream_password()
-    if password is not None:
-        return {name: digest.ha1(name, user.name, password) for name in ("MD5", "SHA-256")}
-    if user.stream_digest is not None:
-        return {"MD5": user.stream_digest.md5, "SHA-256": user.stream_digest.sha256}
-    return None
-
-
-class Directory:
-    """Users and tokens of one config, indexed for login and per-request lookups."""
-
-    def __init__(self, config: VigieConfig) -> None:
-        self.accounts: dict[str, Account] = {}
-        self.streams: dict[str, StreamAccount] = {}
-        for user in config.users:
-            principal = principal_of_user(user)
-            self.accounts[user.name.lower()] = Account(principal, user.password_hash)
-            ha1 = stream_ha1(user)
-            if ha1 is not None:
-                fingerprint = credential_fingerprint("stream:" + ha1["SHA-256"])
-                self.streams[user.name] = StreamAccount(principal, ha1, fingerprint,
-                                                        user.stream_password())
-        self.tokens: dict[str, Principal] = {}
-        for kiosk in config.kiosks:
-            self.tokens[kiosk.token_hash] = Principal(f"kiosk:{kiosk.id}", Role.KIOSK, wall=kiosk.wall)
-        if config.metrics.token_hash:
-            self.tokens[config.metrics.token_hash] = Principal("metrics", Role.METRICS)
-
-    @staticmethod
-    def token_hash(token: str) -> str:
-        return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
-
-    def current(self, name: str) -> tuple[Principal, str] | None:
-        """A user's or token's principal now, and the fingerprint of its credential (the
-        password's or token's hash): a session made with another one has ended."""
-        account = self.accounts.get(name.lower())
-        if account is not None:
-            return account.principal, credential_fingerprint(account.password_hash or "")
-        for token_hash, principal in self.tokens.items():
-            if principal.name == name:
-                return principal, credential_fingerprint(token_hash)
-        return None
-
-    def still_valid(self, session: Session) -> bool:
-        """After a reload: is this session's principal still defined, with the same rights
-        and the same password or token?"""
-        return self.current(session.principal.name) == (session.principal, session.credential)
-
-
 class Auth:
     def __init__(self, config: VigieConfig) -> None:
         self.directory = Directory(config)
@@ -152,6 +75,28 @@ class Auth:
         # and wait until a session made here can be found by the others.
         self.look_up_session: Callable[[str], Awaitable[bool]] | None = None
         self.session_shared: Callable[[str], Awaitable[None]] | None = None
+        # In a cluster (server/cluster/throttle.py): failed logins counted on every node.
+        self.shared_throttle: SharedThrottle | None = None
+
+    async def async_reserve(self, user: str, address: str) -> tuple[float, float]:
+        """Start a login attempt (LoginThrottle.reserve): (seconds to wait, 0) or (0, its
+        stamp). In a cluster, counted cluster-wide; this node's own count if NATS fails."""
+        if self.shared_throttle is not None:
+            try:
+                return await self.shared_throttle.async_reserve(user, address)
+            except Exception as error:  # noqa: BLE001 - throttled here alone meanwhile
+                logger.warning("login throttle: the cluster's count unavailable (%s); this node's own", error)
+        return self.throttle.reserve(user, address)
+
+    def login_succeeded(self, user: str, address: str, stamp: float) -> None:
+        self.throttle.succeeded(user, address, stamp)
+        if self.shared_throttle is not None:
+            self.shared_throttle.succeeded(user, address, stamp)
+
+    def login_cancelled(self, user: str, address: str, stamp: float) -> None:
+        self.throttle.cancel(user, address, stamp)
+        if self.shared_throttle is not None:
+            self.shared_throttle.cancelled(user, address, stamp)
 
     def reload(self, config: VigieConfig) -> None:
         self.directory = Directory(config)
@@ -353,18 +298,18 @@ async def _stream_digest_login(request: web.Request) -> tuple[Principal, Credent
     if fields is None or not fields.get("username") or fields.get("uri") != request.rel_url.raw_path_qs:
         return None
     user, address = fields["username"][:64], client_address(request)
-    wait, attempt = auth.throttle.reserve(user, address)
+    wait, attempt = await auth.async_reserve(user, address)
     if wait > 0:
         await _journal_stream_failure(request, user, "throttled")
         return None
     outcome, principal, credential = auth.stream_login(fields, request.method, auth.nonce_secret)
     if outcome == "stale":
-        auth.throttle.cancel(user, address, attempt)
+        auth.login_cancelled(user, address, attempt)
         return None
     if outcome != "ok" or principal is None or credential is None:
         await _journal_stream_failure(request, user, "bad credentials")
         return None
-    auth.throttle.succeeded(user, address, attempt)
+    auth.login_succeeded(user, address, attempt)
     if refusal(principal, "rtsp", address, time.time()) is not None:
         return None
     return principal, credential

@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -284,14 +284,18 @@ class LoginThrottle:
     def retry_after(self, user: str, address: str, now: float | None = None) -> float:
         """Seconds to wait before this attempt may be checked (0: go ahead)."""
         now = time.monotonic() if now is None else now
-        wait = 0.0
-        for key in (f"user:{user.lower()}", f"addr:{address}"):
-            failures = self._recent(key, now)
-            excess = len(failures) - self.free_attempts
-            if excess >= 0:
-                delay = min(self.max_delay, 2.0 ** excess)
-                wait = max(wait, failures[-1] + delay - now)
-        return max(0.0, wait)
+        return max(self.wait(self._recent(key, now), now) for key in self.keys(user, address))
+
+    @staticmethod
+    def keys(user: str, address: str) -> tuple[str, str]:
+        return f"user:{user.lower()}", f"addr:{address}"
+
+    def wait(self, failures: Sequence[float], now: float) -> float:
+        """Seconds an attempt must wait after these recent failures (times within the window)."""
+        excess = len(failures) - self.free_attempts
+        if excess < 0:
+            return 0.0
+        return max(0.0, failures[-1] + min(self.max_delay, 2.0 ** excess) - now)
 
     def failed(self, user: str, address: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now

@@ -75,7 +75,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     # Counted when it starts, before the password is checked (reserve, then confirm):
     # concurrent guesses cannot all pass the check before the first failure is recorded.
     throttle_name = name if not token else "kiosk:" + token[:8]
-    wait, attempt = auth.throttle.reserve(throttle_name, address)
+    wait, attempt = await auth.async_reserve(throttle_name, address)
     if wait > 0:
         await journal.async_event("login_failed", audit_client(request, user=journal_name),
                                   detail={"reason": "throttled"})
@@ -92,7 +92,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         if is_form:
             return _see_other("/login?error=1")
         return json_error(401, "wrong user name or password")
-    auth.throttle.succeeded(throttle_name, address, attempt)
+    auth.login_succeeded(throttle_name, address, attempt)
     principal = proof.principal
     session = await auth.async_create_session(proof, request)
     await journal.async_event("login", audit_client(request, principal))

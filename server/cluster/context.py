@@ -13,6 +13,7 @@ from aiohttp import web
 from server.cluster.journal import JournalLink
 from server.cluster.node import ClusterNode
 from server.cluster.sessions import SharedSessions
+from server.cluster.throttle import SharedThrottle
 from server.config import ClusterConfig
 from server.keys import AUTH, CLUSTER, CONFIG, JOURNAL, RTSP, RUNTIME
 
@@ -54,11 +55,14 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     sessions = SharedSessions(auth)
     await sessions.async_start(node.jetstream())
     auth.look_up_session, auth.session_shared = sessions.async_look_up, sessions.async_told
+    throttle = SharedThrottle(auth.throttle)
+    await throttle.async_start(node.jetstream())
+    auth.shared_throttle = throttle
     journal = JournalLink(node, app[JOURNAL])
     await journal.async_start()
     node.journal = journal
     yield
-    auth.look_up_session = auth.session_shared = None
+    auth.look_up_session = auth.session_shared = auth.shared_throttle = None
     await journal.async_stop()
     await sessions.async_stop()
     await node.async_stop()

@@ -36,7 +36,7 @@ async def kiosk(request: web.Request) -> web.StreamResponse:
     token = request.rel_url.query.get("token", "")
     # Counted per address and per token prefix: one screen typing a wrong token (or one
     # attacker) must not lock every kiosk out.
-    wait, attempt = auth.throttle.reserve("kiosk:" + token[:8], client_address(request))
+    wait, attempt = await auth.async_reserve("kiosk:" + token[:8], client_address(request))
     if wait > 0:
         raise web.HTTPTooManyRequests(text=f"too many failed attempts: retry in {int(wait) + 1} s",
                                       headers={"Retry-After": str(int(wait) + 1)})
@@ -45,7 +45,7 @@ async def kiosk(request: web.Request) -> web.StreamResponse:
         await request.app[JOURNAL].async_event("login_failed", audit_client(request, user="kiosk:?"),
                                                detail={"reason": "bad token"})
         raise web.HTTPNotFound(text="unknown kiosk token")
-    auth.throttle.succeeded("kiosk:" + token[:8], client_address(request), attempt)
+    auth.login_succeeded("kiosk:" + token[:8], client_address(request), attempt)
     principal = proof.principal
     session = await auth.async_create_session(proof, request)
     await request.app[JOURNAL].async_event("login", audit_client(request, principal))

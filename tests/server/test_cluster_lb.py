@@ -159,6 +159,20 @@ def test_the_people_behind_the_load_balancer_are_journaled_not_the_balancer(cent
     assert failed and failed[-1]["address"] == "127.0.0.1", failed[-1:]
 
 
+def test_a_hundred_concurrent_wrong_logins_over_the_nodes_reach_the_password_check_five_times(centre) -> None:
+    """The throttle counts on every node at once: 100 wrong logins at the same moment,
+    spread over the three nodes, and no more than the 5 free attempts are checked (401);
+    the others wait (429). Alone per node, 15 would have been checked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    nodes = list(centre["nodes"].values())
+    with ThreadPoolExecutor(max_workers=100) as pool:
+        answers = list(pool.map(lambda i: login_from("127.0.0.6", nodes[i % 3].base_url, "ghost", "wrong")[0],
+                                range(100)))
+    assert answers.count(401) <= 5 and answers.count(401) + answers.count(429) == 100, sorted(answers)
+    assert answers.count(401) >= 1
+
+
 def test_every_node_journals_every_view_and_a_dead_node_s_views_are_closed(centre, tmp_path_factory) -> None:
     """A view on node c is in node a's journal, with c's name; c is killed with a view open:
     the view is closed on a ('node_lost'); c comes back: it tells the true end it knows."""

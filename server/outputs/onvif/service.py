@@ -64,7 +64,7 @@ async def _authenticate(request: web.Request, soap: SoapRequest) -> Principal:
     if token is None or not token.get("Username"):
         raise Fault("ter:NotAuthorized", "a WS-Security UsernameToken is required")
     user = token["Username"][:64]
-    wait, attempt = auth.throttle.reserve(user, address)
+    wait, attempt = await auth.async_reserve(user, address)
     if wait > 0:
         await _journal_failure(request, user, "throttled")
         raise Fault("ter:NotAuthorized", f"too many failed logins: retry in {int(wait) + 1} s")
@@ -74,7 +74,7 @@ async def _authenticate(request: web.Request, soap: SoapRequest) -> Principal:
     if problem is not None:
         await _journal_failure(request, user, problem)
         raise Fault("ter:NotAuthorized", "the security token could not be authenticated")
-    auth.throttle.succeeded(user, address, attempt)
+    auth.login_succeeded(user, address, attempt)
     reason = refusal(account.principal, "rtsp", address, time.time())
     if reason is not None:
         raise Fault("ter:NotAuthorized", reason)

@@ -325,7 +325,7 @@ class RtspConnection:
         user = fields["username"][:64]
         if fields.get("uri") is not None and stream_path(_path_of(fields["uri"])) != stream_path(_path_of(request.url)):
             raise Answer(401, self._challenges())
-        wait, attempt = auth.throttle.reserve(user, self.address)
+        wait, attempt = await auth.async_reserve(user, self.address)
         if wait > 0:
             await self._journal_failure(user, "throttled")
             raise Answer(503, [("Retry-After", str(int(wait) + 1))])
@@ -334,12 +334,12 @@ class RtspConnection:
         else:
             outcome, principal, credential = auth.stream_login(fields, request.method, self.server.secret)
         if outcome == "stale":
-            auth.throttle.cancel(user, self.address, attempt)
+            auth.login_cancelled(user, self.address, attempt)
             raise Answer(401, self._challenges(stale=True))
         if outcome != "ok" or principal is None or credential is None:
             await self._journal_failure(user, "bad credentials")
             raise Answer(401, self._challenges())
-        auth.throttle.succeeded(user, self.address, attempt)
+        auth.login_succeeded(user, self.address, attempt)
         reason = refusal(principal, "rtsp", self.address, time.time())
         if reason is not None:
             await self.server.journal().async_event("access_denied", self._client(principal),

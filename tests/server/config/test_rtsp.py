@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from server.access.auth import Directory
+from server.access.directory import Directory
 from server.access.digest import ha1
 from server.access.scope import Role, can_view_camera, can_view_wall, refusal
 from server.config import parse_config
