@@ -15,7 +15,7 @@ from server.cluster.node import ClusterNode
 from server.cluster.sessions import SharedSessions
 from server.cluster.throttle import SharedThrottle
 from server.config import ClusterConfig
-from server.keys import AUTH, CLUSTER, CONFIG, JOURNAL, RTSP, RUNTIME
+from server.keys import AUTH, CLUSTER, CONFIG, JOURNAL, RTSP, RUNTIME, VIEW_LIMITS
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
         logger.error("cluster: cannot reach NATS at %s (%s)", ", ".join(config.cluster.nats), reason)
         raise SystemExit(2) from None
     app[CLUSTER] = node
+    node.view_limits = app[VIEW_LIMITS]
     auth = app[AUTH]
     sessions = SharedSessions(auth)
     await sessions.async_start(node.jetstream())

@@ -28,7 +28,8 @@ from nats.js.errors import KeyWrongLastSequenceError, NotFoundError
 from ingest.camera.worker import CameraWorker, stop_workers
 from ingest.source.remote import FEEDS, RelayFeeds
 from server.cluster import ownership
-from server.cluster.kv import Seen, open_bucket, quietly
+from server.cluster.kv import Seen, counts_elsewhere, open_bucket, quietly
+from server.access.limits import ViewLimits
 from server.cluster.link import RelayLink
 from server.config import ClusterConfig
 from server.runtime import Runtime
@@ -39,6 +40,7 @@ LEASES, NODES = "vigie_leases", "vigie_nodes"
 WAKE = "vigie.cluster.wake"  # a node left or joined: look again now
 EVENTS = "vigie.cluster.event."  # + a topic: a change one node made that every node makes
 MAX_EVENT = 64 * 1024
+HEARTBEAT_MAX = 256 * 1024  # a node's heartbeat, its open views' counts included
 
 
 class ClusterNode:
@@ -69,6 +71,7 @@ class ClusterNode:
         # What this node does when another made a change (a reload, a wall edit), by topic:
         # set by the server's API once the node runs.
         self.handlers: dict[str, Callable[[dict], Awaitable[None]]] = {}
+        self.view_limits: ViewLimits | None = None  # counted cluster-wide (set by the context)
         self._handling: set[asyncio.Task] = set()
         self._cpu_mark, self._cpu_share = (time.process_time(), time.monotonic()), 0.0
         # Pulled here: held, and not being given back.
@@ -151,7 +154,7 @@ class ClusterNode:
                         seen.pop(entry.key, None)
                         self._wake.set()
                     else:
-                        seen[entry.key] = Seen((entry.value or b"").decode(errors="replace")[:4096],
+                        seen[entry.key] = Seen((entry.value or b"").decode(errors="replace")[:HEARTBEAT_MAX],
                                                time.monotonic())
                 await quietly(watcher.stop())
             except asyncio.CancelledError:
@@ -193,6 +196,14 @@ class ClusterNode:
                 await asyncio.wait_for(self._wake.wait(), self._next_tick())
             except TimeoutError:
                 pass
+
+    def _count_elsewhere(self, live: list[str]) -> None:
+        """Views and mosaics open on the other live nodes, as their heartbeats say."""
+        views, mosaics = counts_elsewhere(seen.value for name, seen in list(self.nodes.items())
+                                          if name in live and name != self.name)
+        if self.view_limits is not None:
+            self.view_limits.elsewhere = views
+        self.runtime.mosaics_elsewhere = mosaics
 
     def _next_tick(self) -> float:
         """Seconds to the next tick: a renew period, or less if another node's lease goes
@@ -241,6 +252,7 @@ class ClusterNode:
         await self._give_back()
         lost = await self._renew()
         live = self.live_nodes()
+        self._count_elsewhere(live)
         # Shares count the cameras some live node may pull; the ones only this node may
         # pull are its own whatever its share (ownership.py).
         reach = ownership.reachable({camera.id: camera.nodes for camera in self.runtime.config.cameras}, live)
@@ -332,6 +344,9 @@ class ClusterNode:
         return {"node": self.name, "web": self.web, "rtsp": self.rtsp, "since": round(self.since, 3),
                 "cameras": len(self.leases), "cpu": round(self._cpu_share, 3),
                 "config": self.runtime.config.fingerprint(),
+                # What counts against the limits cluster-wide (server/access/limits.py).
+                "views": self.view_limits.counts() if self.view_limits else {},
+                "mosaics": self.runtime.mosaics_held(),
                 "viewers": sum(stream.viewer_count for stream in self.runtime.streams())}
 
     async def _on_error(self, error: Exception) -> None:

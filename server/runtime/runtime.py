@@ -74,6 +74,7 @@ class Runtime:
         self._camera_streams: dict[str, LiveStream] = {}
         self._mosaic_streams: dict[MosaicKey, LiveStream] = {}
         self._mosaic_users: dict[MosaicKey, Counter[str]] = {}  # views per user, per mosaic
+        self.mosaics_elsewhere: Counter[str] = Counter()  # per user, on a cluster's other nodes
         self._tap_streams: dict[tuple[str, str, bool], TapStream] = {}  # (kind, camera, sub)
         self.tours: dict[str, Tour] = {}  # wall id -> running tour (server/api/walls.py runs it)
         # Reduces the least prominent cameras to their keyframes while the machine is short
@@ -226,7 +227,7 @@ class Runtime:
             # A mosaic counts for each user who viewed it until it is gone, lingering
             # included: opening and closing new ones in a loop fills the user's share only.
             held = sum(1 for counts in self._mosaic_users.values() if user in counts)
-            if held >= limits.mosaics_per_user:
+            if held + self.mosaics_elsewhere[user] >= limits.mosaics_per_user:
                 raise TooManyMosaics("too many ad-hoc mosaics open for this user")
         stream = self._mosaic_streams.get(key)
         if stream is None:
@@ -246,6 +247,13 @@ class Runtime:
             self._mosaic_streams[key] = stream
         self._mosaic_users.setdefault(key, Counter())[user] += 1
         return stream
+
+    def mosaics_held(self) -> dict[str, int]:
+        """Distinct mosaics each user holds here (for a cluster's heartbeat)."""
+        held: Counter[str] = Counter()
+        for counts in self._mosaic_users.values():
+            held.update(counts.keys())
+        return dict(held)
 
     def release_mosaic(self, key: MosaicKey, user: str) -> None:
         """One view of `user` on the mosaic has ended (the stream stops by itself after

@@ -24,6 +24,7 @@ from tests.support.mjpeg import fetch, read_for, wait_until
 
 HOSTS = {"a": "127.0.0.2", "b": "127.0.0.3", "c": "127.0.0.4"}
 CAMERAS = 4
+VIEWS_PER_USER = 4
 
 
 def node_config(simulator: CameraSimulator, nats: str, node: str) -> str:
@@ -33,6 +34,7 @@ def node_config(simulator: CameraSimulator, nats: str, node: str) -> str:
             f"communes: [{{id: a, name: A}}]\ncameras:\n{cameras}"
             f"walls:\n  - {{id: w, name: W, size: 640x360, fps: 10, layout: 2x2, "
             f"cameras: [{', '.join(f'c{i}' for i in range(CAMERAS))}]}}\n"
+            f"limits: {{viewers_per_user: {VIEWS_PER_USER}}}\n"
             f'cluster: {{nats: ["{nats}"], node: {node}, lease_seconds: 3.0, renew_seconds: 1.0}}\n')
 
 
@@ -123,12 +125,12 @@ def test_a_wall_edit_and_a_reload_on_one_node_reach_every_node(centre) -> None:
     extra = "  - {id: w2, name: W2, size: 320x180, fps: 5, layout: 1x1, cameras: [c3]}\n"
     try:
         for name in ("a", "b"):
-            files[name].write_text(originals[name].replace("\ncluster:", f"\n{extra}cluster:", 1))
+            files[name].write_text(originals[name].replace("\nlimits:", f"\n{extra}limits:", 1))
         assert fetch("POST", admin.base_url + "/api/admin/reload", b"", headers)[0] == 200
         wait_until(lambda: "w2" in {w["id"] for w in nodes["b"].get_json("/api/walls", admin.headers)}, 5,
                    message="b reloaded")
         wait_until(lambda: admin.get_json("/api/cluster")["config_differs"] == ["c"], 5, message="c differs")
-        files["c"].write_text(originals["c"].replace("\ncluster:", f"\n{extra}cluster:", 1))
+        files["c"].write_text(originals["c"].replace("\nlimits:", f"\n{extra}limits:", 1))
         assert fetch("POST", nodes["b"].base_url + "/api/admin/reload", b"",
                      {**headers, "Origin": nodes["b"].base_url})[0] == 200
         wait_until(lambda: admin.get_json("/api/cluster")["config_differs"] == [], 5, message="all alike")
@@ -171,6 +173,37 @@ def test_a_hundred_concurrent_wrong_logins_over_the_nodes_reach_the_password_che
                                 range(100)))
     assert answers.count(401) <= 5 and answers.count(401) + answers.count(429) == 100, sorted(answers)
     assert answers.count(401) >= 1
+
+
+def test_view_limits_count_the_views_open_on_every_node(centre) -> None:
+    """The admin may hold 4 views: 2 open on a and 2 on b, a 5th on c is refused (429);
+    once they closed, c has room again. Nodes tell their counts every heartbeat (1 s)."""
+    nodes = centre["nodes"]
+    cookie = nodes["a"].headers
+    readers = [nodes[name].reader(f"/cameras/c{i}/mjpeg", headers=cookie)
+               for i, name in enumerate(("a", "a", "b", "b"))]
+    try:
+        wait_until(lambda: all(len(reader.frames) >= 2 for reader in readers), 10, message="4 views open")
+        time.sleep(3.5)  # three heartbeats
+        assert status_of_view(nodes["c"], cookie) == 429
+    finally:
+        for reader in readers:
+            reader.stop()
+    wait_until(lambda: all(node.get_json("/api/status")["open_views"] == 0 for node in nodes.values()), 10,
+               message="the views closed")
+    time.sleep(3.5)
+    assert status_of_view(nodes["c"], cookie) == 200
+
+
+def status_of_view(node, cookie: dict[str, str]) -> int:
+    """Open a camera's MJPEG view and close it at once; its status."""
+    host, port = node.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", "/cameras/c0/mjpeg", headers=cookie)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def test_every_node_journals_every_view_and_a_dead_node_s_views_are_closed(centre, tmp_path_factory) -> None:
