@@ -250,10 +250,7 @@ class Runtime:
 
     def mosaics_held(self) -> dict[str, int]:
         """Distinct mosaics each user holds here (for a cluster's heartbeat)."""
-        held: Counter[str] = Counter()
-        for counts in self._mosaic_users.values():
-            held.update(counts.keys())
-        return dict(held)
+        return dict(Counter(user for counts in self._mosaic_users.values() for user in counts))
 
     def release_mosaic(self, key: MosaicKey, user: str) -> None:
         """One view of `user` on the mosaic has ended (the stream stops by itself after
