@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import logging
 import sys
 
@@ -101,10 +102,15 @@ def with_overrides(config: VigieConfig, args: argparse.Namespace) -> VigieConfig
         update["rtsp"] = config.rtsp.model_copy(
             update={"listen": f"[{host}]:{args.rtsp_port}" if ":" in host else f"{host}:{args.rtsp_port}"})
     if getattr(args, "cluster", None) or getattr(args, "node", None):
-        if not (args.cluster and args.node):
-            raise ValueError("--cluster and --node go together")
+        if not args.node or (not args.cluster and config.cluster is None):
+            raise ValueError("--cluster and --node go together (or --node alone with a cluster section)")
         try:
-            update["cluster"] = ClusterConfig(nats=[args.cluster], node=args.node)
+            if args.cluster:
+                update["cluster"] = ClusterConfig(nats=[args.cluster], node=args.node)
+            else:  # the file's cluster (NATS servers, TLS, credentials), this node's name
+                update["cluster"] = ClusterConfig.model_validate(
+                    {**config.cluster.model_dump(exclude_unset=True), "node": args.node},
+                    context={"base_dir": os.path.dirname(config.source_path) or None})
         except Exception as error:  # noqa: BLE001 - pydantic's error, without the value
             raise ValueError(f"--cluster/--node: {str(error).splitlines()[-1].strip()}") from None
     return config.model_copy(update=update) if update else config

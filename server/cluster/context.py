@@ -54,10 +54,10 @@ async def cluster_ctx(app: web.Application) -> AsyncIterator[None]:
     node.view_limits = app[VIEW_LIMITS]
     auth = app[AUTH]
     sessions = SharedSessions(auth)
-    await sessions.async_start(node.jetstream())
+    await sessions.async_start(node.jetstream(), config.cluster.replicas)
     auth.look_up_session, auth.session_shared = sessions.async_look_up, sessions.async_told
     throttle = SharedThrottle(auth.throttle)
-    await throttle.async_start(node.jetstream())
+    await throttle.async_start(node.jetstream(), config.cluster.replicas)
     auth.shared_throttle = throttle
     journal = JournalLink(node, app[JOURNAL])
     await journal.async_start()

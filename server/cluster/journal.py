@@ -46,7 +46,8 @@ class JournalLink:
     async def async_start(self) -> None:
         js = self._node.jetstream()
         config = StreamConfig(name=STREAM, subjects=[SUBJECT + "*"], storage=StorageType.FILE,
-                              max_age=self._journal.retention_days * 86400.0, duplicate_window=120.0)
+                              max_age=self._journal.retention_days * 86400.0, duplicate_window=120.0,
+                              num_replicas=self._node.settings.replicas)
         try:
             await js.stream_info(STREAM)
         except NotFoundError:

@@ -19,13 +19,14 @@ class Seen:
     at: float  # monotonic time of its last put
 
 
-async def open_bucket(js, name: str, ttl: float):
-    """The bucket, made if it does not exist (the first node, or after NATS forgot it)."""
+async def open_bucket(js, name: str, ttl: float | None, replicas: int = 1, storage: StorageType = StorageType.MEMORY):
+    """The bucket, made if it does not exist (the first node, or after NATS forgot it).
+    `ttl` None: entries live until deleted."""
     try:
         return await js.key_value(name)
     except NotFoundError:
-        return await js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl, history=1,
-                                                        storage=StorageType.MEMORY))
+        return await js.create_key_value(KeyValueConfig(bucket=name, ttl=ttl, history=1, storage=storage,
+                                                        replicas=replicas))
 
 
 async def quietly(operation) -> None:

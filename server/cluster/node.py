@@ -92,8 +92,8 @@ class ClusterNode:
             error_cb=self._on_error, disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected)
         js = self._nc.jetstream()
-        self._leases = await open_bucket(js, LEASES, lease)
-        self._nodes = await open_bucket(js, NODES, lease)
+        self._leases = await open_bucket(js, LEASES, lease, self.settings.replicas)
+        self._nodes = await open_bucket(js, NODES, lease, self.settings.replicas)
         await self._nc.subscribe(WAKE, cb=self._on_wake)
         await self._nc.subscribe(EVENTS + "*", cb=self._on_event)
         await self.relay.async_start(self._nc)
@@ -232,8 +232,8 @@ class ClusterNode:
             # NATS restarted and its memory buckets are gone: made again (by whichever
             # node comes first), and the leases held are claimed again by the renewals.
             js = self._nc.jetstream()
-            self._leases = await open_bucket(js, LEASES, self.settings.lease_seconds)
-            self._nodes = await open_bucket(js, NODES, self.settings.lease_seconds)
+            self._leases = await open_bucket(js, LEASES, self.settings.lease_seconds, self.settings.replicas)
+            self._nodes = await open_bucket(js, NODES, self.settings.lease_seconds, self.settings.replicas)
             self._generation += 1
             # Other nodes' leases and heartbeats come back with their next renewals: claim
             # nothing before they had a lease to do so, or their cameras would move for nothing.

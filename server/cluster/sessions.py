@@ -21,12 +21,12 @@ import json
 import logging
 
 import nats.errors
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyNotFoundError, NotFoundError
+from nats.js.api import StorageType
+from nats.js.errors import KeyNotFoundError
 
 from server.access.auth import Auth
 from server.access.sessions import Session
-from server.cluster.kv import quietly
+from server.cluster.kv import open_bucket, quietly
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +46,11 @@ class SharedSessions:
         self._tasks: list[asyncio.Task] = []
         self.dropped = 0  # malformed entries
 
-    async def async_start(self, js) -> None:
+    async def async_start(self, js, replicas: int = 1) -> None:
         store = self._auth.sessions
-        ttl = 2 * store.idle_seconds
-        try:
-            self._kv = await js.key_value(BUCKET)
-        except NotFoundError:
-            self._kv = await js.create_key_value(KeyValueConfig(bucket=BUCKET, ttl=ttl, history=1,
-                                                                storage=StorageType.FILE))
-        self._auth.nonce_secret = await _shared_secret(js, "digest-nonce", self._auth.nonce_secret)
+        self._kv = await open_bucket(js, BUCKET, 2 * store.idle_seconds, replicas, StorageType.FILE)
+        secrets = await open_bucket(js, SECRETS, None, replicas, StorageType.FILE)
+        self._auth.nonce_secret = await _shared_secret(secrets, "digest-nonce", self._auth.nonce_secret)
         store.replica = self
         for key, session in store.entries():  # restored from this node's file
             self._pending[key] = session
@@ -185,12 +181,8 @@ class SharedSessions:
         return store.adopt(key, current[0], created, last_seen, address, credential, user_agent)
 
 
-async def _shared_secret(js, name: str, mine: bytes) -> bytes:
+async def _shared_secret(kv, name: str, mine: bytes) -> bytes:
     """A secret every node uses: the first node's, kept in a bucket (file storage)."""
-    try:
-        kv = await js.key_value(SECRETS)
-    except NotFoundError:
-        kv = await js.create_key_value(KeyValueConfig(bucket=SECRETS, history=1, storage=StorageType.FILE))
     try:
         await kv.create(name, mine)
         return mine

@@ -19,10 +19,10 @@ import json
 import logging
 import time
 
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from server.access.sessions import LoginThrottle
+from server.cluster.kv import open_bucket
 
 logger = logging.getLogger(__name__)
 
@@ -38,12 +38,8 @@ class SharedThrottle:
         self._kv = None
         self._tasks: set[asyncio.Task] = set()
 
-    async def async_start(self, js) -> None:
-        try:
-            self._kv = await js.key_value(BUCKET)
-        except NotFoundError:
-            self._kv = await js.create_key_value(KeyValueConfig(bucket=BUCKET, ttl=self._rules.window, history=1,
-                                                                storage=StorageType.MEMORY))
+    async def async_start(self, js, replicas: int = 1) -> None:
+        self._kv = await open_bucket(js, BUCKET, self._rules.window, replicas)
 
     async def async_reserve(self, user: str, address: str) -> tuple[float, float]:
         keys = [_key(name) for name in LoginThrottle.keys(user, address)]

@@ -76,6 +76,10 @@ class ClusterConfig(Section):
     creds_file: FilePath | None = Field(
         None, description="NATS credentials file (nkey seed and JWT, as `nsc` makes them), instead of a password.")
     tls: NatsTls | None = Field(None, description="TLS to the NATS servers (nats:// URLs then use TLS too).")
+    replicas: int = Field(
+        1, ge=1, le=5, strict=True,
+        description="Copies JetStream keeps of the cluster's buckets and journal stream: 3 on a "
+        "3-server NATS cluster, so that losing one NATS server loses nothing.")
 
     _password: SecretStr | None = PrivateAttr(None)
     _creds: str | None = PrivateAttr(None)

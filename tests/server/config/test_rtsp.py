@@ -141,3 +141,27 @@ def test_bad_cluster_config_is_refused(text, path, fragment, env):
 ])
 def test_bad_nats_credentials_are_refused(text, path, fragment, env):
     check_bad(text, path, fragment, env)
+
+
+def test_node_alone_on_the_command_line_keeps_the_file_s_cluster(tmp_path, monkeypatch):
+    """`vigie serve --config F --node vigie-b`: every node reads one file; its cluster
+    section (NATS servers, TLS, credentials, replicas) stays, only the node's name changes."""
+    import argparse
+
+    from server.cli import with_overrides
+    from server.config import load_config
+
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setenv("NATS_PW", "nats-Pw-1")
+    path = tmp_path / "vigie.yaml"
+    path.write_text(document(COMMUNES, "cluster:\n  nats: ['tls://n1:4222', 'tls://n2:4222']\n  node: vigie-a\n"
+                             "  user: vigie\n  password_env: NATS_PW\n  tls: {ca: ca.pem}\n  replicas: 3\n"))
+    config = load_config(path)
+    moved = with_overrides(config, argparse.Namespace(node="vigie-b", cluster=None, port=None, rtsp_port=None))
+    assert moved.cluster.node == "vigie-b"
+    assert (moved.cluster.nats, moved.cluster.replicas, moved.cluster.user) == (config.cluster.nats, 3, "vigie")
+    assert moved.cluster.tls.path("ca") == str(tmp_path / "ca.pem") and moved.cluster.password() == "nats-Pw-1"
+    assert moved.fingerprint() == config.fingerprint()  # a node's name is its own
+    with pytest.raises(ValueError, match="go together"):
+        with_overrides(config.model_copy(update={"cluster": None}),
+                       argparse.Namespace(node="vigie-b", cluster=None, port=None, rtsp_port=None))
