@@ -10,6 +10,7 @@ threads), which hands each message over with `send_threadsafe`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import json
 from collections.abc import Callable, Iterable
@@ -22,6 +23,7 @@ from server.cluster.kv import quietly
 from server.cluster.relay import (HEALTH, MAX_UNIT, UNITS, WANT, Assembler, HealthBoard, RelayPublisher,
                                   Wants, health_of)
 
+OUTBOX_UNITS = 512  # units waiting for the loop to publish them, at most
 HEADROOM = 1024  # of NATS's max_payload, for the subject and headers of a relayed part
 
 
@@ -43,15 +45,25 @@ class RelayLink:
         self._assemblers: dict[str, Assembler] = {}  # units relayed in parts, by camera
         self._subscriptions: dict[str, object] = {}
         self.closing = False
+        self._outbox: collections.deque[tuple[str, bytes, dict[str, str]]] = collections.deque(maxlen=OUTBOX_UNITS)
+        self._outbox_ready = asyncio.Event()
+        self._waking = False
+        self._sender: asyncio.Task | None = None
         feeds.on_change = lambda camera_id, reading: self._loop.call_soon_threadsafe(
             self._reading_changed, camera_id, reading)
 
     async def async_start(self, nc: nats.NATS) -> None:
         self._nc = nc
+        self._sender = asyncio.create_task(self._send_forever())
         await nc.subscribe(WANT + ">", cb=self._on_want)
         await nc.subscribe(HEALTH + ">", cb=self._on_health)
         for camera_id in self.feeds.cameras():
             self._reading_changed(camera_id, True)
+
+    def stop(self) -> None:
+        self.closing = True
+        if self._sender is not None:
+            self._sender.cancel()
 
     @property
     def units_too_big(self) -> int:
@@ -80,21 +92,36 @@ class RelayLink:
     # -- publishing ----------------------------------------------------------------------------
 
     def _send_threadsafe(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
-        try:
-            self._loop.call_soon_threadsafe(self._send, subject, data, headers)
-        except RuntimeError:
-            pass  # the loop is closing
+        """From a camera worker's thread: into the outbox, bounded (a loop that falls behind
+        loses the oldest units: their readers wait for the next keyframe). The loop is woken
+        once for what gathers meanwhile, not once per unit."""
+        self._outbox.append((subject, data, headers))
+        if not self._waking:
+            self._waking = True
+            try:
+                self._loop.call_soon_threadsafe(self._outbox_ready.set)
+            except RuntimeError:
+                pass  # the loop is closing
 
-    def _send(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
-        if self._nc is None or not self._nc.is_connected or self.closing:
-            return
-        if len(data) + HEADROOM > self._nc.max_payload:  # parts are cut below it: not expected
-            self._too_big += 1
-            return
-        camera_id = subject[len(UNITS):]
-        if "p" not in headers or headers["p"].startswith("0/"):
-            self.published[camera_id] = self.published.get(camera_id, 0) + 1
-        asyncio.ensure_future(quietly(self._nc.publish(subject, data, headers=headers)))
+    async def _send_forever(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            self._waking = False  # before draining: a unit added from now on wakes us again
+            while self._outbox:
+                subject, data, headers = self._outbox.popleft()
+                if self._nc is None or not self._nc.is_connected or self.closing:
+                    continue
+                if len(data) + HEADROOM > self._nc.max_payload:  # parts are cut below it: not expected
+                    self._too_big += 1
+                    continue
+                camera_id = subject[len(UNITS):]
+                if "p" not in headers or headers["p"].startswith("0/"):
+                    self.published[camera_id] = self.published.get(camera_id, 0) + 1
+                try:
+                    await self._nc.publish(subject, data, headers=headers)
+                except Exception:  # noqa: BLE001 - NATS away: the unit is lost, readers resync
+                    pass
 
     # -- reading -------------------------------------------------------------------------------
 

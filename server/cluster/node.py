@@ -105,7 +105,8 @@ class ClusterNode:
     async def async_stop(self) -> None:
         """SIGTERM: give every camera back at once (the others claim them on the wake-up),
         then leave."""
-        self._leaving = self.relay.closing = True
+        self._leaving = True
+        self.relay.stop()
         pending = set(self._tasks)
         for _ in range(5):  # no tick in flight. Cancelled again if a wait_for swallowed it
             for task in pending:  # (Python 3.11: a cancel that meets a completing wait)
