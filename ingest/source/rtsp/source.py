@@ -30,7 +30,6 @@ from ingest.source.pyav import SINGLE_THREAD_PIXELS, PyAVSource
 logger = logging.getLogger(__name__)
 
 IDLE_READ_INTERVAL = 0.25  # seconds between bulk reads while nobody watches
-TAP_READ_INTERVAL = 0.02   # seconds between reads for a packet tap alone (a relay, RTSP)
 # Between our client's DESCRIBE and FFmpeg's: GStreamer's RTSP server answers 503 to a
 # DESCRIBE that comes while it still unprepares the media the first one prepared.
 FALLBACK_PAUSE = 0.5
@@ -94,7 +93,7 @@ class RtspSource(PolicySource):
 
     def packets(self, decoding: Callable[[], Decoding],
                 live: threading.Event | None = None) -> Iterator[Packet]:
-        last_unit = last_read = time.monotonic()
+        last_unit = time.monotonic()
         live = live or threading.Event()
         while True:
             mode = decoding()
@@ -109,13 +108,6 @@ class RtspSource(PolicySource):
                 # Unless its stream is remuxed to a viewer (`live`), who needs every
                 # packet as it comes.
                 live.wait(IDLE_READ_INTERVAL)
-                if live.is_set():
-                    # A packet tap (a relay to other nodes, an RTSP client of the camera's
-                    # own stream), nobody decoding in full here: the camera's data gathered
-                    # for TAP_READ_INTERVAL, read at once, not a wake-up per RTP packet
-                    # (about 12 a frame: 1.6 % of a core per 640x360 camera at 15 fps).
-                    time.sleep(max(0.0, last_read + TAP_READ_INTERVAL - time.monotonic()))
-            last_read = time.monotonic()
             units = self._client.read()
             if units is None:
                 return  # the camera ended the stream: the worker reconnects
