@@ -31,15 +31,16 @@ CLIP_CACHE = Path(tempfile.gettempdir()) / "vigie-bench-clips-v1"
 class Feeder:
     """bench/feeder.py under Debian's python3: looped clips, one mount per camera."""
 
-    def __init__(self, clips: list[Path]) -> None:
+    def __init__(self, clips: list[Path], fps: int = FPS, size: tuple[int, int] = SOURCE) -> None:
         self.clips = clips
+        self.fps, self.size = fps, size
         self.process: subprocess.Popen | None = None
         self.port = 0
         self._stderr: collections.deque[str] = collections.deque(maxlen=100)
 
     def start(self, timeout: float = 20.0) -> "Feeder":
-        config = {"host": "127.0.0.1", "port": self.port, "fps": FPS, "width": SOURCE[0],
-                  "height": SOURCE[1],
+        config = {"host": "127.0.0.1", "port": self.port, "fps": self.fps, "width": self.size[0],
+                  "height": self.size[1],
                   "mounts": [{"path": f"loop{i}", "clip": str(clip)}
                              for i, clip in enumerate(self.clips)]}
         env = {k: v for k, v in os.environ.items()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
 import json
 import queue
 import signal
@@ -89,3 +93,32 @@ class LineChild:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+def run_bench(make: Callable[[Callable[[str], None]], Any], heading: Callable[[Any, float], str],
+              print_table: Callable[[list], None]) -> int:
+    """Run a bench object made by `make(log)` (its run(), its idempotent close(), its rows
+    and problems): Ctrl+C and SIGTERM stop everything it started; a phase that fails is
+    reported with what was measured until then; then the table, `heading(bench, seconds)`
+    above it, and the problems seen."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    bench = make(log)
+    started = time.monotonic()
+    try:
+        bench.run()
+    except KeyboardInterrupt:
+        log("bench: interrupted; stopping everything")
+        return 130
+    except (RuntimeError, AssertionError, OSError, ValueError, KeyError) as error:
+        log(f"bench: FAILED: {error}")
+        bench.problems.append(f"bench stopped: {error}")
+    finally:
+        bench.close()
+    print(f"\n{heading(bench, time.monotonic() - started)}\n")
+    print_table(bench.rows)
+    print("\nproblems seen:" if bench.problems else "\nproblems seen: none")
+    for problem in bench.problems:
+        print(f"  - {problem}")
+    return 0

@@ -60,7 +60,7 @@ class FrameMaker:
 
 
 def encode_clip(path: Path, tag: int, width: int = 640, height: int = 360, fps: int = 15,
-                gop: int = 15, frames: int = 60) -> dict:
+                gop: int = 15, frames: int = 60, kbps: int = 2000) -> dict:
     """Write one looped clip; returns {frames, keyframes, bytes, kbps}."""
     if frames % gop:
         raise ValueError("a clip must hold a whole number of GOPs (it loops on an IDR)")
@@ -69,10 +69,10 @@ def encode_clip(path: Path, tag: int, width: int = 640, height: int = 360, fps: 
     codec.time_base = Fraction(1, fps)
     codec.framerate = Fraction(fps, 1)
     # Like the simulator's x264enc: ultrafast, zerolatency (no B-frames), GOP `gop`,
-    # about 2 Mbit/s (x264enc's default bitrate). SPS/PPS repeated before every IDR.
+    # about 2 Mbit/s (x264enc's default bitrate) unless `kbps` says. SPS/PPS repeated before every IDR.
     codec.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(gop),
                      "keyint_min": str(gop), "bf": "0", "sc_threshold": "0",
-                     "b": "2000k", "maxrate": "2000k", "bufsize": "1000k"}
+                     "b": f"{kbps}k", "maxrate": f"{kbps}k", "bufsize": f"{kbps // 2}k"}
     maker = FrameMaker(width, height, tag)
     period_ms = 1000 // fps
     packets: list[tuple[bytes, bool]] = []

@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.children import _raise_interrupt, deferred_signals
+from bench.children import deferred_signals, run_bench
 from bench.cluster_support import (NatsServer, Staleness, cell_ages, log_problems, made_after,
                                    node_config, oldest, print_table, seconds, stop_nodes, tag,
                                    verdict, wait_for)
@@ -367,29 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.kills < 0 or args.pairs < 1:
         parser.error("--kills must be >= 0 and --pairs >= 1")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    bench = Bench(args, log)
-    started = time.monotonic()
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        log("bench: interrupted; stopping everything")
-        return 130
-    except (RuntimeError, AssertionError, OSError, ValueError, KeyError) as error:
-        log(f"bench: FAILED: {error}")
-        bench.problems.append(f"bench stopped: {error}")
-    finally:
-        bench.close()  # idempotent
-    print(f"\nCluster bench ({time.monotonic() - started:.0f} s; {args.kills} kills, relay windows "
-          f"of {args.window_seconds:g} s, relayed cameras {args.relay_size[0]}x{args.relay_size[1]}; "
-          "targets printed, not asserted)\n")
-    print_table(bench.rows)
-    print("\nproblems seen:" if bench.problems else "\nproblems seen: none")
-    for problem in bench.problems:
-        print(f"  - {problem}")
-    return 0
+    return run_bench(lambda log: Bench(args, log), lambda bench, seconds: (
+        f"Cluster bench ({seconds:.0f} s; {args.kills} kills, relay windows of {args.window_seconds:g} s, "
+        f"relayed cameras {args.relay_size[0]}x{args.relay_size[1]}; targets printed, not asserted)"), print_table)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ import contextlib
 import json
 import secrets
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.cameras import FPS, CameraRig
-from bench.children import LineChild, _raise_interrupt, deferred_signals
+from bench.children import LineChild, deferred_signals, run_bench
 from bench.measure import CpuWindow, percentile
 from server.cli import free_tcp_port, free_udp_pair
 from tests.conftest import VigieProcess, start_vigie, users_yaml
@@ -339,29 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.clients < 2:
         parser.error("--clients must be 2 or more")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    bench = Bench(args, log)
-    started = time.monotonic()
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        log("bench: interrupted; stopping everything")
-        return 130
-    except (RuntimeError, AssertionError, OSError, ValueError) as error:
-        log(f"bench: FAILED: {error}")
-        bench.problems.append(f"bench stopped: {error}")
-    finally:
-        bench.close()  # stops Vigie first: its log's problems join the report (idempotent)
-    print(f"\nRTSP output bench ({time.monotonic() - started:.0f} s; fan-out windows of "
-          f"{args.seconds:g} s, wall windows of {args.wall_seconds:g} s; targets printed, "
-          f"not asserted)\n")
-    print_table(bench.rows)
-    print("\nproblems seen:" if bench.problems else "\nproblems seen: none")
-    for problem in bench.problems:
-        print(f"  - {problem}")
-    return 0
+    return run_bench(lambda log: Bench(args, log), lambda bench, seconds: (
+        f"RTSP output bench ({seconds:.0f} s; fan-out windows of {args.seconds:g} s, wall windows of "
+        f"{args.wall_seconds:g} s; targets printed, not asserted)"), print_table)
 
 
 if __name__ == "__main__":

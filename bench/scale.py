@@ -24,14 +24,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bench.cameras import CameraRig
-from bench.children import _raise_interrupt, deferred_signals
+from bench.children import deferred_signals, run_bench
 from bench.cluster_support import LEASE, RENEW, NatsServer, log_problems, print_table, stop_nodes, verdict, wait_for
 from bench.measure import CpuWindow
 from tests.conftest import VigieProcess, start_vigie
@@ -164,28 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.walls <= 16:
         parser.error("--walls must be 1..16")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
-    bench = Bench(args, log)
-    started = time.monotonic()
-    try:
-        bench.run()
-    except KeyboardInterrupt:
-        log("bench: interrupted; stopping everything")
-        return 130
-    except (RuntimeError, AssertionError, OSError, ValueError, KeyError) as error:
-        log(f"bench: FAILED: {error}")
-        bench.problems.append(f"bench stopped: {error}")
-    finally:
-        bench.close()
-    print(f"\nCluster scale ({time.monotonic() - started:.0f} s; {bench.cameras} cameras, {args.walls} walls 4x4 "
-          f"1920x1080@15, windows of {args.window_seconds:g} s; targets printed, not asserted)\n")
-    print_table(bench.rows)
-    print("\nproblems seen:" if bench.problems else "\nproblems seen: none")
-    for problem in bench.problems:
-        print(f"  - {problem}")
-    return 0
+    return run_bench(lambda log: Bench(args, log), lambda bench, seconds: (
+        f"Cluster scale ({seconds:.0f} s; {bench.cameras} cameras, {args.walls} walls 4x4 "
+        f"1920x1080@15, windows of {args.window_seconds:g} s; targets printed, not asserted)"), print_table)
 
 
 if __name__ == "__main__":
