@@ -70,7 +70,7 @@ class JournalLink:
         while True:
             try:
                 upto, messages = await self._journal.async_in_db(pending_changes, BATCH)
-                for index, message in enumerate(messages):
+                for message in messages:
                     await js.publish(subject, json.dumps(message).encode(), timeout=5,
                                      headers={"Nats-Msg-Id": f"{self._node.name}:{message['op']}:{message['id']}"})
                     self.published += 1
@@ -132,15 +132,19 @@ class JournalLink:
         their ends itself)."""
         started = time.monotonic()
         lease = self._node.settings.lease_seconds
+        checked: list[str] | None = None  # the live nodes at the last pass (the first runs at once)
         while True:
             await asyncio.sleep(self._node.settings.renew_seconds)
             if time.monotonic() - started < 2 * lease or not self._node.connected:
                 continue  # the other nodes' heartbeats are not all in yet, or unknown
+            live = self._node.live_nodes()
+            if live == checked:
+                continue  # nobody vanished since
             try:
-                closed = await self._journal.async_in_db(close_views_of_lost_nodes, self._node.live_nodes(),
-                                                         time.time())
+                closed = await self._journal.async_in_db(close_views_of_lost_nodes, live, time.time())
             except Exception:  # noqa: BLE001 - tried again next period
                 logger.exception("cluster: views of lost nodes not closed")
                 continue
+            checked = live
             if closed:
                 logger.info("cluster: %d view(s) of nodes that vanished closed as node_lost", closed)

@@ -22,7 +22,7 @@ import logging
 
 import nats.errors
 from nats.js.api import StorageType
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from server.access.auth import Auth
 from server.access.sessions import Session
@@ -108,14 +108,13 @@ class SharedSessions:
         while self._pending:
             key = next(iter(self._pending))
             session = self._pending[key]
-            if session is None:
+            told = None if session is None else _value(session)
+            if told is None:
                 await quietly(self._kv.delete(key))
             else:
-                await self._kv.put(key, json.dumps(
-                    {"name": session.principal.name, "created": session.created, "last_seen": session.last_seen,
-                     "address": session.address, "credential": session.credential,
-                     "user_agent": session.user_agent}).encode())
-            if self._pending.get(key, False) is session:  # not changed again meanwhile
+                await self._kv.put(key, told)
+            # Not queued again meanwhile (the same session, used again, is told again).
+            if self._pending.get(key, False) is session and (session is None or _value(session) == told):
                 del self._pending[key]
 
     async def _keep_alive_forever(self) -> None:
@@ -181,11 +180,17 @@ class SharedSessions:
         return store.adopt(key, current[0], created, last_seen, address, credential, user_agent)
 
 
+def _value(session: Session) -> bytes:
+    return json.dumps({"name": session.principal.name, "created": session.created, "last_seen": session.last_seen,
+                       "address": session.address, "credential": session.credential,
+                       "user_agent": session.user_agent}).encode()
+
+
 async def _shared_secret(kv, name: str, mine: bytes) -> bytes:
     """A secret every node uses: the first node's, kept in a bucket (file storage)."""
     try:
         await kv.create(name, mine)
         return mine
-    except Exception:  # noqa: BLE001 - already there: another node's, read below
+    except KeyWrongLastSequenceError:  # already there: another node's
         entry = await kv.get(name)
         return bytes(entry.value) if entry.value and len(entry.value) >= 32 else mine

@@ -89,12 +89,8 @@ class SharedThrottle:
             else:
                 await self._kv.create(key, value)
             return True
-        except KeyWrongLastSequenceError:
+        except KeyWrongLastSequenceError:  # update() or create() of a key counted meanwhile
             return False
-        except Exception as error:  # noqa: BLE001 - create() of a key another node made
-            if "wrong last sequence" in str(error).lower():
-                return False
-            raise
 
     async def _forget(self, key: str, stamp: float | None) -> None:
         for _ in range(TRIES):

@@ -1,43 +1,34 @@
-"""Debian's HAProxy in front of Vigie nodes, as a centre deploys it (docker-compose.cluster.yml
-has the same settings): health checks on /readyz, a request to a dead node sent to another,
-X-Forwarded-For added, WebSockets tunnelled."""
+"""Debian's HAProxy in front of Vigie nodes, with the config a centre deploys
+(deploy/cluster/haproxy.cfg, for docker-compose.cluster.yml): health checks on /readyz, a
+request to a dead node sent to another, X-Forwarded-For added, WebSockets tunnelled."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from tests.conftest import free_port, missing_component
+from tests.conftest import REPO, free_port, missing_component
 from tests.support.mjpeg import wait_until
 
+DEPLOYED = REPO / "deploy" / "cluster" / "haproxy.cfg"
 SOURCE = "127.0.0.9"  # HAProxy reaches the nodes from here: the nodes' only trusted proxy
 
 
 def config(port: int, nodes: dict[str, str]) -> str:
-    """`nodes`: name -> host:port."""
-    servers = "\n".join(f"  server {name} {address} check" for name, address in nodes.items())
-    return f"""global
-  maxconn 512
-defaults
-  mode http
-  timeout connect 1s
-  timeout client 1h
-  timeout server 1h
-  timeout tunnel 1h
-  option redispatch
-  retries 3
-  option forwardfor
-frontend vigie
-  bind 127.0.0.1:{port}
-  default_backend nodes
-backend nodes
-  balance roundrobin
-  option httpchk GET /readyz
-  http-check expect status 200
-  default-server inter 500ms fall 2 rise 2 source {SOURCE}
-{servers}
-"""
+    """deploy/cluster/haproxy.cfg as it ships, with what only Docker has taken out: this
+    frontend's port, these `nodes` (name -> host:port) for Docker's service names, reached
+    from SOURCE, and no Docker DNS resolver."""
+    text = DEPLOYED.read_text()
+    servers = "".join(f"  server {name} {address} check\n" for name, address in nodes.items())
+    for pattern, replacement in ((r"\nresolvers docker[^\n]*\n(  [^\n]*\n)+", "\n"),
+                                 (r" resolvers docker init-addr last,libc,none", f" source {SOURCE}"),
+                                 (r"\n  bind :8080\n", f"\n  bind 127.0.0.1:{port}\n"),
+                                 (r"(  server vigie-\w+ [^\n]*\n)+", servers)):
+        text, count = re.subn(pattern, lambda _: replacement, text)
+        assert count == 1, f"{DEPLOYED}: no longer has what the test replaces ({pattern!r})"
+    return text
 
 
 class LoadBalancer:
