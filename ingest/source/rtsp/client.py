@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import mmap
 import re
 import socket
 import struct
@@ -64,8 +65,10 @@ class RtspClient:
         self._socket: socket.socket | None = None
         self._buffer = bytearray()
         # Media is received into this one buffer: a fresh bytes object per recv (256 kB
-        # asked, a few kB given) cost an mmap, page faults and an mremap each time.
-        self._scratch = bytearray(READ_SIZE)
+        # asked, a few kB given) cost an mmap, page faults and an mremap each time. Anonymous
+        # memory, not a bytearray (which zeroes all of it): only the pages the largest read
+        # reached are resident, 16 to 32 kB for a substream, 256 kB for a camera that needs them.
+        self._scratch = mmap.mmap(-1, READ_SIZE)
         # The size of the RTSP message that starts the buffer, once its header is read and
         # while its body is still coming (0: none).
         self._held_message = 0
@@ -388,3 +391,10 @@ class RtspClient:
         finally:
             self._socket.close()
             self._socket = None
+            self._release_scratch()
+
+    def _release_scratch(self) -> None:
+        try:
+            self._scratch.close()  # at once, not when the client is collected
+        except BufferError:
+            pass  # a view of it is still held: unmapped with its last reference

@@ -67,8 +67,12 @@ class RtspSource(PolicySource):
         self._time_base = Fraction(1, track.clock_rate)
         self._clock_rate = float(track.clock_rate)
         self._read_timeout = spec.read_timeout
-        # One decoder thread until the picture size is known (the first keyframe's).
-        self._context = self._new_decoder(threads=False)
+        # Made when a packet is to be decoded; while nobody watches, let go after each
+        # keyframe decoded (see _decode). One decoder thread until the picture size is
+        # known (the first keyframe's).
+        self._context: av.CodecContext | None = None
+        self._threads = False
+        self._sample_aspect = 1.0
         # Made at the first keyframe; until then no compressed packet goes to a remux.
         self._template: av.container.InputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
@@ -76,20 +80,33 @@ class RtspSource(PolicySource):
         self._policy = DecodePolicy(self._decode, LagGuard(self._client.waiting))
         self._first_timestamp: int | None = None
 
-    def _new_decoder(self, threads: bool) -> av.CodecContext:
+    def _new_decoder(self) -> av.CodecContext:
         context = av.CodecContext.create(self.codec, "r")
-        if not threads:
+        if not self._threads:
             # One decoder thread per camera: cameras already run in parallel, and FFmpeg's
             # slice threads only add hand-offs on small pictures (ingest/source/).
             context.thread_count = 1
         return context
 
     def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
-        return self._context.decode(packet)
+        if self._context is None:
+            self._context = self._new_decoder()
+        frames = self._context.decode(packet)
+        ratio = self._context.sample_aspect_ratio
+        self._sample_aspect = float(ratio) if ratio else 1.0
+        return frames
+
+    def _release_decoder(self) -> None:
+        """Let the decoder go until the next packet to decode. While nobody watches, only a
+        keyframe every IDLE_STILL_INTERVAL is decoded, and a keyframe needs no earlier
+        picture: a decoder kept between them held 1.2 to 1.7 MB of frame buffers and tables
+        per 640x360 camera (most of an idle camera's memory), and making a fresh one costs
+        about what decoding the keyframe does (0.25-0.3 ms: the issue 23 note). The frames
+        it gave keep their own buffers."""
+        self._context = None
 
     def sample_aspect(self) -> float:
-        ratio = self._context.sample_aspect_ratio
-        return float(ratio) if ratio else 1.0
+        return self._sample_aspect
 
     def packets(self, decoding: Callable[[], Decoding],
                 live: threading.Event | None = None) -> Iterator[Packet]:
@@ -126,8 +143,11 @@ class RtspSource(PolicySource):
                 packet.is_keyframe = unit.keyframe
                 if unit.keyframe and self._stream is None:
                     self._make_template(unit.data)
+                mode = decoding()
                 frames = self._policy.decode(packet, unit.keyframe,
-                                             unit.timestamp / self._clock_rate, decoding(), now)
+                                             unit.timestamp / self._clock_rate, mode, now)
+                if frames and mode is Decoding.IDLE:
+                    self._release_decoder()
                 raw = packet if self._stream is not None else None
                 if not frames:
                     yield Packet(packet.size, None, raw, self._stream,
@@ -148,8 +168,9 @@ class RtspSource(PolicySource):
             self._template = self._stream = None
             return
         context = self._stream.codec_context
-        if context.width * context.height > SINGLE_THREAD_PIXELS:
-            self._context = self._new_decoder(threads=True)
+        if context.width * context.height > SINGLE_THREAD_PIXELS and not self._threads:
+            self._threads = True
+            self._context = None  # the next decoder has FFmpeg's threads; a keyframe is next
 
     def close(self) -> None:
         self._client.close()
