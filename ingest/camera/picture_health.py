@@ -1,0 +1,286 @@
+"""Is a camera's picture usable? Frozen, black, covered, blurred, moved, too dark, too bright:
+judged continuously, for every camera, on the small grey pictures of ingest/camera/sight.py,
+against a reference picture learned from the camera itself.
+
+- A condition is raised once it has held for its `hold` (10 s for frozen, black and covered,
+  30 s for the others), and cleared once it has been gone for CLEAR_AFTER: a passing lorry
+  or a headlight raises nothing, and the time a repair took can be read off since/until.
+- The reference is learned once the scene has been stable for REFERENCE_SAMPLES samples
+  (a pixel-wise median of them: passers-by leave it), one per light level (day, night), and
+  refreshed slowly, only from pictures that raise nothing and still look like it: a slow
+  tamper is never learned. An operator may accept the current view as the new reference.
+- too_dark and too_bright are absolute thresholds on the mean level: reported, never
+  counted as tampering (`ok` ignores them).
+
+Pure: no threads, no I/O; times come in with each picture (the benchmark feeds simulated
+time, bench/health.py).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ingest.camera.sight import (Sight, SightMaker, cell_correlation, changed_cells,
+                                 correlation_moved_back, shift_against)
+
+
+class Condition(str, enum.Enum):
+    FROZEN = "frozen"
+    BLACK = "black"
+    COVERED = "covered"
+    BLURRED = "blurred"
+    MOVED = "moved"
+    TOO_DARK = "too_dark"
+    TOO_BRIGHT = "too_bright"
+
+
+ALL_CHECKS = frozenset(Condition)
+TAMPERING = frozenset({Condition.FROZEN, Condition.BLACK, Condition.COVERED, Condition.BLURRED,
+                       Condition.MOVED})
+HOLD = {Condition.FROZEN: 10.0, Condition.BLACK: 10.0, Condition.COVERED: 10.0,
+        Condition.BLURRED: 30.0, Condition.MOVED: 30.0, Condition.TOO_DARK: 30.0,
+        Condition.TOO_BRIGHT: 30.0}
+CLEAR_AFTER = 30.0       # seconds gone before a raised condition clears
+PENDING_GRACE = 4.5      # a check that misses a pending condition this long resets it
+CHECK_INTERVAL = 1.0     # at most one check a second
+SHIFT_INTERVAL = 10.0    # phase correlation at most this often, unless the scene looks lost
+REFERENCE_SAMPLES = 6    # samples, REFERENCE_EVERY apart, that make a reference
+REFERENCE_EVERY = 10.0
+REFRESH_EVERY = 600.0    # a learned reference is refreshed at most this often
+NIGHT_LEVEL = 60.0       # mean grey level under which the night reference is used
+
+# Thresholds at sensitivity 1 (cameras[].health.sensitivity: higher finds more).
+BLACK_LEVEL, BLACK_SPREAD = 22.0, 8.0
+DARK_LEVEL, BRIGHT_LEVEL = 35.0, 225.0
+FROZEN_CHANGE = 0.5      # grey levels of mean difference that make a cell changed
+FROZEN_CELLS = 0.05      # at most this share of cells changed (an on-screen clock) is frozen
+UNIFORM_STD = 3.0        # a cell this flat shows nothing
+LOST_CORRELATION = 0.35  # a cell correlating less with its reference shows something else
+COVERED_SHARE = 0.5
+BLUR_RATIO = 0.6         # sharpness under this share of the reference's is defocus
+SHIFT_SHARE = 0.04       # a confident shift of this share of the width is a move
+SHIFT_RESPONSE = 0.08
+
+
+@dataclass
+class ConditionState:
+    condition: Condition
+    pending_since: float | None = None   # picture time first seen (not yet raised)
+    since_wall: float | None = None
+    last_seen: float | None = None
+    raised: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """A condition raised or cleared: what the log, the metrics and the journal tell."""
+
+    condition: Condition
+    raised: bool
+    since: float            # wall time the condition began
+    until: float | None     # wall time it ended (cleared only)
+
+
+@dataclass
+class Reference:
+    sight: Sight
+    sharpness: float
+    learned_at: float       # wall time
+    refreshed_at: float     # picture time
+
+
+@dataclass
+class PictureJudge:
+    checks: frozenset[Condition] = ALL_CHECKS
+    sensitivity: float = 1.0
+    maker: SightMaker = field(default_factory=SightMaker)
+
+    def __post_init__(self) -> None:
+        self._states = {c: ConditionState(c) for c in Condition}
+        self._previous: Sight | None = None
+        self._samples: deque[Sight] = deque(maxlen=REFERENCE_SAMPLES)
+        self._references: dict[str, Reference] = {}
+        self._last_shift: tuple[float, tuple[float, float, float]] | None = None
+        self._last_check: float | None = None
+        self._previous_wall = 0.0
+        self._frozen_from: tuple[float, float] | None = None
+        self._confirmed_shift: tuple[float, float, float] | None = None
+        self.last_observed: set[Condition] = set()
+
+    # -- what others read ----------------------------------------------------------------
+    def due(self, taken: float) -> bool:
+        return self._last_check is None or taken - self._last_check >= CHECK_INTERVAL * 0.95
+
+    def raised(self) -> list[ConditionState]:
+        return [s for s in self._states.values() if s.raised]
+
+    @property
+    def ok(self) -> bool:
+        return not any(s.raised and s.condition in TAMPERING for s in self._states.values())
+
+    def reference_at(self) -> float | None:
+        learned = [r.learned_at for r in self._references.values()]
+        return max(learned) if learned else None
+
+    def references(self) -> dict[str, Reference]:
+        return dict(self._references)
+
+    # -- judging -------------------------------------------------------------------------
+    def judge(self, sight: Sight, wall: float) -> list[Change]:
+        """One check of one picture (at most one a second: see `due`)."""
+        self._last_check = sight.taken
+        self._frozen_from = None if self._previous is None else (self._previous.taken, self._previous_wall)
+        observed = self._observe(sight) & self.checks
+        self.last_observed = observed
+        self._learn(sight, wall, observed)
+        self._previous, self._previous_wall = sight, wall
+        return list(self._hysteresis(observed, sight.taken, wall))
+
+    def accept_reference(self, wall: float) -> bool:
+        """The operator says the current view is right: it becomes the reference of its
+        light level at once. False when there is no picture yet."""
+        if self._previous is None:
+            return False
+        self._set_reference(self._previous, [self._previous], wall)
+        return True
+
+    def restore(self, level: str, grey: np.ndarray, sharpness: float, learned_at: float,
+                taken: float) -> None:
+        """A reference kept across a restart (server side: the state directory)."""
+        sight = self.maker.from_grey(grey, taken)
+        self._references[level] = Reference(sight, sharpness, learned_at, taken)
+
+    def _observe(self, sight: Sight) -> set[Condition]:
+        s = self.sensitivity
+        found: set[Condition] = set()
+        black = sight.mean < BLACK_LEVEL * s and sight.spread < BLACK_SPREAD * s
+        if black:
+            found.add(Condition.BLACK)
+        elif sight.mean < DARK_LEVEL * s:
+            found.add(Condition.TOO_DARK)
+        if sight.mean > 255 - (255 - BRIGHT_LEVEL) * s:
+            found.add(Condition.TOO_BRIGHT)
+        if black:
+            return found
+        judged = sight.cell_valid
+        uniform = (sight.cell_std < UNIFORM_STD * s) & judged
+        reference = self._reference_for(sight)
+        if reference is not None:
+            correlation = cell_correlation(self.maker, reference.sight, sight)
+            was_uniform = reference.sight.cell_std < UNIFORM_STD
+            structured = judged & ~was_uniform
+            lost = self._lost(correlation, structured, uniform)
+            covered_share = lost.sum() / max(1, structured.sum())
+            if self._moved(reference, sight, structured, uniform, covered_share):
+                found.add(Condition.MOVED)
+            elif covered_share >= COVERED_SHARE:
+                found.add(Condition.COVERED)
+            elif reference.sharpness > 0 and sight.sharpness < reference.sharpness * min(0.95, BLUR_RATIO * s):
+                found.add(Condition.BLURRED)
+        elif uniform.sum() >= 0.9 * max(1, judged.sum()):
+            found.add(Condition.COVERED)  # no reference yet: only a picture showing nothing
+        previous = self._previous
+        if (previous is not None and previous.grey.shape == sight.grey.shape
+                and Condition.COVERED not in found and sight.taken - previous.taken <= 5.0):
+            changed = changed_cells(self.maker, previous, sight, FROZEN_CHANGE / s) & judged
+            if changed.sum() <= FROZEN_CELLS * max(1, judged.sum()) and not uniform[judged].all():
+                found.add(Condition.FROZEN)
+        return found
+
+    def _lost(self, correlation: np.ndarray, structured: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+        """Cells that showed something in the reference and show something else now."""
+        return structured & (uniform | (np.nan_to_num(correlation, nan=1.0) < LOST_CORRELATION * self.sensitivity))
+
+    def _moved(self, reference: Reference, sight: Sight, structured: np.ndarray, uniform: np.ndarray,
+               covered_share: float) -> bool:
+        """Phase correlation against the reference at most every SHIFT_INTERVAL, at every
+        check while the scene looks lost (shifted or covered: which one, the peak tells),
+        then confirmed: moved back by the shift found, the picture finds its reference again
+        (a cover's texture may correlate by chance with a shifted reference; it never does
+        with the reference itself)."""
+        if uniform.sum() >= 0.5 * max(1, sight.cell_valid.sum()):
+            return False  # a picture showing little cannot tell a move
+        last = self._last_shift
+        if (last is None or sight.taken - last[0] >= SHIFT_INTERVAL
+                or (covered_share >= COVERED_SHARE * 0.6 and sight.taken - last[0] >= 1.5)):
+            self._last_shift = last = (sight.taken, shift_against(reference.sight, sight))
+        dx, dy, response = last[1]
+        width = sight.grey.shape[1]
+        candidates = []
+        if response >= SHIFT_RESPONSE and np.hypot(dx, dy) >= SHIFT_SHARE * width / self.sensitivity:
+            candidates.append((dx, dy))
+        confirmed = self._confirmed_shift
+        if confirmed is not None and sight.taken - confirmed[2] <= 6 * SHIFT_INTERVAL:
+            candidates.append(confirmed[:2])  # a camera knocked out of aim stays where it went
+        for cx, cy in candidates:
+            back = correlation_moved_back(self.maker, reference.sight, sight, cx, cy)
+            lost_back = self._lost(back, structured, uniform).sum() / max(1, structured.sum())
+            # Moved back, the picture would not be called covered, and far less of it is lost.
+            if lost_back < COVERED_SHARE and lost_back <= covered_share - 0.15:
+                self._confirmed_shift = (cx, cy, sight.taken)
+                return True
+        return False
+
+    # -- the reference -------------------------------------------------------------------
+    @staticmethod
+    def _level(sight: Sight) -> str:
+        return "night" if sight.mean < NIGHT_LEVEL else "day"
+
+    def _reference_for(self, sight: Sight) -> Reference | None:
+        """The reference of the picture's light level, else the other one (edges on the
+        equalised picture hold across a night switch well enough until its own is learned)."""
+        level = self._level(sight)
+        return self._references.get(level) or next(iter(self._references.values()), None)
+
+    def _learn(self, sight: Sight, wall: float, observed: set[Condition]) -> None:
+        if observed & TAMPERING or any(s.pending_since is not None or s.raised
+                                       for s in self._states.values() if s.condition in TAMPERING):
+            self._samples.clear()  # nothing is learned from a picture under suspicion
+            return
+        if self._samples and sight.taken - self._samples[-1].taken < REFERENCE_EVERY:
+            return
+        if self._samples and self._level(self._samples[-1]) != self._level(sight):
+            self._samples.clear()
+        self._samples.append(sight)
+        if len(self._samples) < REFERENCE_SAMPLES:
+            return
+        level = self._level(sight)
+        current = self._references.get(level)
+        if current is None or sight.taken - current.refreshed_at >= REFRESH_EVERY:
+            self._set_reference(sight, list(self._samples), wall)
+            self._samples.clear()
+
+    def _set_reference(self, sight: Sight, samples: list[Sight], wall: float) -> None:
+        grey = np.median(np.stack([s.grey for s in samples]), axis=0).astype(np.uint8)
+        made = self.maker.from_grey(grey, sight.taken)
+        sharpness = float(np.median([s.sharpness for s in samples]))
+        self._references[self._level(sight)] = Reference(made, sharpness, wall, sight.taken)
+
+    # -- hysteresis ----------------------------------------------------------------------
+    def _hysteresis(self, observed: set[Condition], taken: float, wall: float) -> Iterable[Change]:
+        for condition, state in self._states.items():
+            if condition in observed:
+                state.last_seen = taken
+                if state.pending_since is None:
+                    state.pending_since, state.since_wall = taken, wall
+                    if condition is Condition.FROZEN and self._frozen_from is not None:
+                        # Identical to the picture before: frozen since that one, at least.
+                        state.pending_since, state.since_wall = self._frozen_from
+                if not state.raised and taken - state.pending_since >= HOLD[condition]:
+                    state.raised = True
+                    yield Change(condition, True, state.since_wall, None)
+                continue
+            if state.last_seen is None:
+                continue
+            gone = taken - state.last_seen
+            if state.raised and gone >= CLEAR_AFTER:
+                until = wall - gone
+                yield Change(condition, False, state.since_wall, until)
+                self._states[condition] = ConditionState(condition)
+            elif not state.raised and gone >= PENDING_GRACE:
+                self._states[condition] = ConditionState(condition)

@@ -1,0 +1,209 @@
+"""What a camera's picture looks like, measured cheaply: a small grey copy of a decoded
+frame and the features picture health judges it by (ingest/camera/picture_health.py).
+
+Everything runs on a grey picture SIGHT_WIDTH wide (about 160x90), made from the luma plane
+the decoder already gave, so a check costs well under a millisecond of the worker's thread
+(FIELD-NOTES.md, picture health: Laplacian 45 us, entropy 26 us at that size). Privacy-masked
+pixels are left out of every feature: they are uniform on purpose.
+
+The picture is cut into a grid of cells (GRID): a cover, a spray or a sign hides part of the
+scene, and which part is told cell by cell. Edges are found on the histogram-equalised
+picture, so that a gain, gamma or night switch (the whole picture darker or flatter) keeps
+the same edges, after Sidnev et al. 2018 (edge ratio against a reference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import av
+import cv2
+import numpy as np
+
+SIGHT_WIDTH = 160
+DETAIL_WIDTH = 320  # sharpness is measured on a copy this wide
+GRID = (8, 6)  # cells across, down
+EDGE_THRESHOLD = 90.0  # Sobel magnitude on the equalised picture (0-255) that makes an edge
+# A cell's pixels must be at least this unmasked to count (a mask over most of it leaves
+# too few pixels to judge).
+CELL_MIN_VALID = 0.5
+
+Polygon = Sequence[tuple[float, float]]
+
+
+@dataclass
+class Sight:
+    """One small grey picture and what was measured of it; `taken` in seconds (monotonic
+    or simulated: only differences are used)."""
+
+    taken: float
+    grey: np.ndarray          # uint8, full range
+    valid: np.ndarray         # bool, True where not masked
+    equalised: np.ndarray     # uint8
+    edges: np.ndarray         # bool, on the equalised picture
+    mean: float               # level of the unmasked picture, 0-255
+    spread: float             # its standard deviation
+    cell_std: np.ndarray      # (rows, cols) grey standard deviation per cell
+    cell_valid: np.ndarray    # (rows, cols) bool: enough unmasked pixels to judge
+    sharpness: float          # Laplacian energy over gradient energy: falls with defocus
+    cell_mean: np.ndarray     # (rows, cols) grey mean per cell
+
+
+class SightMaker:
+    """Makes Sights of one camera's frames (one per worker thread: buffers are reused)."""
+
+    def __init__(self, masks: Sequence[Polygon] = ()) -> None:
+        self._masks = [np.asarray(mask, dtype=np.float32) for mask in masks]
+        self._size: tuple[int, int] | None = None
+        self._valid: np.ndarray | None = None
+        self._cell_valid: np.ndarray | None = None
+        self._weight: np.ndarray | None = None
+        self._cell_weight: np.ndarray | None = None
+        self._detail_shape: tuple[int, int] | None = None
+        self._detail_mask: np.ndarray | None = None
+
+    def from_frame(self, frame: av.VideoFrame, taken: float) -> Sight:
+        """From a decoded frame: its luma plane straight, when it has one (every camera
+        codec's pictures do), else one swscale pass to grey."""
+        name = frame.format.name
+        if name.startswith(("yuv", "yuvj", "nv")) and "p10" not in name and "p12" not in name:
+            plane = frame.planes[0]
+            luma = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+            full_range = name.startswith("yuvj") or frame.color_range == 2
+        else:
+            luma, full_range = frame.to_ndarray(format="gray"), True
+        return self.from_luma(luma, taken, full_range)
+
+    def from_luma(self, luma: np.ndarray, taken: float, full_range: bool = True) -> Sight:
+        """From a full-size grey picture: a copy DETAIL_WIDTH wide for sharpness (defocus
+        of a pixel or two at full size barely shows at 160), and SIGHT_WIDTH wide for the rest."""
+        height, width = luma.shape
+        detail = luma
+        if width > DETAIL_WIDTH:
+            detail = cv2.resize(luma, (DETAIL_WIDTH, max(2, round(DETAIL_WIDTH * height / width))),
+                                interpolation=cv2.INTER_AREA)
+        grey = cv2.resize(detail, (SIGHT_WIDTH, max(2, round(SIGHT_WIDTH * height / width))),
+                          interpolation=cv2.INTER_AREA)
+        if not full_range:  # limited range (16-235) to full, as thresholds are written for
+            grey = cv2.convertScaleAbs(grey, alpha=255 / 219, beta=-16 * 255 / 219)
+        return self.from_grey(grey, taken, detail)
+
+    def from_grey(self, grey: np.ndarray, taken: float, detail: np.ndarray | None = None) -> Sight:
+        """From a grey picture already SIGHT_WIDTH wide (a stored reference)."""
+        height, width = grey.shape
+        if self._size != (width, height):
+            self._prepare(width, height)
+        valid = self._valid
+        pixels = grey[valid]
+        if pixels.size == 0:  # all masked: nothing to judge, a neutral picture
+            pixels = np.array([128], np.uint8)
+        mean, spread = float(pixels.mean()), float(pixels.std())
+        equalised = _equalise(grey, pixels)
+        gx = cv2.Sobel(equalised, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(equalised, cv2.CV_32F, 0, 1, ksize=3)
+        edges = (cv2.magnitude(gx, gy) > EDGE_THRESHOLD) & valid
+        values = grey.astype(np.float32)
+        cell_mean = self.cell_means(values)
+        cell_std = np.sqrt(np.maximum(self.cell_means(values * values) - cell_mean * cell_mean, 0))
+        if detail is None:
+            sharp = _sharpness(grey, valid)
+        else:
+            sharp = _sharpness(detail, self._detail_valid(detail.shape))
+        return Sight(taken, grey, valid, equalised, edges, mean, spread, cell_std,
+                     self._cell_valid, sharp, cell_mean)
+
+    def cell_means(self, values: np.ndarray) -> np.ndarray:
+        """Per cell, the mean of `values` (float32, the picture's size) over unmasked pixels."""
+        total = cv2.resize(values * self._weight, GRID, interpolation=cv2.INTER_AREA)
+        return total / self._cell_weight
+
+    def _detail_valid(self, shape: tuple[int, int]) -> np.ndarray:
+        if self._detail_shape != shape:
+            valid = np.full(shape, 255, np.uint8)
+            for mask in self._masks:
+                points = np.round(mask * (shape[1], shape[0])).astype(np.int32)
+                cv2.fillPoly(valid, [points], 0)
+            self._detail_shape, self._detail_mask = shape, valid > 0
+        return self._detail_mask
+
+    def _prepare(self, width: int, height: int) -> None:
+        self._size = (width, height)
+        valid = np.full((height, width), 255, np.uint8)
+        for mask in self._masks:
+            points = np.round(mask * (width, height)).astype(np.int32)
+            cv2.fillPoly(valid, [points], 0)
+        self._valid = valid > 0
+        self._weight = self._valid.astype(np.float32)
+        share = cv2.resize(self._weight, GRID, interpolation=cv2.INTER_AREA)
+        self._cell_valid = share >= CELL_MIN_VALID
+        self._cell_weight = np.maximum(share, 1e-6)
+
+def _equalise(grey: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Histogram equalisation from the unmasked pixels' histogram only."""
+    histogram = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
+    cumulative = histogram.cumsum()
+    low = cumulative[np.nonzero(histogram)[0][0]]
+    span = max(cumulative[-1] - low, 1.0)
+    lut = np.clip(np.round((cumulative - low) / span * 255), 0, 255).astype(np.uint8)
+    return cv2.LUT(grey, lut)
+
+
+def _sharpness(grey: np.ndarray, valid: np.ndarray) -> float:
+    """Laplacian energy over gradient energy of the unmasked picture. Both grow with
+    contrast alike, so their ratio does not move with gain or gamma; defocus takes the
+    finest detail first, which the Laplacian weighs most, so the ratio falls with it."""
+    picture = grey.astype(np.float32)
+    laplacian = cv2.Laplacian(picture, cv2.CV_32F, ksize=1)
+    gx = cv2.Sobel(picture, cv2.CV_32F, 1, 0, ksize=1)
+    gy = cv2.Sobel(picture, cv2.CV_32F, 0, 1, ksize=1)
+    inner = valid.copy()
+    inner[[0, -1], :] = False
+    inner[:, [0, -1]] = False
+    gradient = float((gx[inner] ** 2 + gy[inner] ** 2).mean())
+    if gradient < 1.0:
+        return 0.0
+    return float((laplacian[inner] ** 2).mean()) / gradient
+
+
+def cell_correlation(maker: SightMaker, reference: Sight, current: Sight) -> np.ndarray:
+    """Per cell: the correlation of the current picture with the reference (1: the same
+    scene, whatever the gain; near 0: something else, a cover's texture included; NaN where
+    either is too flat to tell)."""
+    a, b = reference.grey.astype(np.float32), current.grey.astype(np.float32)
+    product = maker.cell_means(a * b) - reference.cell_mean * current.cell_mean
+    spread = reference.cell_std * current.cell_std
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(spread > 1.0, product / np.maximum(spread, 1e-6), np.nan)
+
+
+def changed_cells(maker: SightMaker, previous: Sight, current: Sight, threshold: float) -> np.ndarray:
+    """Per cell: whether its mean absolute difference to the previous picture passes
+    `threshold` grey levels (masked pixels left out)."""
+    difference = cv2.absdiff(previous.grey, current.grey).astype(np.float32)
+    return maker.cell_means(difference) > threshold
+
+
+def correlation_moved_back(maker: SightMaker, reference: Sight, current: Sight,
+                           dx: float, dy: float) -> np.ndarray:
+    """cell_correlation with the current picture moved back by (dx, dy): a scene that only
+    moved finds its reference again, a cover does not."""
+    matrix = np.float32([[1, 0, -dx], [0, 1, -dy]])
+    back = cv2.warpAffine(current.grey, matrix, current.grey.shape[::-1], borderMode=cv2.BORDER_REFLECT)
+    values = back.astype(np.float32)
+    mean = maker.cell_means(values)
+    std = np.sqrt(np.maximum(maker.cell_means(values * values) - mean * mean, 0))
+    product = maker.cell_means(reference.grey.astype(np.float32) * values) - reference.cell_mean * mean
+    spread = reference.cell_std * std
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(spread > 1.0, product / np.maximum(spread, 1e-6), np.nan)
+
+
+def shift_against(reference: Sight, current: Sight) -> tuple[float, float, float]:
+    """Phase correlation of the equalised pictures: (dx, dy) in pixels and the peak's
+    strength (0-1; a real scene shifted gives a clear peak, a cover none)."""
+    window = cv2.createHanningWindow(reference.grey.shape[::-1], cv2.CV_32F)
+    a = np.where(reference.valid, reference.equalised, 128).astype(np.float32)
+    b = np.where(current.valid, current.equalised, 128).astype(np.float32)
+    (dx, dy), response = cv2.phaseCorrelate(a, b, window)
+    return float(dx), float(dy), float(response)
