@@ -8,6 +8,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from ingest.camera.picture_health import PictureStatus
 from ingest.rates import RateMeter
 from ingest.source.decoding import Decoding
 
@@ -41,6 +42,8 @@ class CameraStatus:
     # Seconds the last picture came behind the camera's own clock (beyond the best seen on
     # this connection): a slow link's or a busy server's delay. None while idle.
     behind: float | None = None
+    # Whether the picture is usable (ingest/camera/picture_health.py); None: not judged.
+    picture: PictureStatus | None = None
 
 
 class CameraHealth:
@@ -64,6 +67,7 @@ class CameraHealth:
         self._decoding = Decoding.IDLE
         self._lag_skips = 0
         self._behind: float | None = None
+        self._picture: PictureStatus | None = None
 
     def set_state(self, state: CameraState, reason: str | None = None) -> None:
         with self._lock:
@@ -96,6 +100,10 @@ class CameraHealth:
                 self._since = wall
                 self._state = CameraState.LIVE
                 self._reason = None
+
+    def set_picture(self, picture: PictureStatus) -> None:
+        with self._lock:
+            self._picture = picture
 
     def lag_skipped(self, count: int) -> None:
         with self._lock:
@@ -136,4 +144,5 @@ class CameraHealth:
                 frames_total=self._frames_total, decoding=self._decoding,
                 lag_skips=self._lag_skips,
                 behind=None if self._behind is None or state != CameraState.LIVE else round(self._behind, 3),
+                picture=self._picture,
             )

@@ -51,6 +51,7 @@ CHECK_INTERVAL = 1.0     # at most one check a second
 SHIFT_INTERVAL = 10.0    # phase correlation at most this often, unless the scene looks lost
 REFERENCE_SAMPLES = 6    # samples, REFERENCE_EVERY apart, that make a reference
 REFERENCE_EVERY = 10.0
+FIRST_REFERENCE_EVERY = 3.0  # a camera with no reference at all gets one in 15-20 s
 REFRESH_EVERY = 600.0    # a learned reference is refreshed at most this often
 NIGHT_LEVEL = 60.0       # mean grey level under which the night reference is used
 
@@ -84,6 +85,18 @@ class Change:
     raised: bool
     since: float            # wall time the condition began
     until: float | None     # wall time it ended (cleared only)
+
+
+@dataclass(frozen=True)
+class PictureStatus:
+    """What the API shows of a camera's picture: `ok` unless a tampering condition is
+    raised (too_dark and too_bright are shown, never counted), the raised conditions with
+    the wall time each began, when the newest reference was learned."""
+
+    ok: bool
+    conditions: tuple[tuple[str, float], ...]
+    reference_at: float | None
+    checks: tuple[str, ...]
 
 
 @dataclass
@@ -122,6 +135,11 @@ class PictureJudge:
     @property
     def ok(self) -> bool:
         return not any(s.raised and s.condition in TAMPERING for s in self._states.values())
+
+    def status(self) -> PictureStatus:
+        raised = sorted(self.raised(), key=lambda s: s.since_wall or 0.0)
+        return PictureStatus(self.ok, tuple((s.condition.value, s.since_wall or 0.0) for s in raised),
+                             self.reference_at(), tuple(sorted(c.value for c in self.checks)))
 
     def reference_at(self) -> float | None:
         learned = [r.learned_at for r in self._references.values()]
@@ -234,22 +252,25 @@ class PictureJudge:
     def _reference_for(self, sight: Sight) -> Reference | None:
         """The reference of the picture's light level, else the other one (edges on the
         equalised picture hold across a night switch well enough until its own is learned)."""
-        level = self._level(sight)
-        return self._references.get(level) or next(iter(self._references.values()), None)
+        shape = sight.grey.shape
+        usable = {level: r for level, r in self._references.items() if r.sight.grey.shape == shape}
+        return usable.get(self._level(sight)) or next(iter(usable.values()), None)
 
     def _learn(self, sight: Sight, wall: float, observed: set[Condition]) -> None:
         if observed & TAMPERING or any(s.pending_since is not None or s.raised
                                        for s in self._states.values() if s.condition in TAMPERING):
             self._samples.clear()  # nothing is learned from a picture under suspicion
             return
-        if self._samples and sight.taken - self._samples[-1].taken < REFERENCE_EVERY:
+        level = self._level(sight)
+        every = REFERENCE_EVERY if self._references else FIRST_REFERENCE_EVERY
+        if self._samples and sight.taken - self._samples[-1].taken < every:
             return
-        if self._samples and self._level(self._samples[-1]) != self._level(sight):
+        if self._samples and (self._level(self._samples[-1]) != level
+                              or self._samples[-1].grey.shape != sight.grey.shape):
             self._samples.clear()
         self._samples.append(sight)
         if len(self._samples) < REFERENCE_SAMPLES:
             return
-        level = self._level(sight)
         current = self._references.get(level)
         if current is None or sight.taken - current.refreshed_at >= REFRESH_EVERY:
             self._set_reference(sight, list(self._samples), wall)

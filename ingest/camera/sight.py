@@ -95,6 +95,9 @@ class SightMaker:
         if self._size != (width, height):
             self._prepare(width, height)
         valid = self._valid
+        if self._masks:
+            grey = grey.copy()
+            grey[~valid] = 0  # masked like every output: a reference is kept, and shown
         pixels = grey[valid]
         if pixels.size == 0:  # all masked: nothing to judge, a neutral picture
             pixels = np.array([128], np.uint8)

@@ -11,7 +11,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 
 import av
 
@@ -24,6 +25,10 @@ from ingest.picture.overlay import TextRenderer
 from ingest.redact import Redactor
 from ingest.source import Packet, Source, SourceError, SourceSpec, open_source
 from ingest.camera.health import CameraHealth, CameraState, CameraStatus
+from ingest.camera.picture_health import ALL_CHECKS, Condition, PictureJudge
+from ingest.camera.picture_watch import PictureWatch
+from ingest.camera.references import ReferenceStore
+from ingest.camera.sight import SightMaker
 from ingest.picture.tiles import Size, Tile, TileStore
 
 logger = logging.getLogger(__name__)
@@ -43,6 +48,10 @@ class CameraInfo:
     masks: tuple[Polygon, ...] = ()
     # Short of CPU, cameras of a lower priority are reduced first (ingest/wall/governor.py).
     priority: int = 0
+    # Picture health (ingest/camera/picture_health.py): what this camera is judged on (a
+    # PTZ dome that moves on purpose: frozen, black, covered only), and how keenly.
+    health_checks: frozenset[Condition] = field(default=ALL_CHECKS)
+    health_sensitivity: float = 1.0
 
 
 class StalledError(Exception):
@@ -67,7 +76,10 @@ class TileRequest:
 
 class CameraWorker:
     def __init__(self, camera: CameraInfo, spec: SourceSpec, store: TileStore,
-                 redactor: Redactor) -> None:
+                 redactor: Redactor, references: ReferenceStore | None = None,
+                 judge_picture: bool = True) -> None:
+        """`judge_picture`: False for a second worker of the same camera (its main stream
+        for a single-camera view), whose picture the first one already judges."""
         self.camera = camera
         self._spec = spec
         self.store = store
@@ -90,6 +102,9 @@ class CameraWorker:
         self._still_normaliser: Normaliser | None = None
         self._last_still = 0.0
         self._last_skip_log = -SKIP_LOG_INTERVAL
+        self._picture = PictureWatch(camera.id, PictureJudge(camera.health_checks, camera.health_sensitivity,
+                                                             SightMaker(camera.masks)),
+                                     references) if judge_picture else None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -105,6 +120,15 @@ class CameraWorker:
 
     def status(self) -> CameraStatus:
         return self.health.status()
+
+    def accept_reference(self) -> Future[float | None]:
+        """The operator accepts the current view as the picture's reference (see
+        PictureWatch.accept_reference); None at once for a camera not judged here."""
+        if self._picture is None:
+            done: Future[float | None] = Future()
+            done.set_result(None)
+            return done
+        return self._picture.accept_reference()
 
     @property
     def still(self) -> Tile | None:
@@ -186,6 +210,8 @@ class CameraWorker:
     # -- the thread --------------------------------------------------------------------------
     def _run(self) -> None:
         failures = 0
+        if self._picture is not None:
+            self.health.set_picture(self._picture.restore())
         while not self._stop.is_set():
             live_since: float | None = None
             failure: SourceError | None = None
@@ -313,6 +339,8 @@ class CameraWorker:
         if not requests or now - self._last_still >= STILL_INTERVAL:
             self._last_still = now
             self._still = self._make_still(frame, now, taken, sample_aspect)
+        if self._picture is not None and self._picture.due(now):
+            self.health.set_picture(self._picture.check(frame, now, taken))
 
     def _make_still(self, frame: av.VideoFrame, now: float, wall: float,
                     sample_aspect: float) -> Tile:

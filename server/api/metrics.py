@@ -64,6 +64,11 @@ def render_metrics(runtime: Runtime, rtsp: dict[str, tuple[int, int, int, int]] 
            "reduced (watched, keyframes only: the server is short of CPU), keyframes (nobody watches).",
            [(f'{labels},mode="{mode.value}"', float(status.decoding == mode))
             for labels, status in cameras for mode in Decoding])
+    family("vigie_camera_picture_condition", "gauge",
+           "1 while a picture condition is raised (frozen, black, covered, blurred, moved, too_dark, "
+           "too_bright), one series per condition the camera is judged on.",
+           [(f'{labels},condition="{name}"', float(any(c == name for c, _ in status.picture.conditions)))
+            for labels, status in cameras if status.picture is not None for name in status.picture.checks])
     walls = [(f'wall="{_label(wall_id)}"', runtime.wall_stream(wall_id)) for wall_id in runtime.walls]
     family("vigie_wall_fps_delivered", "gauge", "Frames per second sent by the wall's encoder.",
            [(labels, stream.fps_delivered()) for labels, stream in walls])

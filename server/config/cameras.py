@@ -81,6 +81,24 @@ class Commune(Section):
     name: Name = Field(description="Name of the commune, drawn on tiles.")
 
 
+PictureCheck = Literal["frozen", "black", "covered", "blurred", "moved", "too_dark", "too_bright"]
+
+
+class PictureHealth(Section):
+    """What a camera's picture is judged on (ingest/camera/picture_health.py)."""
+
+    checks: tuple[PictureCheck, ...] = Field(
+        ("frozen", "black", "covered", "blurred", "moved", "too_dark", "too_bright"),
+        max_length=7,
+        description="Conditions this camera is judged on (default all); a PTZ dome that moves "
+        "on purpose: [frozen, black, covered].",
+    )
+    sensitivity: float = Field(
+        1.0, ge=0.25, le=4.0, strict=False, allow_inf_nan=False,
+        description="Above 1 finds more (smaller covers, lighter blur), below 1 fewer.",
+    )
+
+
 class Camera(Section):
     id: Identifier = Field(description="Unique camera id, used in URLs and the API.")
     name: Name = Field(description="Name of the camera, drawn on tiles.")
@@ -137,6 +155,9 @@ class Camera(Section):
         "at least 3 points [x, y], coordinates from 0 to 1 as fractions of the picture's "
         "width and height, from the top left corner.",
     )
+
+    health: PictureHealth = Field(default_factory=PictureHealth,
+                                  description="Picture health: the checks and their sensitivity.")
 
     _password: SecretStr | None = PrivateAttr(None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ingest.camera.picture_health import PictureStatus
 from ingest.camera.worker import CameraWorker
 from server.runtime.runtime import Runtime
 from server.runtime.walls import COMMUNE_WALL_PREFIX
@@ -31,7 +32,18 @@ def camera_json(worker: CameraWorker) -> dict[str, Any]:
         "reconnects_last_hour": status.reconnects_last_hour,
         "last_error": status.last_error,
         "decoding": status.decoding.value,
+        "picture": picture_json(status.picture),
     }
+
+
+def picture_json(picture: PictureStatus | None) -> dict[str, Any] | None:
+    """Whether the picture is usable: `ok` unless a tampering condition is raised (too_dark
+    and too_bright are listed, never counted), each condition with the time it began."""
+    if picture is None:
+        return None
+    return {"ok": picture.ok,
+            "conditions": [{"condition": name, "since": since} for name, since in picture.conditions],
+            "reference_at": picture.reference_at, "checks": list(picture.checks)}
 
 
 def wall_json(runtime: Runtime, wall_id: str, tour_pages: bool) -> dict[str, Any]:

@@ -16,9 +16,11 @@ from ingest.redact import Redactor
 from ingest.source import SourceSpec
 from ingest.source.remote import FEEDS as RELAYS
 from ingest.picture.tiles import TileStore
-from ingest.camera.worker import CameraInfo, CameraWorker, stop_workers
+from ingest.camera.references import ReferenceStore
+from ingest.camera.worker import CameraWorker, stop_workers
 from server.config import Camera, VigieConfig
 from server.runtime.looplag import LoopLag
+from server.runtime.specs import camera_info, source_spec
 from server.runtime.walls import all_walls, wall_communes
 from server.runtime.changes import CameraDiff, ReloadSummary, diff_cameras
 from server.runtime.streams import LiveStream, RemuxStream, Stream, TapStream, UnitStream
@@ -29,7 +31,6 @@ logger = logging.getLogger(__name__)
 CAMERA_VIEW_DEFAULT = (1280, 720)
 CAMERA_VIEW_MAX = (1920, 1080)
 CAMERA_VIEW_FPS = 25.0  # the most a single view sends; it follows the camera below that
-PRIORITIES = {"low": -1, "normal": 0, "high": 1}  # CameraInfo.priority
 
 
 @dataclass(frozen=True)
@@ -45,19 +46,6 @@ class MosaicKey:
 
 class TooManyMosaics(Exception):
     """A new ad-hoc mosaic would pass a limit (the user's, or the server's)."""
-
-
-def camera_info(config: VigieConfig, camera: Camera) -> CameraInfo:
-    commune = config.commune(camera.commune)
-    return CameraInfo(camera.id, camera.name, camera.commune,
-                      commune.name if commune else camera.commune, camera.stale_after,
-                      masks=tuple(camera.privacy_masks), priority=PRIORITIES[camera.priority])
-
-
-def source_spec(camera: Camera, url: str) -> SourceSpec:
-    return SourceSpec(url=url, username=camera.username, password=camera.password(),
-                      transport=camera.transport, open_timeout=camera.open_timeout,
-                      read_timeout=camera.stale_after)
 
 
 class Runtime:
@@ -86,6 +74,9 @@ class Runtime:
         # In a cluster, whether this node pulls a camera (set by server/cluster/).
         self.owns: Callable[[str], bool] = (lambda _: False) if config.cluster else (lambda _: True)
         self.worker_started: Callable[[str, CameraWorker], None] | None = None
+        # Picture-health references, kept beside the journal (Vigie's state directory).
+        self.references = ReferenceStore(config.audit.resolved_path().with_name("vigie-references"),
+                                         config.audit.retention_days * 86400)
 
     def _start_worker(self, camera: Camera) -> None:
         if self.owns(camera.id):
@@ -97,7 +88,8 @@ class Runtime:
             lease = self.config.cluster.lease_seconds if self.config.cluster else 0.0
             spec = SourceSpec(url=f"relay://{camera.id}", open_timeout=camera.open_timeout + 2 * lease,
                               read_timeout=camera.stale_after + 2 * lease)
-        worker = CameraWorker(camera_info(self.config, camera), spec, self.store, self.redactor)
+        worker = CameraWorker(camera_info(self.config, camera), spec, self.store, self.redactor,
+                              references=self.references)
         self.workers[camera.id] = worker
         worker.start()
         if self.worker_started is not None:
@@ -121,6 +113,7 @@ class Runtime:
                              *(stream.async_rebuild() for stream in rebuilding))
 
     def start(self) -> None:
+        self.references.purge()
         for camera in self.config.cameras:
             self._start_worker(camera)
         self.governor.start()
@@ -136,7 +129,7 @@ class Runtime:
         if worker is None:
             # Its tiles go to their own store: same camera id, different stream.
             worker = CameraWorker(camera_info(self.config, camera), source_spec(camera, camera.url),
-                                  TileStore(), self.redactor)
+                                  TileStore(), self.redactor, judge_picture=False)
             self._main_workers[camera_id] = worker
             worker.start()
         return worker
