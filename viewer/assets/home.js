@@ -4,7 +4,7 @@
 import { api, cameraPath, wallPath } from "./api.js";
 import { applyI18n, formatAge, onLangChange, t } from "./i18n.js";
 import { Stills } from "./stills.js";
-import { clear, every, h, keepHeader, pictureAge, stateBadge } from "./ui.js";
+import { clear, every, h, keepHeader, pictureAge, pictureBadge, stateBadge } from "./ui.js";
 
 const WALL_STILL_SECONDS = 10;
 const CAMERA_STILL_SECONDS = 30;
@@ -48,7 +48,7 @@ function wallCard(wall) {
 }
 
 function cameraMeta(camera) {
-  return [stateBadge(camera),
+  return [stateBadge(camera), pictureBadge(camera),
     h("span", { class: "age", title: t("age.label", { age: formatAge(pictureAge(camera)) }),
       text: formatAge(pictureAge(camera)) })];
 }

@@ -46,6 +46,33 @@ export function stateText(camera) {
   return t(`state.${stateOf(camera)}`);
 }
 
+/** The picture's raised conditions (picture health), worst first: [{condition, since}]. */
+export function pictureConditions(camera) {
+  const conditions = camera && camera.picture && Array.isArray(camera.picture.conditions) ? camera.picture.conditions : [];
+  const order = ["black", "covered", "frozen", "moved", "blurred", "too_dark", "too_bright"];
+  return conditions.filter((c) => order.includes(c.condition))
+    .sort((a, b) => order.indexOf(a.condition) - order.indexOf(b.condition));
+}
+
+/** "camera covered since 14:02", for each raised condition; empty when the picture is fine. */
+export function pictureText(camera) {
+  return pictureConditions(camera).map((c) => t("picture.since", {
+    condition: t(`picture.${c.condition}`),
+    time: new Date(c.since * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+  })).join(" · ");
+}
+
+/** A warning badge naming the picture's conditions, or null (shown beside the state badge). */
+export function pictureBadge(camera) {
+  const conditions = pictureConditions(camera);
+  if (!conditions.length) return null;
+  const tampering = conditions.some((c) => !c.condition.startsWith("too_"));
+  return h("span", { class: `badge picture ${tampering ? "picture-problem" : "picture-note"}`,
+    dataset: { picture: conditions.map((c) => c.condition).join(" ") } },
+    h("span", { class: "picture-mark", "aria-hidden": "true", text: "!" }),
+    h("span", { class: "badge-text", text: pictureText(camera) }));
+}
+
 /** A coloured dot plus the state in words (colour is never the only cue). */
 export function stateBadge(camera) {
   const state = stateOf(camera);

@@ -7,7 +7,7 @@ import { api, cameraPath, isKiosk, onSessionLost, sessionLost, wallPath } from "
 import { WallEditor, grid, orderedCells } from "./editor.js";
 import { applyI18n, formatAge, onLangChange, t } from "./i18n.js";
 import { LivePlayer } from "./player.js";
-import { clear, every, h, pictureAge, renderHeader, stateOf, stateText } from "./ui.js";
+import { clear, every, h, pictureAge, pictureConditions, pictureText, renderHeader, stateOf, stateText } from "./ui.js";
 
 const CAMERA_POLL_MS = 2000;
 const kiosk = isKiosk();
@@ -53,8 +53,11 @@ function place(element, cell, columns, rows) {
 function statusContent(camera) {
   const state = stateOf(camera);
   const age = state === "offline" ? stateText(camera) : formatAge(pictureAge(camera));
+  const picture = pictureConditions(camera).length ? pictureText(camera) : "";
   return [h("span", { class: "dot", "aria-hidden": "true" }),
     h("span", { class: "cell-age", text: age }),
+    picture ? h("span", { class: "cell-picture", dataset: { picture: pictureConditions(camera).map((c) => c.condition).join(" ") },
+      text: picture }) : null,
     h("span", { class: "visually-hidden", text: stateText(camera) })];
 }
 
