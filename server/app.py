@@ -34,6 +34,7 @@ from server.api.admin import setup_reload
 from server.web.static import add_static_routes
 from server.access.views import ViewRegistry
 from server.api.walls import setup_walls_api
+from server.api.picture import setup_picture_api
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None,
     add_static_routes(app)
     setup_reload(app)
     setup_walls_api(app)
+    setup_picture_api(app)
     app.cleanup_ctx.append(_journal_ctx)
     app.cleanup_ctx.append(_sessions_ctx)
     app.cleanup_ctx.append(_runtime_ctx)

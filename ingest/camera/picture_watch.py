@@ -52,6 +52,7 @@ class PictureWatch:
         changes = judge.judge(judge.maker.from_frame(frame, now), wall)
         with self._lock:
             wanted, self._wanted = self._wanted, []
+        wanted = [f for f in wanted if f.set_running_or_notify_cancel()]  # not given up on
         if wanted and judge.accept_reference(wall):
             logger.info("camera %s: the current view is the picture's reference from now on", self.camera_id)
         for future in wanted:

@@ -41,7 +41,14 @@ CAMERA = {"type": "object", "required": ["id", "name", "commune", "state"], "pro
     "bitrate_bps": {"type": "number"}, "frame_age": {"type": ["number", "null"]},
     "behind": {"type": ["number", "null"]}, "lag_skips": {"type": "integer"},
     "reconnects_last_hour": {"type": "integer"}, "last_error": {"type": ["string", "null"]},
-    "decoding": {"type": "string", "enum": ["full", "reduced", "keyframes"]}}}
+    "decoding": {"type": "string", "enum": ["full", "reduced", "keyframes"]},
+    "picture": {"type": ["object", "null"], "properties": {
+        "ok": {"type": "boolean"}, "reference_at": {"type": ["number", "null"]},
+        "checks": {"type": "array", "items": {"type": "string"}},
+        "conditions": {"type": "array", "items": {"type": "object", "properties": {
+            "condition": {"type": "string", "enum": ["frozen", "black", "covered", "blurred", "moved",
+                                                     "too_dark", "too_bright"]},
+            "since": {"type": "number"}}}}}}}}
 CELL = {"type": "object", "required": ["row", "column"], "additionalProperties": False, "properties": {
     "camera": {"type": ["string", "null"]}, "row": {"type": "integer", "minimum": 0},
     "column": {"type": "integer", "minimum": 0}, "rows": {"type": "integer", "minimum": 1},
@@ -87,6 +94,12 @@ def document() -> dict[str, Any]:
                 "200": _answer("cameras you may see", {"type": "array", "items": CAMERA}), **_errors(401)}}},
             "/api/cameras/{camera_id}": {"get": {"operationId": "camera", "parameters": [_path_id("camera_id")],
                 "responses": {"200": _answer("a camera", CAMERA), **_errors(401, 404)}}},
+            "/api/cameras/{camera_id}/picture/reference": {"post": {
+                "operationId": "accept_picture_reference", "parameters": [_path_id("camera_id")],
+                "responses": {"200": _answer("the current view is the camera's reference", {
+                    "type": "object", "properties": {"camera": {"type": "string"},
+                                                     "reference_at": {"type": "number"}}}),
+                    **_errors(401, 403, 404, 409, 503)}}},
             "/api/walls": {"get": {"operationId": "walls", "responses": {
                 "200": _answer("walls you may see", {"type": "array", "items": WALL}), **_errors(401)}}},
             "/api/walls/{wall_id}": {
