@@ -19,6 +19,7 @@ time, bench/health.py).
 from __future__ import annotations
 
 import enum
+import warnings
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class ConditionState:
     since_wall: float | None = None
     last_seen: float | None = None
     raised: bool = False
+    seen_last_check: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class PictureStatus:
 @dataclass
 class Reference:
     sight: Sight
-    sharpness: float
+    sharpness: np.ndarray  # per cell, the median of the samples'
     learned_at: float       # wall time
     refreshed_at: float     # picture time
 
@@ -167,7 +169,7 @@ class PictureJudge:
         self._set_reference(self._previous, [self._previous], wall)
         return True
 
-    def restore(self, level: str, grey: np.ndarray, sharpness: float, learned_at: float,
+    def restore(self, level: str, grey: np.ndarray, sharpness: np.ndarray, learned_at: float,
                 taken: float) -> None:
         """A reference kept across a restart (server side: the state directory)."""
         sight = self.maker.from_grey(grey, taken)
@@ -198,7 +200,7 @@ class PictureJudge:
                 found.add(Condition.MOVED)
             elif covered_share >= COVERED_SHARE:
                 found.add(Condition.COVERED)
-            elif reference.sharpness > 0 and sight.sharpness < reference.sharpness * min(0.95, BLUR_RATIO * s):
+            elif self._blurred(reference, sight):
                 found.add(Condition.BLURRED)
         elif uniform.sum() >= 0.9 * max(1, judged.sum()):
             found.add(Condition.COVERED)  # no reference yet: only a picture showing nothing
@@ -209,6 +211,18 @@ class PictureJudge:
             if changed.sum() <= FROZEN_CELLS * max(1, judged.sum()) and not uniform[judged].all():
                 found.add(Condition.FROZEN)
         return found
+
+    def _blurred(self, reference: Reference, sight: Sight) -> bool:
+        """The median cell's sharpness against the reference's same cell (cells too flat
+        in either left out; at least a quarter of the picture must be judged)."""
+        if reference.sharpness.shape != sight.sharpness.shape:
+            return False
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratios = sight.sharpness / reference.sharpness
+        ratios = ratios[np.isfinite(ratios)]
+        if ratios.size < max(3, reference.sharpness.size // 4):
+            return False
+        return float(np.median(ratios)) < min(0.95, BLUR_RATIO * self.sensitivity)
 
     def _lost(self, correlation: np.ndarray, structured: np.ndarray, uniform: np.ndarray) -> np.ndarray:
         """Cells that showed something in the reference and show something else now."""
@@ -279,14 +293,20 @@ class PictureJudge:
     def _set_reference(self, sight: Sight, samples: list[Sight], wall: float) -> None:
         grey = np.median(np.stack([s.grey for s in samples]), axis=0).astype(np.uint8)
         made = self.maker.from_grey(grey, sight.taken)
-        sharpness = float(np.median([s.sharpness for s in samples]))
+        with warnings.catch_warnings():  # a cell flat in every sample stays NaN, quietly
+            warnings.simplefilter("ignore", RuntimeWarning)
+            sharpness = np.nanmedian(np.stack([s.sharpness for s in samples]), axis=0)
         self._references[self._level(sight)] = Reference(made, sharpness, wall, sight.taken)
 
     # -- hysteresis ----------------------------------------------------------------------
     def _hysteresis(self, observed: set[Condition], taken: float, wall: float) -> Iterable[Change]:
         for condition, state in self._states.items():
             if condition in observed:
-                state.last_seen = taken
+                # Raised, a single picture that shows it again (a lorry passing a camera
+                # whose cover was just removed) does not put its clearing off: two in a row do.
+                if not state.raised or state.seen_last_check:
+                    state.last_seen = taken
+                state.seen_last_check = True
                 if state.pending_since is None:
                     state.pending_since, state.since_wall = taken, wall
                     if condition is Condition.FROZEN and self._frozen_from is not None:
@@ -296,6 +316,7 @@ class PictureJudge:
                     state.raised = True
                     yield Change(condition, True, state.since_wall, None)
                 continue
+            state.seen_last_check = False
             if state.last_seen is None:
                 continue
             gone = taken - state.last_seen

@@ -29,7 +29,7 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 class StoredReference:
     level: str           # "day" or "night"
     grey: np.ndarray     # uint8
-    sharpness: float
+    sharpness: np.ndarray  # per cell
     learned_at: float    # wall time
 
 
@@ -50,7 +50,8 @@ class ReferenceStore:
                 raise ValueError("too large")
             with np.load(path, allow_pickle=False) as data:
                 found = [StoredReference(str(level), np.array(data[f"grey_{level}"], np.uint8),
-                                         float(data[f"sharpness_{level}"]), float(data[f"learned_{level}"]))
+                                         np.array(data[f"sharpness_{level}"], np.float32),
+                                         float(data[f"learned_{level}"]))
                          for level in data["levels"]]
         except FileNotFoundError:
             return []
@@ -71,7 +72,7 @@ class ReferenceStore:
         arrays: dict[str, np.ndarray] = {"levels": np.array([r.level for r in references])}
         for r in references:
             arrays[f"grey_{r.level}"] = r.grey
-            arrays[f"sharpness_{r.level}"] = np.float64(r.sharpness)
+            arrays[f"sharpness_{r.level}"] = np.asarray(r.sharpness, np.float32)
             arrays[f"learned_{r.level}"] = np.float64(r.learned_at)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)

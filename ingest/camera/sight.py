@@ -46,7 +46,7 @@ class Sight:
     spread: float             # its standard deviation
     cell_std: np.ndarray      # (rows, cols) grey standard deviation per cell
     cell_valid: np.ndarray    # (rows, cols) bool: enough unmasked pixels to judge
-    sharpness: float          # Laplacian energy over gradient energy: falls with defocus
+    sharpness: np.ndarray     # (rows, cols) Laplacian over gradient energy per cell: falls with defocus
     cell_mean: np.ndarray     # (rows, cols) grey mean per cell
 
 
@@ -152,21 +152,26 @@ def _equalise(grey: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     return cv2.LUT(grey, lut)
 
 
-def _sharpness(grey: np.ndarray, valid: np.ndarray) -> float:
-    """Laplacian energy over gradient energy of the unmasked picture. Both grow with
-    contrast alike, so their ratio does not move with gain or gamma; defocus takes the
-    finest detail first, which the Laplacian weighs most, so the ratio falls with it."""
+def _sharpness(grey: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per cell: Laplacian energy over gradient energy (NaN where the cell is too flat or
+    masked). Both grow with contrast alike, so their ratio does not move with gain or gamma;
+    defocus takes the finest detail first, which the Laplacian weighs most, so the ratio
+    falls with it. Per cell, so that a camera's own sharp text (its clock, drawn after the
+    lens) cannot hide a defocused scene: the picture is judged on the median cell."""
     picture = grey.astype(np.float32)
     laplacian = cv2.Laplacian(picture, cv2.CV_32F, ksize=1)
     gx = cv2.Sobel(picture, cv2.CV_32F, 1, 0, ksize=1)
     gy = cv2.Sobel(picture, cv2.CV_32F, 0, 1, ksize=1)
-    inner = valid.copy()
-    inner[[0, -1], :] = False
-    inner[:, [0, -1]] = False
-    gradient = float((gx[inner] ** 2 + gy[inner] ** 2).mean())
-    if gradient < 1.0:
-        return 0.0
-    return float((laplacian[inner] ** 2).mean()) / gradient
+    inner = valid.astype(np.float32)
+    inner[[0, -1], :] = 0
+    inner[:, [0, -1]] = 0
+    weight = cv2.resize(inner, GRID, interpolation=cv2.INTER_AREA)
+    gradient = cv2.resize((gx * gx + gy * gy) * inner, GRID, interpolation=cv2.INTER_AREA)
+    detail = cv2.resize(laplacian * laplacian * inner, GRID, interpolation=cv2.INTER_AREA)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gradient_mean = gradient / np.maximum(weight, 1e-6)
+        return np.where((weight >= CELL_MIN_VALID) & (gradient_mean >= 4.0), detail / np.maximum(gradient, 1e-6),
+                        np.nan).astype(np.float32)
 
 
 def cell_correlation(maker: SightMaker, reference: Sight, current: Sight) -> np.ndarray:

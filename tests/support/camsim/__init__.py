@@ -42,6 +42,14 @@ class Mount:
     username: str | None = None
     password: str | None = None
     auth: str = "basic"          # basic | digest
+    # Picture faults, for picture health: from `fault_after` seconds after the simulator
+    # started, for `fault_for` seconds (0: for good), the picture is frozen (the same frame
+    # sent again, stamp and all), black, or blurred. `scene`: "moving" (the stripes slide)
+    # or "fixed" (a still background, only the bar and the stamp move: a street camera).
+    fault: str | None = None     # freeze | black | blur
+    fault_after: float = 0.0
+    fault_for: float = 0.0
+    scene: str = "moving"
 
 
 class CameraSimulator:

@@ -43,6 +43,9 @@ CODECS = ("h264", "h265", "mjpeg")
 AUTH_METHODS = {"basic": GstRtsp.RTSPAuthMethod.BASIC, "digest": GstRtsp.RTSPAuthMethod.DIGEST}
 ROLE_ANONYMOUS = "anonymous"
 PATTERN_PERIOD = 64  # pixels; the diagonal stripes repeat with this period
+FAULTS = (None, "freeze", "black", "blur")
+STARTED = time.monotonic()  # picture faults count from here (Mount.fault_after)
+BLUR_RADIUS = 6  # pixels: a box blur twice over, about a gaussian of sigma 5
 
 
 def log(message: str) -> None:
@@ -68,7 +71,13 @@ def parse_mount(raw: dict) -> dict:
         "username": raw.get("username"),
         "password": raw.get("password"),
         "auth": raw.get("auth", "basic"),
+        "fault": raw.get("fault"),
+        "fault_after": float(raw.get("fault_after", 0.0)),
+        "fault_for": float(raw.get("fault_for", 0.0)),
+        "scene": raw.get("scene", "moving"),
     }
+    if mount["fault"] not in FAULTS or mount["scene"] not in ("moving", "fixed"):
+        raise ValueError(f"mount {mount['path']}: fault must be one of {FAULTS[1:]}, scene moving or fixed")
     if not mount["path"] or not re.fullmatch(r"[A-Za-z0-9._~/-]+", mount["path"]):
         # The server matches the raw request path: a %-encoded character never matches.
         raise ValueError(f"mount path {mount['path']!r}: use only A-Z a-z 0-9 . _ ~ / -")
@@ -96,8 +105,10 @@ class FrameMaker:
     """Cheap moving I420 frames: a precomputed stripe tile sliced at a moving offset,
     a sweeping bar, a background colour per tag, and the stamp."""
 
-    def __init__(self, width: int, height: int, tag: int) -> None:
+    def __init__(self, width: int, height: int, tag: int, mount: dict | None = None) -> None:
         self.width, self.height, self.tag = width, height, tag
+        self.mount = mount or {}
+        self.frozen: bytes | None = None
         period = PATTERN_PERIOD
         ys, xs = np.mgrid[0 : height + period, 0 : width + period]
         stripes = ((xs + ys) % period) * (150.0 / period)  # diagonal ramps, 0..150
@@ -110,19 +121,48 @@ class FrameMaker:
         self.bar_width = max(2, width // 32)
 
     def make(self, index: int) -> bytes:
+        fault = self.mount.get("fault")
+        if fault:
+            elapsed = time.monotonic() - STARTED - self.mount["fault_after"]
+            ends = self.mount["fault_for"]
+            if elapsed >= 0 and (not ends or elapsed < ends):
+                if fault == "freeze":
+                    self.frozen = self.frozen or self._make(index)
+                    return self.frozen
+                if fault == "black":
+                    return bytes([16]) * self.y_size + bytes([128]) * (2 * self.c_size)
+                return self._make(index, blurred=True)
+            self.frozen = None
+        return self._make(index)
+
+    def _make(self, index: int, blurred: bool = False) -> bytes:
         w, h = self.width, self.height
         frame = np.empty(self.y_size + 2 * self.c_size, dtype=np.uint8)
         y = frame[: self.y_size].reshape(h, w)
         u = frame[self.y_size : self.y_size + self.c_size].reshape(h // 2, w // 2)
         v = frame[self.y_size + self.c_size :].reshape(h // 2, w // 2)
-        shift = (index * 3) % PATTERN_PERIOD
+        shift = (index * 3) % PATTERN_PERIOD if self.mount.get("scene", "moving") == "moving" else 0
         y[:] = self.tile[shift : shift + h, shift : shift + w]
         bar_x = (index * 8) % max(1, w - self.bar_width)
         y[:, bar_x : bar_x + self.bar_width] = 220
+        if blurred:
+            y[:] = box_blur(box_blur(y, BLUR_RADIUS), BLUR_RADIUS)
         u[:] = self.u_value
         v[:] = self.v_value
         draw_stamp(y, tag=self.tag, chroma=(u, v))  # ms=None: the frame is made now
         return frame.tobytes()
+
+
+def box_blur(plane: np.ndarray, radius: int) -> np.ndarray:
+    """A box blur of a uint8 plane, along both axes (cumulative sums: no OpenCV here)."""
+    out = plane.astype(np.float32)
+    for axis in (0, 1):
+        padded = np.concatenate([np.repeat(out.take([0], axis), radius + 1, axis), out,
+                                 np.repeat(out.take([-1], axis), radius, axis)], axis)
+        sums = np.cumsum(padded, axis)
+        size = 2 * radius + 1
+        out = (sums.take(range(size, sums.shape[axis]), axis) - sums.take(range(0, sums.shape[axis] - size), axis)) / size
+    return np.clip(out, 0, 255).astype(np.uint8)
 
 
 class Feeder:
@@ -131,7 +171,7 @@ class Feeder:
     def __init__(self, mount: dict, appsrc: Gst.Element) -> None:
         self.mount = mount
         self.appsrc = appsrc
-        self.maker = FrameMaker(mount["width"], mount["height"], mount["tag"])
+        self.maker = FrameMaker(mount["width"], mount["height"], mount["tag"], mount)
         self.stop_event = threading.Event()
         self.thread = threading.Thread(
             target=self._run, name=f"feed-{mount['path']}", daemon=True
