@@ -35,6 +35,7 @@ from server.web.static import add_static_routes
 from server.access.views import ViewRegistry
 from server.api.walls import setup_walls_api
 from server.api.picture import setup_picture_api
+from server.api import demo as demo_api
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None,
     setup_reload(app)
     setup_walls_api(app)
     setup_picture_api(app)
+    app.add_routes(demo_api.routes)
     app.cleanup_ctx.append(_journal_ctx)
     app.cleanup_ctx.append(_sessions_ctx)
     app.cleanup_ctx.append(_runtime_ctx)

@@ -53,13 +53,15 @@ def demo_yaml(host: str, port: int, users: dict[str, tuple[str, str, list[str]]]
     lines.append("cameras:")
     camera_ids = []
     tag = 0
+    scenes = ("hall", "square", "school", "hall", "stadium", "roundabout", "station", "parking", "bridge")
     for commune_id, _, places in DEMO_COMMUNES:
         for index, place in enumerate(places, start=1):
             tag += 1
             camera_id = f"{commune_id}-{index}"
             camera_ids.append(camera_id)
             lines.append(f'  - {{id: {camera_id}, name: "{place}", commune: {commune_id}, '
-                         f'url: "synthetic://{camera_id}?width=640&height=360&fps=15&tag={tag}"}}')
+                         f'url: "synthetic://{camera_id}?width=640&height=360&fps=15&tag={tag}'
+                         f'&scene={scenes[tag - 1]}"}}')
     lines += ["walls:", f"  - id: {DEMO_WALL_ID}", '    name: "Mur de demonstration"',
               "    size: 1920x1080", "    fps: 15", "    layout: 3x3",
               f"    cameras: [{', '.join(camera_ids)}]", "users:"]

@@ -100,6 +100,12 @@ def document() -> dict[str, Any]:
                     "type": "object", "properties": {"camera": {"type": "string"},
                                                      "reference_at": {"type": "number"}}}),
                     **_errors(401, 403, 404, 409, 503)}}},
+            "/api/demo/cameras/{camera_id}/fault": {"post": {
+                "operationId": "demo_fault", "parameters": [_path_id("camera_id")],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"fault": {
+                        "type": ["string", "null"], "enum": ["freeze", "black", "cover", "blur", None]}}}}}},
+                "responses": {"200": _answer("the demo camera's fault"), **_errors(400, 401, 403, 404)}}},
             "/api/walls": {"get": {"operationId": "walls", "responses": {
                 "200": _answer("walls you may see", {"type": "array", "items": WALL}), **_errors(401)}}},
             "/api/walls/{wall_id}": {

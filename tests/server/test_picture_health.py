@@ -28,6 +28,7 @@ def _config(simulator) -> str:
             ("frozen", "bourg", ""), ("black", "bourg", ""), ("blur", "bourg", ""),
             ("fine", "val", ", privacy_masks: [[[0, 0], [0.25, 0], [0.25, 0.25], [0, 0.25]]]"),
             ("dome", "val", ", health: {checks: [black, covered]}")))
+    cameras += '  - {id: demo, name: "Gare", commune: val, url: "synthetic://demo?fps=5&tag=46&scene=station"}\n'
     return ('server: {listen: "127.0.0.1:{port}"}\n'
             "communes:\n  - {id: bourg, name: Le Bourg}\n  - {id: val, name: Le Val}\n"
             f"cameras:\n{cameras}" + users_yaml({"garde": ["val"]}))
@@ -65,6 +66,15 @@ def test_frozen_black_and_blurred_cameras_are_told_and_a_fine_one_is_not(simulat
     assert pictures["frozen"]["ok"] is False and pictures["black"]["ok"] is False
     assert _raised(pictures["dome"]) == set(), "a camera not judged on frozen is not told frozen"
     assert pictures["dome"]["checks"] == ["black", "covered"]
+    # A demo camera (synthetic://) covered on an admin's word, once it has its reference.
+    wait_until(lambda: _pictures(server)["demo"]["reference_at"], 30, message="the demo camera's reference")
+    cover = json.dumps({"fault": "cover"}).encode()
+    operator = login(server.base_url, "operator", TEST_PASSWORDS["operator"])
+    assert fetch("POST", server.base_url + "/api/demo/cameras/demo/fault", cover, operator)[0] == 403
+    assert fetch("POST", server.base_url + "/api/demo/cameras/fine/fault", cover, server.headers)[0] == 404
+    assert fetch("POST", server.base_url + "/api/demo/cameras/demo/fault", b'{"fault": "melt"}',
+                 server.headers)[0] == 400
+    assert fetch("POST", server.base_url + "/api/demo/cameras/demo/fault", cover, server.headers)[0] == 200
     metrics = fetch("GET", server.base_url + "/metrics", headers=server.headers)[2].decode()
     assert 'vigie_camera_picture_condition{camera="frozen",commune="bourg",condition="frozen"} 1' in metrics
     assert 'vigie_camera_picture_condition{camera="fine",commune="val",condition="frozen"} 0' in metrics
@@ -72,7 +82,8 @@ def test_frozen_black_and_blurred_cameras_are_told_and_a_fine_one_is_not(simulat
     # The blur comes after the reference; raised once held 30 s. The black picture came
     # back: cleared 30 s after (repair time measurable).
     pictures = wait_until(lambda: _once(server, lambda p: "blurred" in _raised(p["blur"])
-                                        and not _raised(p["black"])), 90, message="blur raised, black cleared")
+                                        and not _raised(p["black"]) and "covered" in _raised(p["demo"])), 90,
+                          message="blur raised, black cleared, the demo camera covered")
     assert pictures["fine"]["ok"] is True and _raised(pictures["fine"]) == set()
     assert pictures["fine"]["reference_at"] is not None
     log = server.log()
