@@ -7,9 +7,9 @@ the decoder already gave, so a check costs well under a millisecond of the worke
 pixels are left out of every feature: they are uniform on purpose.
 
 The picture is cut into a grid of cells (GRID): a cover, a spray or a sign hides part of the
-scene, and which part is told cell by cell. Edges are found on the histogram-equalised
-picture, so that a gain, gamma or night switch (the whole picture darker or flatter) keeps
-the same edges, after Sidnev et al. 2018 (edge ratio against a reference).
+scene, and which part is told cell by cell, by each cell's correlation with the reference
+(a gain, gamma or night switch keeps it; a cover's texture does not), its spread and its
+sharpness. Shifts are found by phase correlation of the histogram-equalised pictures.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import numpy as np
 SIGHT_WIDTH = 160
 DETAIL_WIDTH = 320  # sharpness is measured on a copy this wide
 GRID = (8, 6)  # cells across, down
-EDGE_THRESHOLD = 90.0  # Sobel magnitude on the equalised picture (0-255) that makes an edge
 # A cell's pixels must be at least this unmasked to count (a mask over most of it leaves
 # too few pixels to judge).
 CELL_MIN_VALID = 0.5
@@ -39,9 +38,7 @@ class Sight:
 
     taken: float
     grey: np.ndarray          # uint8, full range
-    valid: np.ndarray         # bool, True where not masked
-    equalised: np.ndarray     # uint8
-    edges: np.ndarray         # bool, on the equalised picture
+    valid: np.ndarray         # bool, True where not masked (shared by a camera's Sights)
     mean: float               # level of the unmasked picture, 0-255
     spread: float             # its standard deviation
     cell_std: np.ndarray      # (rows, cols) grey standard deviation per cell
@@ -60,8 +57,9 @@ class SightMaker:
         self._cell_valid: np.ndarray | None = None
         self._weight: np.ndarray | None = None
         self._cell_weight: np.ndarray | None = None
-        self._detail_shape: tuple[int, int] | None = None
-        self._detail_mask: np.ndarray | None = None
+        self._mask_u8: np.ndarray | None = None
+        self._inner_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._full_cells = np.ones(GRID[::-1], np.float32)
 
     def from_frame(self, frame: av.VideoFrame, taken: float) -> Sight:
         """From a decoded frame: its luma plane straight, when it has one (every camera
@@ -94,41 +92,40 @@ class SightMaker:
         height, width = grey.shape
         if self._size != (width, height):
             self._prepare(width, height)
-        valid = self._valid
         if self._masks:
             grey = grey.copy()
-            grey[~valid] = 0  # masked like every output: a reference is kept, and shown
-        pixels = grey[valid]
-        if pixels.size == 0:  # all masked: nothing to judge, a neutral picture
-            pixels = np.array([128], np.uint8)
-        mean, spread = float(pixels.mean()), float(pixels.std())
-        equalised = _equalise(grey, pixels)
-        gx = cv2.Sobel(equalised, cv2.CV_32F, 1, 0, ksize=3)
-        gy = cv2.Sobel(equalised, cv2.CV_32F, 0, 1, ksize=3)
-        edges = (cv2.magnitude(gx, gy) > EDGE_THRESHOLD) & valid
+            grey[~self._valid] = 0  # masked like every output: a reference is kept, and shown
+        mean, spread = cv2.meanStdDev(grey, mask=self._mask_u8)
         values = grey.astype(np.float32)
         cell_mean = self.cell_means(values)
-        cell_std = np.sqrt(np.maximum(self.cell_means(values * values) - cell_mean * cell_mean, 0))
+        cell_std = np.sqrt(np.maximum(self.cell_means(cv2.multiply(values, values)) - cell_mean * cell_mean, 0))
         if detail is None:
-            sharp = _sharpness(grey, valid)
+            sharp = _sharpness(grey, *self._inner(grey.shape))
         else:
-            sharp = _sharpness(detail, self._detail_valid(detail.shape))
-        return Sight(taken, grey, valid, equalised, edges, mean, spread, cell_std,
+            sharp = _sharpness(detail, *self._inner(detail.shape))
+        return Sight(taken, grey, self._valid, float(mean[0, 0]), float(spread[0, 0]), cell_std,
                      self._cell_valid, sharp, cell_mean)
 
     def cell_means(self, values: np.ndarray) -> np.ndarray:
         """Per cell, the mean of `values` (float32, the picture's size) over unmasked pixels."""
-        total = cv2.resize(values * self._weight, GRID, interpolation=cv2.INTER_AREA)
-        return total / self._cell_weight
+        if self._masks:
+            values = cv2.multiply(values, self._weight)
+        return cv2.resize(values, GRID, interpolation=cv2.INTER_AREA) / self._cell_weight
 
-    def _detail_valid(self, shape: tuple[int, int]) -> np.ndarray:
-        if self._detail_shape != shape:
-            valid = np.full(shape, 255, np.uint8)
+    def _inner(self, shape: tuple[int, int]) -> tuple[np.ndarray | None, np.ndarray]:
+        """For a picture of `shape`: the unmasked pixels (float 0/1; None: all of them),
+        and each cell's share of them; cached (a camera's pictures keep their size). Kept
+        only for a masked camera: 230 kB a camera at 320x180."""
+        if not self._masks:
+            return None, self._full_cells
+        cached = self._inner_cache.get(shape)
+        if cached is None:
+            valid = np.full(shape, 1.0, np.float32)
             for mask in self._masks:
                 points = np.round(mask * (shape[1], shape[0])).astype(np.int32)
-                cv2.fillPoly(valid, [points], 0)
-            self._detail_shape, self._detail_mask = shape, valid > 0
-        return self._detail_mask
+                cv2.fillPoly(valid, [points], 0.0)
+            cached = self._inner_cache[shape] = (valid, cv2.resize(valid, GRID, interpolation=cv2.INTER_AREA))
+        return cached
 
     def _prepare(self, width: int, height: int) -> None:
         self._size = (width, height)
@@ -136,11 +133,14 @@ class SightMaker:
         for mask in self._masks:
             points = np.round(mask * (width, height)).astype(np.int32)
             cv2.fillPoly(valid, [points], 0)
+        self._mask_u8 = valid
         self._valid = valid > 0
-        self._weight = self._valid.astype(np.float32)
-        share = cv2.resize(self._weight, GRID, interpolation=cv2.INTER_AREA)
+        weight = self._valid.astype(np.float32)
+        self._weight = weight if self._masks else None
+        share = cv2.resize(weight, GRID, interpolation=cv2.INTER_AREA)
         self._cell_valid = share >= CELL_MIN_VALID
         self._cell_weight = np.maximum(share, 1e-6)
+
 
 def _equalise(grey: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     """Histogram equalisation from the unmasked pixels' histogram only."""
@@ -152,22 +152,23 @@ def _equalise(grey: np.ndarray, pixels: np.ndarray) -> np.ndarray:
     return cv2.LUT(grey, lut)
 
 
-def _sharpness(grey: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def _sharpness(grey: np.ndarray, inner: np.ndarray | None, weight: np.ndarray) -> np.ndarray:
     """Per cell: Laplacian energy over gradient energy (NaN where the cell is too flat or
     masked). Both grow with contrast alike, so their ratio does not move with gain or gamma;
     defocus takes the finest detail first, which the Laplacian weighs most, so the ratio
     falls with it. Per cell, so that a camera's own sharp text (its clock, drawn after the
-    lens) cannot hide a defocused scene: the picture is judged on the median cell."""
-    picture = grey.astype(np.float32)
+    lens) cannot hide a defocused scene: the picture is judged on the median cell.
+    `inner`: the unmasked pixels (0/1; None: all), `weight`: each cell's share of them."""
+    picture = grey.astype(np.float32)  # once: OpenCV's filters run faster on float input
     laplacian = cv2.Laplacian(picture, cv2.CV_32F, ksize=1)
     gx = cv2.Sobel(picture, cv2.CV_32F, 1, 0, ksize=1)
     gy = cv2.Sobel(picture, cv2.CV_32F, 0, 1, ksize=1)
-    inner = valid.astype(np.float32)
-    inner[[0, -1], :] = 0
-    inner[:, [0, -1]] = 0
-    weight = cv2.resize(inner, GRID, interpolation=cv2.INTER_AREA)
-    gradient = cv2.resize((gx * gx + gy * gy) * inner, GRID, interpolation=cv2.INTER_AREA)
-    detail = cv2.resize(laplacian * laplacian * inner, GRID, interpolation=cv2.INTER_AREA)
+    energy = cv2.add(cv2.multiply(gx, gx), cv2.multiply(gy, gy))
+    second = cv2.multiply(laplacian, laplacian)
+    if inner is not None:
+        energy, second = cv2.multiply(energy, inner), cv2.multiply(second, inner)
+    gradient = cv2.resize(energy, GRID, interpolation=cv2.INTER_AREA)
+    detail = cv2.resize(second, GRID, interpolation=cv2.INTER_AREA)
     with np.errstate(invalid="ignore", divide="ignore"):
         gradient_mean = gradient / np.maximum(weight, 1e-6)
         return np.where((weight >= CELL_MIN_VALID) & (gradient_mean >= 4.0), detail / np.maximum(gradient, 1e-6),
@@ -208,10 +209,11 @@ def correlation_moved_back(maker: SightMaker, reference: Sight, current: Sight,
 
 
 def shift_against(reference: Sight, current: Sight) -> tuple[float, float, float]:
-    """Phase correlation of the equalised pictures: (dx, dy) in pixels and the peak's
-    strength (0-1; a real scene shifted gives a clear peak, a cover none)."""
+    """Phase correlation of the histogram-equalised pictures (a gain or night switch does
+    not move the peak): (dx, dy) in pixels and the peak's strength (0-1; a real scene
+    shifted gives a clear peak, a cover none)."""
     window = cv2.createHanningWindow(reference.grey.shape[::-1], cv2.CV_32F)
-    a = np.where(reference.valid, reference.equalised, 128).astype(np.float32)
-    b = np.where(current.valid, current.equalised, 128).astype(np.float32)
+    a = np.where(reference.valid, _equalise(reference.grey, reference.grey[reference.valid]), 128).astype(np.float32)
+    b = np.where(current.valid, _equalise(current.grey, current.grey[current.valid]), 128).astype(np.float32)
     (dx, dy), response = cv2.phaseCorrelate(a, b, window)
     return float(dx), float(dy), float(response)
