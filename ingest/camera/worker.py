@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import av
 
-from ingest.camera.backoff import STABLE_RESET_AFTER, backoff_delay
+from ingest.camera.backoff import STABLE_RESET_AFTER, backoff_delay, probe_address, wait_for_return
 from ingest.source.decoding import Decoding
 from ingest.source.lag import MAX_LAG
 from ingest.picture.layout import letterbox
@@ -255,7 +255,8 @@ class CameraWorker:
             self.health.set_state(CameraState.STALLED if stalled else CameraState.OFFLINE, reason)
             logger.warning("camera %s: %s; reconnecting in %.0f s", self.camera.id, reason, delay)
             self.health.reconnected(time.monotonic())
-            self._stop.wait(delay)
+            if wait_for_return(self._stop, delay, probe_address(self._spec.url)):
+                logger.info("camera %s: its port accepts again; reconnecting now", self.camera.id)
         logger.info("camera %s: worker stopped", self.camera.id)
 
     def _read(self, source: Source) -> float | None:

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from tests.conftest import REPO, TEST_PASSWORDS, users_yaml
+from tests.conftest import REPO, TEST_PASSWORDS, start_vigie, users_yaml
 from tests.support.camsim import Mount
 from tests.support.mjpeg import fetch, login, wait_until
 
@@ -100,7 +100,7 @@ def test_frozen_black_and_blurred_cameras_are_told_and_a_fine_one_is_not(simulat
         assert corner.max() == 0 and grey.mean() > 30  # the privacy mask, and a picture
 
 
-def test_an_operator_accepts_the_current_view_as_reference_and_police_cannot(simulators, vigie):
+def test_an_operator_accepts_the_current_view_as_reference_and_police_cannot(simulators, vigie, tmp_path):
     simulator = simulators([Mount(name, tag=50 + i, scene="fixed") for i, name in
                             enumerate(("frozen", "black", "blur", "fine", "dome"))])
     server = vigie(_config(simulator))
@@ -119,6 +119,15 @@ def test_an_operator_accepts_the_current_view_as_reference_and_police_cannot(sim
     # Another commune's camera answers like an unknown one.
     assert fetch("POST", server.base_url + "/api/cameras/frozen/picture/reference", b"", police)[0] == 404
     assert fetch("POST", server.base_url + "/api/cameras/nowhere/picture/reference", b"", operator)[0] == 404
+    # Kept across a restart: the restarted server judges against the accepted view at once.
+    port = int(server.base_url.rsplit(":", 1)[1])
+    assert server.terminate()[0] == 0
+    again = start_vigie(_config(simulator), tmp_path, port=port)
+    try:
+        wait_until(lambda: (again.get_json("/api/cameras/fine")["picture"] or {}).get("reference_at")
+                   == answer["reference_at"], 10, message="the accepted reference after a restart")
+    finally:
+        again.terminate()
 
 
 def test_the_detection_benchmark_meets_its_targets_on_quick(tmp_path):
