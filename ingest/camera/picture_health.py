@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ingest.camera.sight import (Sight, SightMaker, cell_correlation, changed_cells,
-                                 correlation_moved_back, shift_against)
+                                 correlation_moved_back, rotation_against, shift_against)
 
 
 class Condition(str, enum.Enum):
@@ -67,6 +67,7 @@ COVERED_SHARE = 0.5
 BLUR_RATIO = 0.6         # sharpness under this share of the reference's is defocus
 SHIFT_SHARE = 0.04       # a confident shift of this share of the width is a move
 SHIFT_RESPONSE = 0.08
+TURN_DEGREES = 3.0       # a confident turn of this much is a move
 
 
 @dataclass
@@ -120,11 +121,11 @@ class PictureJudge:
         self._previous: Sight | None = None
         self._samples: deque[Sight] = deque(maxlen=REFERENCE_SAMPLES)
         self._references: dict[str, Reference] = {}
-        self._last_shift: tuple[float, tuple[float, float, float]] | None = None
+        self._last_shift: tuple[float, tuple[float, float, float, float, float]] | None = None
         self._last_check: float | None = None
         self._previous_wall = 0.0
         self._frozen_from: tuple[float, float] | None = None
-        self._confirmed_shift: tuple[float, float, float] | None = None
+        self._confirmed_move: tuple[float, float, float, float] | None = None
         self.last_observed: set[Condition] = set()
 
     # -- what others read ----------------------------------------------------------------
@@ -230,31 +231,34 @@ class PictureJudge:
 
     def _moved(self, reference: Reference, sight: Sight, structured: np.ndarray, uniform: np.ndarray,
                covered_share: float) -> bool:
-        """Phase correlation against the reference at most every SHIFT_INTERVAL, at every
-        check while the scene looks lost (shifted or covered: which one, the peak tells),
-        then confirmed: moved back by the shift found, the picture finds its reference again
-        (a cover's texture may correlate by chance with a shifted reference; it never does
-        with the reference itself)."""
+        """Phase correlation against the reference (a shift) and of their log-polar spectra
+        (a turn) at most every SHIFT_INTERVAL, at every check while the scene looks lost
+        (moved or covered: which one, the peaks tell), then confirmed: moved back by the
+        shift or turn found, the picture finds its reference again (a cover's texture may
+        correlate by chance with a moved reference; it never does with the reference itself)."""
         if uniform.sum() >= 0.5 * max(1, sight.cell_valid.sum()):
             return False  # a picture showing little cannot tell a move
         last = self._last_shift
         if (last is None or sight.taken - last[0] >= SHIFT_INTERVAL
                 or (covered_share >= COVERED_SHARE * 0.6 and sight.taken - last[0] >= 1.5)):
-            self._last_shift = last = (sight.taken, shift_against(reference.sight, sight))
-        dx, dy, response = last[1]
+            self._last_shift = last = (sight.taken, (*shift_against(reference.sight, sight),
+                                                     *rotation_against(reference.sight, sight)))
+        dx, dy, response, angle, turned = last[1]
         width = sight.grey.shape[1]
         candidates = []
         if response >= SHIFT_RESPONSE and np.hypot(dx, dy) >= SHIFT_SHARE * width / self.sensitivity:
-            candidates.append((dx, dy))
-        confirmed = self._confirmed_shift
-        if confirmed is not None and sight.taken - confirmed[2] <= 6 * SHIFT_INTERVAL:
-            candidates.append(confirmed[:2])  # a camera knocked out of aim stays where it went
-        for cx, cy in candidates:
-            back = correlation_moved_back(self.maker, reference.sight, sight, cx, cy)
+            candidates.append((dx, dy, 0.0))
+        if turned >= SHIFT_RESPONSE and abs(angle) >= TURN_DEGREES / self.sensitivity:
+            candidates.append((0.0, 0.0, angle))
+        confirmed = self._confirmed_move
+        if confirmed is not None and sight.taken - confirmed[3] <= 6 * SHIFT_INTERVAL:
+            candidates.append(confirmed[:3])  # a camera knocked out of aim stays where it went
+        for cx, cy, ca in candidates:
+            back = correlation_moved_back(self.maker, reference.sight, sight, cx, cy, ca)
             lost_back = self._lost(back, structured, uniform).sum() / max(1, structured.sum())
             # Moved back, the picture would not be called covered, and far less of it is lost.
             if lost_back < COVERED_SHARE and lost_back <= covered_share - 0.15:
-                self._confirmed_shift = (cx, cy, sight.taken)
+                self._confirmed_move = (cx, cy, ca, sight.taken)
                 return True
         return False
 

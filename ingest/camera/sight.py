@@ -194,10 +194,14 @@ def changed_cells(maker: SightMaker, previous: Sight, current: Sight, threshold:
 
 
 def correlation_moved_back(maker: SightMaker, reference: Sight, current: Sight,
-                           dx: float, dy: float) -> np.ndarray:
-    """cell_correlation with the current picture moved back by (dx, dy): a scene that only
-    moved finds its reference again, a cover does not."""
-    matrix = np.float32([[1, 0, -dx], [0, 1, -dy]])
+                           dx: float, dy: float, angle: float = 0.0) -> np.ndarray:
+    """cell_correlation with the current picture moved back by (dx, dy) and turned back by
+    `angle` degrees about its centre: a scene that only moved finds its reference again, a
+    cover does not."""
+    height, width = current.grey.shape
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), -angle, 1.0)
+    matrix[0, 2] -= dx
+    matrix[1, 2] -= dy
     back = cv2.warpAffine(current.grey, matrix, current.grey.shape[::-1], borderMode=cv2.BORDER_REFLECT)
     values = back.astype(np.float32)
     mean = maker.cell_means(values)
@@ -217,3 +221,33 @@ def shift_against(reference: Sight, current: Sight) -> tuple[float, float, float
     b = np.where(current.valid, _equalise(current.grey, current.grey[current.valid]), 128).astype(np.float32)
     (dx, dy), response = cv2.phaseCorrelate(a, b, window)
     return float(dx), float(dy), float(response)
+
+
+ROTATION_SIDE = 96   # the centred square the rotation is measured on (a turn keeps its centre)
+ROTATION_BINS = 360  # angle bins of the log-polar spectrum: half a degree each over 180
+
+
+def _log_polar_spectrum(sight: Sight) -> np.ndarray:
+    """The log-polar map of the centred square's amplitude spectrum: a rotation of the
+    picture is a shift along its angle axis, whatever the picture's own shift."""
+    height, width = sight.grey.shape
+    side = min(ROTATION_SIDE, height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = sight.grey[top : top + side, left : left + side].astype(np.float32)
+    square -= square.mean()
+    window = cv2.createHanningWindow((side, side), cv2.CV_32F)
+    spectrum = np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(square * window)))).astype(np.float32)
+    return cv2.warpPolar(spectrum, (side, ROTATION_BINS), (side / 2, side / 2), side / 2,
+                         cv2.WARP_POLAR_LOG + cv2.INTER_LINEAR)
+
+
+def rotation_against(reference: Sight, current: Sight) -> tuple[float, float]:
+    """The turn of the current picture against the reference, in degrees (Fourier-Mellin:
+    phase correlation of the log-polar amplitude spectra), and the peak's strength."""
+    (_, shift), response = cv2.phaseCorrelate(_log_polar_spectrum(reference), _log_polar_spectrum(current))
+    angle = -shift * 360.0 / ROTATION_BINS  # counter-clockwise positive, as OpenCV turns pictures
+    if angle > 90:
+        angle -= 180
+    elif angle < -90:
+        angle += 180
+    return float(angle), float(response)
