@@ -402,3 +402,28 @@ def test_wall_cell_age_counts_how_late_the_camera_is(simulators, new_page, tmp_p
             assert not page.errors, page.errors
         finally:
             server.terminate()
+
+
+def test_a_camera_whose_picture_froze_says_so_on_the_home_page(server, new_page):
+    """Picture health in the viewer: a demo camera frozen on an admin's word shows "image
+    gelée depuis HH:MM" on its home-page card (a camera on no wall: the other tests' walls
+    keep moving pictures; the wall cells use the same words, seen in the issue 24 note's
+    screenshots)."""
+    from tests.support.mjpeg import fetch
+
+    current = server["server"]
+    page = new_page()
+    form_login(page, current.base_url, "admin", TEST_PASSWORDS["admin"], "/")
+    page.locator('[data-camera="cam-est-1"]').wait_for(timeout=15000)
+    body = json.dumps({"fault": "freeze"}).encode()
+    assert fetch("POST", current.base_url + "/api/demo/cameras/cam-est-1/fault", body, current.headers)[0] == 200
+    try:
+        # The page was open before: its in-place update shows the condition when raised.
+        badge = page.locator('[data-camera="cam-est-1"] .picture-problem')
+        badge.wait_for(timeout=45000)
+        assert re.fullmatch(r"!?image gelée depuis \d\d:\d\d", badge.inner_text().replace("\n", "")), badge.inner_text()
+        assert "null" not in page.locator("main").inner_text()
+        page.goto(current.base_url + "/cameras/cam-est-1")
+        assert not page.errors, page.errors
+    finally:
+        fetch("POST", current.base_url + "/api/demo/cameras/cam-est-1/fault", b'{"fault": null}', current.headers)

@@ -48,9 +48,10 @@ function wallCard(wall) {
 }
 
 function cameraMeta(camera) {
+  // No null among them: replaceChildren() (updateCameras) would show it as the text "null".
   return [stateBadge(camera), pictureBadge(camera),
     h("span", { class: "age", title: t("age.label", { age: formatAge(pictureAge(camera)) }),
-      text: formatAge(pictureAge(camera)) })];
+      text: formatAge(pictureAge(camera)) })].filter(Boolean);
 }
 
 function cameraCard(camera) {

@@ -2,7 +2,7 @@
 // Text always goes in through textContent: camera names never become markup.
 
 import { api } from "./api.js";
-import { onLangChange, t, toggleLang } from "./i18n.js";
+import { lang, onLangChange, t, toggleLang } from "./i18n.js";
 
 /** h("a", {href: "/", class: "x", on: {click: fn}, dataset: {id: 1}}, "text", child...) */
 export function h(tag, attributes = {}, ...children) {
@@ -58,7 +58,8 @@ export function pictureConditions(camera) {
 export function pictureText(camera) {
   return pictureConditions(camera).map((c) => t("picture.since", {
     condition: t(`picture.${c.condition}`),
-    time: new Date(c.since * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+    time: new Date(c.since * 1000).toLocaleTimeString(lang() === "fr" ? "fr-FR" : "en-GB",
+      { hour: "2-digit", minute: "2-digit" }),
   })).join(" · ");
 }
 

@@ -54,11 +54,12 @@ function statusContent(camera) {
   const state = stateOf(camera);
   const age = state === "offline" ? stateText(camera) : formatAge(pictureAge(camera));
   const picture = pictureConditions(camera).length ? pictureText(camera) : "";
+  // No null among them: replaceChildren() would show it as the text "null".
   return [h("span", { class: "dot", "aria-hidden": "true" }),
     h("span", { class: "cell-age", text: age }),
     picture ? h("span", { class: "cell-picture", dataset: { picture: pictureConditions(camera).map((c) => c.condition).join(" ") },
       text: picture }) : null,
-    h("span", { class: "visually-hidden", text: stateText(camera) })];
+    h("span", { class: "visually-hidden", text: stateText(camera) })].filter(Boolean);
 }
 
 function renderCells() {
