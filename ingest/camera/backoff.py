@@ -53,7 +53,10 @@ def wait_for_return(stop: threading.Event, delay: float, address: tuple[str, int
     """Wait `delay` seconds (or until `stop`), probing `address` every `interval`; True when
     the port came back (seen refused or silent, then accepting) before the delay ended."""
     deadline = time.monotonic() + delay
-    was_down = False
+    # Probed at once too: a camera back a moment after the attempt that failed is seen down
+    # now and up at the next probe (the first probe alone would find it up already, as if
+    # it had been up all along).
+    was_down = address is not None and not port_accepts(address, min(PROBE_TIMEOUT, delay))
     while not stop.is_set():
         remaining = deadline - time.monotonic()
         if remaining <= 0:

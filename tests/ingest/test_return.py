@@ -50,3 +50,24 @@ def test_stopping_ends_the_wait_and_only_rtsp_urls_are_probed() -> None:
     assert probe_address("rtsps://10.0.0.7/live") == ("10.0.0.7", 322)
     assert probe_address("synthetic://demo") is None
     assert probe_address("relay://c1") is None
+
+
+def test_a_port_back_before_the_first_probe_of_the_wait_still_cuts_it_short() -> None:
+    """The attempt just failed (refused); the camera is back 0.3 s later, before the wait's
+    first periodic probe: the wait saw it down at its start, so it ends at that probe."""
+    port = free_port("127.0.0.1")
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+
+    def come_back() -> None:
+        time.sleep(0.3)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+
+    threading.Thread(target=come_back, daemon=True).start()
+    started = time.monotonic()
+    try:
+        assert wait_for_return(threading.Event(), 20.0, ("127.0.0.1", port), interval=1.0)
+    finally:
+        listener.close()
+    assert time.monotonic() - started < 5.0
