@@ -2,7 +2,7 @@
 
 Holds: base (SourceSpec, Packet, SourceError, the Source protocol, the scheme registry),
 one module per kind of source, each registering its schemes: pyav (FFmpeg: rtsps, file),
-synthetic, rtsp/ (our own RTSP client and RTP depacketiser, for rtsp), remote (relay: a
+synthetic (with scenes: the places demo cameras draw, and their faults), rtsp/ (our own RTSP client and RTP depacketiser, for rtsp), remote (relay: a
 camera another node of a cluster pulls, fed by server/cluster/); decoding (the
 decoding policy), lag and backlog (how far behind a camera a source is).
 May import: ingest.picture (frame stamps) and itself; nothing of cameras, walls or servers.
