@@ -40,32 +40,50 @@ def probe_address(url: str) -> tuple[str, int] | None:
         return None
 
 
-def port_accepts(address: tuple[str, int], timeout: float = PROBE_TIMEOUT) -> bool:
+def port_state(address: tuple[str, int], timeout: float = PROBE_TIMEOUT) -> str:
+    """"open", "refused" (the host answers, the port is closed) or "silent" (no answer in
+    time, no route, a name that does not resolve)."""
     try:
         with socket.create_connection(address, timeout=timeout):
-            return True
-    except OSError:
-        return False
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"
+    except (OSError, ValueError):  # ValueError: UnicodeError of a malformed host name
+        return "silent"
+
+
+def port_accepts(address: tuple[str, int], timeout: float = PROBE_TIMEOUT) -> bool:
+    return port_state(address, timeout) == "open"
 
 
 def wait_for_return(stop: threading.Event, delay: float, address: tuple[str, int] | None,
                     interval: float = PROBE_INTERVAL) -> bool:
     """Wait `delay` seconds (or until `stop`), probing `address` every `interval`; True when
-    the port came back (seen refused or silent, then accepting) before the delay ended."""
+    the port came back (seen down, then accepting) before the delay ended. Down is one
+    refusal, or two silent probes in a row: one lost probe on a lossy link must not make
+    a camera that refuses Vigie (401) be tried every few seconds."""
     deadline = time.monotonic() + delay
-    # Probed at once too: a camera back a moment after the attempt that failed is seen down
-    # now and up at the next probe (the first probe alone would find it up already, as if
-    # it had been up all along).
-    was_down = address is not None and not port_accepts(address, min(PROBE_TIMEOUT, delay))
+    silent = 0
+    was_down = False
+
+    def probe() -> bool:
+        nonlocal silent, was_down
+        state = port_state(address, min(PROBE_TIMEOUT, max(0.1, deadline - time.monotonic())))
+        silent = silent + 1 if state == "silent" else 0
+        was_down = was_down or state == "refused" or silent >= 2
+        return state == "open"
+
+    if address is not None:
+        # Probed at once too: a camera back a moment after the attempt that failed is seen
+        # down now and up at the next probe (the first periodic probe alone would find it
+        # up already, as if it had been up all along).
+        probe()
     while not stop.is_set():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
         if stop.wait(min(interval, remaining)) or address is None:
             continue
-        if port_accepts(address, min(PROBE_TIMEOUT, max(0.1, deadline - time.monotonic()))):
-            if was_down:
-                return True
-        else:
-            was_down = True
+        if probe() and was_down:
+            return True
     return False

@@ -167,6 +167,8 @@ class PictureJudge:
         light level at once. False when there is no picture yet."""
         if self._previous is None:
             return False
+        # The other light level's reference shows the old view: learned again when it comes.
+        self._references.clear()
         self._set_reference(self._previous, [self._previous], wall)
         return True
 
@@ -177,19 +179,20 @@ class PictureJudge:
         self._references[level] = Reference(sight, sharpness, learned_at, taken)
 
     def _observe(self, sight: Sight) -> set[Condition]:
-        s = self.sensitivity
+        # Levels move little with the sensitivity (0.25-4): a dim street is not black.
+        s, level = self.sensitivity, min(max(self.sensitivity, 0.5), 1.5)
         found: set[Condition] = set()
-        black = sight.mean < BLACK_LEVEL * s and sight.spread < BLACK_SPREAD * s
+        black = sight.mean < BLACK_LEVEL * level and sight.spread < BLACK_SPREAD * level
         if black:
             found.add(Condition.BLACK)
-        elif sight.mean < DARK_LEVEL * s:
+        elif sight.mean < DARK_LEVEL * level:
             found.add(Condition.TOO_DARK)
-        if sight.mean > 255 - (255 - BRIGHT_LEVEL) * s:
+        if sight.mean > 255 - (255 - BRIGHT_LEVEL) * level:
             found.add(Condition.TOO_BRIGHT)
         if black:
             return found
         judged = sight.cell_valid
-        uniform = (sight.cell_std < UNIFORM_STD * s) & judged
+        uniform = (sight.cell_std < UNIFORM_STD * min(s, 2.0)) & judged
         reference = self._reference_for(sight)
         if reference is not None:
             correlation = cell_correlation(self.maker, reference.sight, sight)
@@ -208,7 +211,8 @@ class PictureJudge:
         previous = self._previous
         if (previous is not None and previous.grey.shape == sight.grey.shape
                 and Condition.COVERED not in found and sight.taken - previous.taken <= 5.0):
-            changed = changed_cells(self.maker, previous, sight, FROZEN_CHANGE / s) & judged
+            # More sensitive: a larger change still counts as none (a noisy frozen encoder).
+            changed = changed_cells(self.maker, previous, sight, FROZEN_CHANGE * min(s, 2.0)) & judged
             if changed.sum() <= FROZEN_CELLS * max(1, judged.sum()) and not uniform[judged].all():
                 found.add(Condition.FROZEN)
         return found
@@ -227,7 +231,9 @@ class PictureJudge:
 
     def _lost(self, correlation: np.ndarray, structured: np.ndarray, uniform: np.ndarray) -> np.ndarray:
         """Cells that showed something in the reference and show something else now."""
-        return structured & (uniform | (np.nan_to_num(correlation, nan=1.0) < LOST_CORRELATION * self.sensitivity))
+        # 0.35 at sensitivity 1, towards (never reaching) 1 above, towards 0 below.
+        threshold = 1 - (1 - LOST_CORRELATION) / self.sensitivity
+        return structured & (uniform | (np.nan_to_num(correlation, nan=1.0) < threshold))
 
     def _moved(self, reference: Reference, sight: Sight, structured: np.ndarray, uniform: np.ndarray,
                covered_share: float) -> bool:
@@ -268,19 +274,22 @@ class PictureJudge:
         return "night" if sight.mean < NIGHT_LEVEL else "day"
 
     def _reference_for(self, sight: Sight) -> Reference | None:
-        """The reference of the picture's light level, else the other one (edges on the
-        equalised picture hold across a night switch well enough until its own is learned)."""
-        shape = sight.grey.shape
-        usable = {level: r for level, r in self._references.items() if r.sight.grey.shape == shape}
-        return usable.get(self._level(sight)) or next(iter(usable.values()), None)
+        """The reference of the picture's light level and size. None until that level's own
+        is learned (in about 20 s of stable picture): judged against the day's, a night
+        picture could look covered, and a condition under way would keep the night's
+        reference from ever being learned."""
+        reference = self._references.get(self._level(sight))
+        return reference if reference is not None and reference.sight.grey.shape == sight.grey.shape else None
 
     def _learn(self, sight: Sight, wall: float, observed: set[Condition]) -> None:
+        if any(r.sight.grey.shape != sight.grey.shape for r in self._references.values()):
+            self._references.clear()  # the camera's picture changed size: its references are of no use
         if observed & TAMPERING or any(s.pending_since is not None or s.raised
                                        for s in self._states.values() if s.condition in TAMPERING):
             self._samples.clear()  # nothing is learned from a picture under suspicion
             return
         level = self._level(sight)
-        every = REFERENCE_EVERY if self._references else FIRST_REFERENCE_EVERY
+        every = REFERENCE_EVERY if level in self._references else FIRST_REFERENCE_EVERY
         if self._samples and sight.taken - self._samples[-1].taken < every:
             return
         if self._samples and (self._level(self._samples[-1]) != level

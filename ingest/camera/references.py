@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 1_000_000  # two 160x120 pictures take 40 kB: anything bigger is not ours
+# (stored uncompressed: a small compressed file could inflate far past this once read)
 _SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -55,7 +57,7 @@ class ReferenceStore:
                          for level in data["levels"]]
         except FileNotFoundError:
             return []
-        except (OSError, ValueError, KeyError) as error:
+        except Exception as error:  # noqa: BLE001 - a damaged file (truncated, empty, foreign) is relearned
             logger.warning("camera %s: picture reference %s unreadable (%s); learning a new one",
                            camera_id, path, type(error).__name__)
             return []
@@ -67,7 +69,10 @@ class ReferenceStore:
     def save(self, camera_id: str, references: list[StoredReference]) -> None:
         path = self._path(camera_id)
         if not references:
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass  # a read-only state directory: kept, and judged stale at the next read
             return
         arrays: dict[str, np.ndarray] = {"levels": np.array([r.level for r in references])}
         for r in references:
@@ -75,11 +80,14 @@ class ReferenceStore:
             arrays[f"sharpness_{r.level}"] = np.asarray(r.sharpness, np.float32)
             arrays[f"learned_{r.level}"] = np.float64(r.learned_at)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        np.savez(buffer, **arrays)
         try:
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            partial = path.with_suffix(".partial")
-            partial.write_bytes(buffer.getvalue())
+            # A name of its own: two workers of one camera (a reload restarting it) never
+            # write into each other's partial file.
+            handle, partial = tempfile.mkstemp(prefix=f"{camera_id}.", suffix=".partial", dir=self.folder)
+            with os.fdopen(handle, "wb") as file:
+                file.write(buffer.getvalue())
             os.replace(partial, path)
         except OSError as error:
             logger.warning("camera %s: picture reference not saved in %s (%s)", camera_id, self.folder,

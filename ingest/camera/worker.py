@@ -211,7 +211,10 @@ class CameraWorker:
     def _run(self) -> None:
         failures = 0
         if self._picture is not None:
-            self.health.set_picture(self._picture.restore())
+            try:
+                self.health.set_picture(self._picture.restore())
+            except Exception:  # noqa: BLE001 - the camera runs without its kept reference
+                logger.exception("camera %s: picture references not restored", self.camera.id)
         while not self._stop.is_set():
             live_since: float | None = None
             failure: SourceError | None = None
@@ -341,7 +344,12 @@ class CameraWorker:
             self._last_still = now
             self._still = self._make_still(frame, now, taken, sample_aspect)
         if self._picture is not None and self._picture.due(now):
-            self.health.set_picture(self._picture.check(frame, now, taken))
+            try:
+                self.health.set_picture(self._picture.check(frame, now, taken))
+            except Exception:  # noqa: BLE001 - a judging failure never costs the camera its stream
+                logger.exception("camera %s: picture check failed; picture health stops for this camera",
+                                 self.camera.id)
+                self._picture = None
 
     def _make_still(self, frame: av.VideoFrame, now: float, wall: float,
                     sample_aspect: float) -> Tile:

@@ -20,8 +20,9 @@ from server.keys import CLUSTER, JOURNAL, RUNTIME
 logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-# A live camera decodes a picture at least every IDLE_STILL_INTERVAL: waited for thrice that.
-ACCEPT_WAIT = 3 * IDLE_STILL_INTERVAL
+# A live camera nobody watches decodes a keyframe at least every IDLE_STILL_INTERVAL, or at
+# its next keyframe when its GOP is longer (up to 10 s on some cameras): waited for that.
+ACCEPT_WAIT = max(3 * IDLE_STILL_INTERVAL, 15.0)
 
 
 async def _accept(app: web.Application, camera_id: str) -> float | None:

@@ -73,6 +73,7 @@ class RtspSource(PolicySource):
         self._context: av.CodecContext | None = None
         self._threads = False
         self._sample_aspect = 1.0
+        self._decodes = 0  # packets given to a decoder, ever
         # Made at the first keyframe; until then no compressed packet goes to a remux.
         self._template: av.container.InputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
@@ -89,12 +90,20 @@ class RtspSource(PolicySource):
         return context
 
     def _decode(self, packet: av.Packet) -> list[av.VideoFrame]:
+        self._decodes += 1
         if self._context is None:
             self._context = self._new_decoder()
         frames = self._context.decode(packet)
         ratio = self._context.sample_aspect_ratio
         self._sample_aspect = float(ratio) if ratio else 1.0
         return frames
+
+    def _drain(self) -> list[av.VideoFrame]:
+        """What the decoder still holds (it is let go next: no need to reset it)."""
+        try:
+            return list(self._context.decode(None))
+        except av.error.FFmpegError:
+            return []
 
     def _release_decoder(self) -> None:
         """Let the decoder go until the next packet to decode. While nobody watches, only a
@@ -144,9 +153,13 @@ class RtspSource(PolicySource):
                 if unit.keyframe and self._stream is None:
                     self._make_template(unit.data)
                 mode = decoding()
+                decodes = self._decodes
                 frames = self._policy.decode(packet, unit.keyframe,
                                              unit.timestamp / self._clock_rate, mode, now)
-                if frames and mode is Decoding.IDLE:
+                if mode is Decoding.IDLE and self._decodes != decodes and self._context is not None:
+                    # A stream that reorders pictures holds a keyframe's back in a fresh
+                    # decoder: drained, so that the still is this keyframe, not none.
+                    frames = frames or self._drain()
                     self._release_decoder()
                 raw = packet if self._stream is not None else None
                 if not frames:
