@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 
 import av
@@ -19,20 +20,23 @@ logger = logging.getLogger(__name__)
 
 
 class PictureWatch:
-    def __init__(self, camera_id: str, judge: PictureJudge, references: ReferenceStore | None) -> None:
+    def __init__(self, camera_id: str, judge: PictureJudge, references: ReferenceStore | None,
+                 publish: Callable[[PictureStatus], None]) -> None:
+        """`publish`: where the status goes after each check (the camera's health)."""
         self.camera_id = camera_id
+        self._publish = publish
         self.judge = judge
         self._references = references
         self._lock = threading.Lock()
         self._wanted: list[Future[float | None]] = []  # accept_reference, answered at the next check
 
-    def restore(self) -> PictureStatus:
+    def restore(self) -> None:
         """The references kept from an earlier run (in the worker's thread, at its start)."""
         if self._references is not None:
             for stored in self._references.load(self.camera_id):
                 self.judge.restore(stored.level, stored.grey, stored.sharpness, stored.learned_at,
                                    time.monotonic())
-        return self.judge.status()
+        self._publish(self.judge.status())
 
     def accept_reference(self) -> Future[float | None]:
         """Any thread: the current view becomes the reference at the next check (within
@@ -46,7 +50,7 @@ class PictureWatch:
     def due(self, now: float) -> bool:
         return self.judge.due(now) or bool(self._wanted)
 
-    def check(self, frame: av.VideoFrame, now: float, wall: float) -> PictureStatus:
+    def check(self, frame: av.VideoFrame, now: float, wall: float) -> None:
         judge = self.judge
         before = judge.reference_at()
         changes = judge.judge(judge.maker.from_frame(frame, now), wall)
@@ -55,15 +59,17 @@ class PictureWatch:
         wanted = [f for f in wanted if f.set_running_or_notify_cancel()]  # not given up on
         if wanted and judge.accept_reference(wall):
             logger.info("camera %s: the current view is the picture's reference from now on", self.camera_id)
-        for future in wanted:
-            future.set_result(judge.reference_at())
         for change in changes:
             self._log(change, wall)
         if judge.reference_at() != before and self._references is not None:
             self._references.save(self.camera_id, [
                 StoredReference(level, reference.sight.grey, reference.sharpness, reference.learned_at)
                 for level, reference in judge.references().items()])
-        return judge.status()
+        # Published before the accepting futures are answered: whoever asked reads the new
+        # reference in the camera's status at once.
+        self._publish(judge.status())
+        for future in wanted:
+            future.set_result(judge.reference_at())
 
     def _log(self, change: Change, wall: float) -> None:
         began = time.strftime("%H:%M:%S", time.localtime(change.since))

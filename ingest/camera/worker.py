@@ -104,7 +104,7 @@ class CameraWorker:
         self._last_skip_log = -SKIP_LOG_INTERVAL
         self._picture = PictureWatch(camera.id, PictureJudge(camera.health_checks, camera.health_sensitivity,
                                                              SightMaker(camera.masks)),
-                                     references) if judge_picture else None
+                                     references, self.health.set_picture) if judge_picture else None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -212,7 +212,7 @@ class CameraWorker:
         failures = 0
         if self._picture is not None:
             try:
-                self.health.set_picture(self._picture.restore())
+                self._picture.restore()
             except Exception:  # noqa: BLE001 - the camera runs without its kept reference
                 logger.exception("camera %s: picture references not restored", self.camera.id)
         while not self._stop.is_set():
@@ -345,7 +345,7 @@ class CameraWorker:
             self._still = self._make_still(frame, now, taken, sample_aspect)
         if self._picture is not None and self._picture.due(now):
             try:
-                self.health.set_picture(self._picture.check(frame, now, taken))
+                self._picture.check(frame, now, taken)
             except Exception:  # noqa: BLE001 - a judging failure never costs the camera its stream
                 logger.exception("camera %s: picture check failed; picture health stops for this camera",
                                  self.camera.id)
