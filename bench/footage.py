@@ -76,11 +76,10 @@ class Footage:
     """A camera's normal picture at time t: a steadied shot looped back and forth (no jump
     at the loop), mirrored or not, cropped at an offset of its own, with a pixel of vibration."""
 
-    def __init__(self, frames: list[Frame], fps: float, seed: int, mirrored: bool = False,
-                 noise: float = 0.0) -> None:
+    def __init__(self, frames: list[Frame], fps: float, seed: int, mirrored: bool = False) -> None:
         self._frames, self._fps = frames, fps
         self._random = np.random.default_rng(seed)
-        self._mirrored, self._noise = mirrored, noise
+        self._mirrored = mirrored
         height, width = frames[0].shape
         self._offset = (int(self._random.integers(0, 16)), int(self._random.integers(0, 8)))
         self.size = (width - 16, height - 8)
@@ -95,8 +94,6 @@ class Footage:
         frame = frame[y : y + self.size[1], x : x + self.size[0]]
         if self._mirrored:
             frame = frame[:, ::-1]
-        if self._noise:
-            frame = add_noise(frame, self._noise, self._random)
         return np.ascontiguousarray(frame)
 
 
@@ -273,10 +270,3 @@ def ramp(t: float, onset: float, seconds: float) -> float:
     if t < onset:
         return 0.0
     return 1.0 if seconds <= 0 else min(1.0, (t - onset) / seconds)
-
-
-def grey_small(frame: Frame, width: int) -> np.ndarray:
-    """What the worker makes of a decoded frame's luma (ingest/camera/sight.py)."""
-    height = max(2, round(width * frame.shape[0] / frame.shape[1]))
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-

@@ -124,23 +124,18 @@ class PictureJudge:
         self._last_shift: tuple[float, tuple[float, float, float, float, float]] | None = None
         self._last_check: float | None = None
         self._previous_wall = 0.0
-        self._frozen_from: tuple[float, float] | None = None
         self._confirmed_move: tuple[float, float, float, float] | None = None
-        self.last_observed: set[Condition] = set()
 
     # -- what others read ----------------------------------------------------------------
     def due(self, taken: float) -> bool:
         return self._last_check is None or taken - self._last_check >= CHECK_INTERVAL * 0.95
-
-    def raised(self) -> list[ConditionState]:
-        return [s for s in self._states.values() if s.raised]
 
     @property
     def ok(self) -> bool:
         return not any(s.raised and s.condition in TAMPERING for s in self._states.values())
 
     def status(self) -> PictureStatus:
-        raised = sorted(self.raised(), key=lambda s: s.since_wall or 0.0)
+        raised = sorted((s for s in self._states.values() if s.raised), key=lambda s: s.since_wall or 0.0)
         return PictureStatus(self.ok, tuple((s.condition.value, s.since_wall or 0.0) for s in raised),
                              self.reference_at(), tuple(sorted(c.value for c in self.checks)))
 
@@ -155,12 +150,19 @@ class PictureJudge:
     def judge(self, sight: Sight, wall: float) -> list[Change]:
         """One check of one picture (at most one a second: see `due`)."""
         self._last_check = sight.taken
-        self._frozen_from = None if self._previous is None else (self._previous.taken, self._previous_wall)
+        shape = sight.grey.shape
+        if (self._previous is not None and self._previous.grey.shape != shape) or any(
+                r.sight.grey.shape != shape for r in self._references.values()):
+            # The camera's picture changed size: nothing learned of the old one compares.
+            self._references.clear()
+            self._samples.clear()
+            self._previous = None
+        # A frozen picture is identical to the one before: frozen since that one, at least.
+        frozen_from = None if self._previous is None else (self._previous.taken, self._previous_wall)
         observed = self._observe(sight) & self.checks
-        self.last_observed = observed
         self._learn(sight, wall, observed)
         self._previous, self._previous_wall = sight, wall
-        return list(self._hysteresis(observed, sight.taken, wall))
+        return list(self._hysteresis(observed, sight.taken, wall, frozen_from))
 
     def accept_reference(self, wall: float) -> bool:
         """The operator says the current view is right: it becomes the reference of its
@@ -209,8 +211,7 @@ class PictureJudge:
         elif uniform.sum() >= 0.9 * max(1, judged.sum()):
             found.add(Condition.COVERED)  # no reference yet: only a picture showing nothing
         previous = self._previous
-        if (previous is not None and previous.grey.shape == sight.grey.shape
-                and Condition.COVERED not in found and sight.taken - previous.taken <= 5.0):
+        if previous is not None and Condition.COVERED not in found and sight.taken - previous.taken <= 5.0:
             # More sensitive: a larger change still counts as none (a noisy frozen encoder).
             changed = changed_cells(self.maker, previous, sight, FROZEN_CHANGE * min(s, 2.0)) & judged
             if changed.sum() <= FROZEN_CELLS * max(1, judged.sum()) and not uniform[judged].all():
@@ -220,8 +221,6 @@ class PictureJudge:
     def _blurred(self, reference: Reference, sight: Sight) -> bool:
         """The median cell's sharpness against the reference's same cell (cells too flat
         in either left out; at least a quarter of the picture must be judged)."""
-        if reference.sharpness.shape != sight.sharpness.shape:
-            return False
         with np.errstate(invalid="ignore", divide="ignore"):
             ratios = sight.sharpness / reference.sharpness
         ratios = ratios[np.isfinite(ratios)]
@@ -274,16 +273,13 @@ class PictureJudge:
         return "night" if sight.mean < NIGHT_LEVEL else "day"
 
     def _reference_for(self, sight: Sight) -> Reference | None:
-        """The reference of the picture's light level and size. None until that level's own
-        is learned (in about 20 s of stable picture): judged against the day's, a night
-        picture could look covered, and a condition under way would keep the night's
-        reference from ever being learned."""
-        reference = self._references.get(self._level(sight))
-        return reference if reference is not None and reference.sight.grey.shape == sight.grey.shape else None
+        """The reference of the picture's light level. None until that level's own is
+        learned (in about 20 s of stable picture): judged against the day's, a night picture
+        could look covered, and a condition under way would keep the night's reference from
+        ever being learned."""
+        return self._references.get(self._level(sight))
 
     def _learn(self, sight: Sight, wall: float, observed: set[Condition]) -> None:
-        if any(r.sight.grey.shape != sight.grey.shape for r in self._references.values()):
-            self._references.clear()  # the camera's picture changed size: its references are of no use
         if observed & TAMPERING or any(s.pending_since is not None or s.raised
                                        for s in self._states.values() if s.condition in TAMPERING):
             self._samples.clear()  # nothing is learned from a picture under suspicion
@@ -292,8 +288,7 @@ class PictureJudge:
         every = REFERENCE_EVERY if level in self._references else FIRST_REFERENCE_EVERY
         if self._samples and sight.taken - self._samples[-1].taken < every:
             return
-        if self._samples and (self._level(self._samples[-1]) != level
-                              or self._samples[-1].grey.shape != sight.grey.shape):
+        if self._samples and self._level(self._samples[-1]) != level:
             self._samples.clear()
         self._samples.append(sight)
         if len(self._samples) < REFERENCE_SAMPLES:
@@ -312,7 +307,8 @@ class PictureJudge:
         self._references[self._level(sight)] = Reference(made, sharpness, wall, sight.taken)
 
     # -- hysteresis ----------------------------------------------------------------------
-    def _hysteresis(self, observed: set[Condition], taken: float, wall: float) -> Iterable[Change]:
+    def _hysteresis(self, observed: set[Condition], taken: float, wall: float,
+                    frozen_from: tuple[float, float] | None) -> Iterable[Change]:
         for condition, state in self._states.items():
             if condition in observed:
                 # Raised, a single picture that shows it again (a lorry passing a camera
@@ -322,9 +318,8 @@ class PictureJudge:
                 state.seen_last_check = True
                 if state.pending_since is None:
                     state.pending_since, state.since_wall = taken, wall
-                    if condition is Condition.FROZEN and self._frozen_from is not None:
-                        # Identical to the picture before: frozen since that one, at least.
-                        state.pending_since, state.since_wall = self._frozen_from
+                    if condition is Condition.FROZEN and frozen_from is not None:
+                        state.pending_since, state.since_wall = frozen_from
                 if not state.raised and taken - state.pending_since >= HOLD[condition]:
                     state.raised = True
                     yield Change(condition, True, state.since_wall, None)

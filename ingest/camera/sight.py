@@ -96,15 +96,18 @@ class SightMaker:
             grey = grey.copy()
             grey[~self._valid] = 0  # masked like every output: a reference is kept, and shown
         mean, spread = cv2.meanStdDev(grey, mask=self._mask_u8)
-        values = grey.astype(np.float32)
-        cell_mean = self.cell_means(values)
-        cell_std = np.sqrt(np.maximum(self.cell_means(cv2.multiply(values, values)) - cell_mean * cell_mean, 0))
+        cell_mean, cell_std = self.cell_stats(grey.astype(np.float32))
         if detail is None:
             sharp = _sharpness(grey, *self._inner(grey.shape))
         else:
             sharp = _sharpness(detail, *self._inner(detail.shape))
         return Sight(taken, grey, self._valid, float(mean[0, 0]), float(spread[0, 0]), cell_std,
                      self._cell_valid, sharp, cell_mean)
+
+    def cell_stats(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell, the mean and standard deviation of `values` over unmasked pixels."""
+        mean = self.cell_means(values)
+        return mean, np.sqrt(np.maximum(self.cell_means(cv2.multiply(values, values)) - mean * mean, 0))
 
     def cell_means(self, values: np.ndarray) -> np.ndarray:
         """Per cell, the mean of `values` (float32, the picture's size) over unmasked pixels."""
@@ -120,22 +123,22 @@ class SightMaker:
             return None, self._full_cells
         cached = self._inner_cache.get(shape)
         if cached is None:
-            valid = np.full(shape, 1.0, np.float32)
-            for mask in self._masks:
-                points = np.round(mask * (shape[1], shape[0])).astype(np.int32)
-                cv2.fillPoly(valid, [points], 0.0)
+            valid = self._unmasked(shape)
             cached = self._inner_cache[shape] = (valid, cv2.resize(valid, GRID, interpolation=cv2.INTER_AREA))
         return cached
 
+    def _unmasked(self, shape: tuple[int, int]) -> np.ndarray:
+        """1.0 where a picture of `shape` is not masked, 0.0 where it is (float32)."""
+        plane = np.ones(shape, np.float32)
+        for mask in self._masks:
+            cv2.fillPoly(plane, [np.round(mask * (shape[1], shape[0])).astype(np.int32)], 0.0)
+        return plane
+
     def _prepare(self, width: int, height: int) -> None:
         self._size = (width, height)
-        valid = np.full((height, width), 255, np.uint8)
-        for mask in self._masks:
-            points = np.round(mask * (width, height)).astype(np.int32)
-            cv2.fillPoly(valid, [points], 0)
-        self._mask_u8 = valid
-        self._valid = valid > 0
-        weight = self._valid.astype(np.float32)
+        weight = self._unmasked((height, width))
+        self._valid = weight > 0
+        self._mask_u8 = self._valid.astype(np.uint8) * 255
         self._weight = weight if self._masks else None
         share = cv2.resize(weight, GRID, interpolation=cv2.INTER_AREA)
         self._cell_valid = share >= CELL_MIN_VALID
@@ -179,9 +182,14 @@ def cell_correlation(maker: SightMaker, reference: Sight, current: Sight) -> np.
     """Per cell: the correlation of the current picture with the reference (1: the same
     scene, whatever the gain; near 0: something else, a cover's texture included; NaN where
     either is too flat to tell)."""
-    a, b = reference.grey.astype(np.float32), current.grey.astype(np.float32)
-    product = maker.cell_means(a * b) - reference.cell_mean * current.cell_mean
-    spread = reference.cell_std * current.cell_std
+    return _correlation(maker, reference, current.grey.astype(np.float32), current.cell_mean, current.cell_std)
+
+
+def _correlation(maker: SightMaker, reference: Sight, values: np.ndarray, mean: np.ndarray,
+                 std: np.ndarray) -> np.ndarray:
+    """cell_correlation of `values` (float32 grey, their cell means and spreads)."""
+    product = maker.cell_means(reference.grey.astype(np.float32) * values) - reference.cell_mean * mean
+    spread = reference.cell_std * std
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(spread > 1.0, product / np.maximum(spread, 1e-6), np.nan)
 
@@ -204,12 +212,7 @@ def correlation_moved_back(maker: SightMaker, reference: Sight, current: Sight,
     matrix[1, 2] -= dy
     back = cv2.warpAffine(current.grey, matrix, current.grey.shape[::-1], borderMode=cv2.BORDER_REFLECT)
     values = back.astype(np.float32)
-    mean = maker.cell_means(values)
-    std = np.sqrt(np.maximum(maker.cell_means(values * values) - mean * mean, 0))
-    product = maker.cell_means(reference.grey.astype(np.float32) * values) - reference.cell_mean * mean
-    spread = reference.cell_std * std
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(spread > 1.0, product / np.maximum(spread, 1e-6), np.nan)
+    return _correlation(maker, reference, values, *maker.cell_stats(values))
 
 
 def shift_against(reference: Sight, current: Sight) -> tuple[float, float, float]:

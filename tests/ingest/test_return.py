@@ -12,17 +12,23 @@ from ingest.camera.backoff import probe_address, wait_for_return
 from tests.conftest import free_port
 
 
-def test_a_port_that_comes_back_cuts_the_wait_short() -> None:
+def _port_back_after(seconds: float) -> tuple[int, socket.socket]:
+    """A free port of 127.0.0.1 that refuses connections for `seconds`, then listens."""
     port = free_port("127.0.0.1")
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 
     def come_back() -> None:
-        time.sleep(3.0)  # refused until then
+        time.sleep(seconds)
         listener.bind(("127.0.0.1", port))
         listener.listen()
 
     threading.Thread(target=come_back, daemon=True).start()
+    return port, listener
+
+
+def test_a_port_that_comes_back_cuts_the_wait_short() -> None:
+    port, listener = _port_back_after(3.0)
     started = time.monotonic()
     try:
         assert wait_for_return(threading.Event(), 30.0, ("127.0.0.1", port), interval=1.0)
@@ -55,16 +61,7 @@ def test_stopping_ends_the_wait_and_only_rtsp_urls_are_probed() -> None:
 def test_a_port_back_before_the_first_probe_of_the_wait_still_cuts_it_short() -> None:
     """The attempt just failed (refused); the camera is back 0.3 s later, before the wait's
     first periodic probe: the wait saw it down at its start, so it ends at that probe."""
-    port = free_port("127.0.0.1")
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-
-    def come_back() -> None:
-        time.sleep(0.3)
-        listener.bind(("127.0.0.1", port))
-        listener.listen()
-
-    threading.Thread(target=come_back, daemon=True).start()
+    port, listener = _port_back_after(0.3)
     started = time.monotonic()
     try:
         assert wait_for_return(threading.Event(), 20.0, ("127.0.0.1", port), interval=1.0)
