@@ -22,6 +22,7 @@ from server.outputs.onvif.service import setup_onvif
 from server.outputs.rtsp.server import rtsp_ctx
 from server.web import pages
 from server.audit import AuditJournal
+from server.audit.camera_history import CameraHistory, Observation
 from server.access.auth import Auth, auth_middleware
 from server.keys import AUTH, CONFIG, JOURNAL, REDACTOR, RUNTIME, STARTED_AT, VIEWS, VIEW_LIMITS
 from server.config import VigieConfig
@@ -114,6 +115,28 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
     await runtime.async_stop()
 
 
+def _observations(runtime: Runtime) -> list[Observation]:
+    """The statuses of the cameras this node pulls, for the journal of camera health."""
+    observed = []
+    for camera_id, worker in list(runtime.workers.items()):
+        if not runtime.owns(camera_id):
+            continue  # another node pulls it and journals it
+        status = worker.status()
+        picture = status.picture
+        observed.append(Observation(
+            camera_id, runtime.camera_communes.get(camera_id, ""), status.state.value, status.since,
+            picture.conditions if picture else (), picture.ended if picture else ()))
+    return observed
+
+
+async def _camera_history_ctx(app: web.Application) -> AsyncIterator[None]:
+    history = CameraHistory(app[JOURNAL], lambda: _observations(app[RUNTIME]))
+    task = asyncio.create_task(history.async_run())
+    yield
+    task.cancel()
+    # Periods still open are ended by the journal's close ("shutdown").
+
+
 async def _close_viewers(app: web.Application) -> None:
     """On shutdown, end every stream first so that streaming handlers return at once."""
     runtime = app.get(RUNTIME)
@@ -153,6 +176,7 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None,
     app.cleanup_ctx.append(_journal_ctx)
     app.cleanup_ctx.append(_sessions_ctx)
     app.cleanup_ctx.append(_runtime_ctx)
+    app.cleanup_ctx.append(_camera_history_ctx)
     app.cleanup_ctx.append(rtsp_ctx)  # stopped before the runtime: its sessions first
     app.cleanup_ctx.append(discovery_ctx)  # Bye first when stopping
     app.cleanup_ctx.append(cluster_ctx)  # cameras handed over first when stopping

@@ -100,6 +100,10 @@ class PictureStatus:
     conditions: tuple[tuple[str, float], ...]
     reference_at: float | None
     checks: tuple[str, ...]
+    # The last clearing of each condition that cleared: (condition, since, until), so
+    # whoever reads statuses (the journal of camera health) gets the true end, not the
+    # moment it noticed (a clearing is told CLEAR_AFTER seconds after the end).
+    ended: tuple[tuple[str, float, float], ...] = ()
 
 
 @dataclass

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import replace
 
 import av
 
@@ -29,6 +30,7 @@ class PictureWatch:
         self._references = references
         self._lock = threading.Lock()
         self._wanted: list[Future[float | None]] = []  # accept_reference, answered at the next check
+        self._ended: dict[str, tuple[str, float, float]] = {}  # the last clearing of each condition
 
     def restore(self) -> None:
         """The references kept from an earlier run (in the worker's thread, at its start)."""
@@ -61,13 +63,16 @@ class PictureWatch:
             logger.info("camera %s: the current view is the picture's reference from now on", self.camera_id)
         for change in changes:
             self._log(change, wall)
+            if not change.raised:
+                name = change.condition.value
+                self._ended[name] = (name, change.since, change.until if change.until is not None else wall)
         if judge.reference_at() != before and self._references is not None:
             self._references.save(self.camera_id, [
                 StoredReference(level, reference.sight.grey, reference.sharpness, reference.learned_at)
                 for level, reference in judge.references().items()])
         # Published before the accepting futures are answered: whoever asked reads the new
         # reference in the camera's status at once.
-        self._publish(judge.status())
+        self._publish(replace(judge.status(), ended=tuple(self._ended.values())))
         for future in wanted:
             future.set_result(judge.reference_at())
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from server.audit.schema import MIGRATIONS as _MIGRATIONS, SCHEMA_VERSION
-from server.audit.rows import (VIEW_KIND, Client, DetailValue, JournalRow, _entry, _json, _row,
-                               _safe_detail, _unique)
+from server.audit.rows import (HEALTH_KINDS, LASTING_KINDS, LASTING_SQL, RUN_KIND, VIEW_KIND, Client, DetailValue,
+                               JournalRow, _entry, _json, _row, _safe_detail, _unique)
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +36,12 @@ VIEW_TARGETS = frozenset({"wall", "camera", "mosaic"})
 QUERY_LIMIT_MAX = 100_000
 _T = TypeVar("_T")
 
-# What a purge may delete: views that ended and events, both older than the cutoff.
-_PURGEABLE = ("(CASE WHEN kind = 'view' THEN end_time IS NOT NULL AND end_time < :cutoff "
+# What a purge may delete: views (and other lasting rows) that ended and events, both older
+# than the cutoff.
+_PURGEABLE = (f"(CASE WHEN {LASTING_SQL} THEN end_time IS NOT NULL AND end_time < :cutoff "
               "ELSE time < :cutoff END)")
+# Vigie itself, on the rows it writes of its own accord (runs, camera health).
+SYSTEM = Client("vigie", "system", "", "")
 class AuditError(Exception):
     """The journal cannot record: not opened, already closed, or a newer schema on disk."""
 
@@ -128,12 +131,35 @@ class AuditJournal:
                      detail=_safe_detail(detail))
         await self._async_run(self._db_insert, row, _unique(cameras), _unique(communes))
 
+    async def async_period_opened(self, kind: str, camera: str, commune: str, *, state: str,
+                                  start: float, incident: str) -> int:
+        """A camera's stream outage or picture condition that began at `start` (a wall time,
+        possibly past: conditions are raised after holding); returns its id."""
+        self._check_open()
+        if kind not in LASTING_KINDS or kind in (VIEW_KIND, RUN_KIND):
+            raise ValueError(f"not a camera period kind: {kind!r}")
+        row = _entry(kind, SYSTEM, start, target_kind="camera", target=camera, output=None,
+                     detail={"state": state, "incident": incident})
+        return await self._async_run(self._db_insert, row, [camera], [commune])
+
+    async def async_period_closed(self, entry_id: int, end: float, reason: str = "closed") -> None:
+        """The end of a camera period (or of a run); only the first end counts."""
+        self._check_open()
+        await self._async_run(self._db_end_lasting, entry_id, end, reason)
+
+    async def async_alive(self, now: float | None = None) -> None:
+        """This node's sign of life: where a run cut short by a crash is ended at its next
+        start (time after it is unknown, not an outage)."""
+        self._check_open()
+        await self._async_run(self._db_alive, time.time() if now is None else now)
+
     async def async_query(self, *, user: str | None = None, camera: str | None = None,
                           commune: str | None = None, since: float | None = None,
                           until: float | None = None, kinds: Sequence[str] | None = None,
                           limit: int = 1000, offset: int = 0) -> list[JournalRow]:
         """Views and events, newest first. `since`/`until` keep rows overlapping the range:
-        a view counts if it was open at any moment of it, an open view until now."""
+        a view counts if it was open at any moment of it, an open view until now. Camera
+        health and runs (HEALTH_KINDS) come only when `kinds` names them."""
         self._check_open()
         if not 1 <= limit <= QUERY_LIMIT_MAX or offset < 0:
             raise ValueError(f"limit must be 1..{QUERY_LIMIT_MAX} and offset >= 0")
@@ -153,7 +179,7 @@ class AuditJournal:
             clauses.append("id IN (SELECT entry_id FROM journal_commune WHERE commune = ?)")
             params.append(commune)
         if since is not None:
-            clauses.append("(CASE WHEN kind = 'view' THEN end_time IS NULL OR end_time >= ? "
+            clauses.append(f"(CASE WHEN {LASTING_SQL} THEN end_time IS NULL OR end_time >= ? "
                            "ELSE time >= ? END)")
             params += [since, since]
         if until is not None:
@@ -162,6 +188,9 @@ class AuditJournal:
         if kinds is not None:
             clauses.append(f"kind IN ({', '.join('?' * len(kinds))})")
             params += list(kinds)
+        else:  # the viewing journal: camera health and runs only when asked for by kind
+            clauses.append(f"kind NOT IN ({', '.join('?' * len(HEALTH_KINDS))})")
+            params += list(HEALTH_KINDS)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = f"SELECT * FROM journal {where} ORDER BY time DESC, id DESC LIMIT ? OFFSET ?"
         return await self._async_run(self._db_select, sql, (*params, limit, offset))
@@ -217,7 +246,14 @@ class AuditJournal:
             self._db_migrate()
             if not self.node:  # alone: no cluster reads the changes (see _db_purge)
                 connection.execute("DELETE FROM journal_changes")
-            return self._db_end_open_views(now, "server_restart")
+            views = self._db_end_open_views(now, "server_restart")
+            # Runs and camera periods a crash left open end at the last sign of life.
+            alive = connection.execute("SELECT at FROM node_alive WHERE node = ?", (self.node,)).fetchone()
+            self._db_end_open_lasting(alive[0] if alive else now, "server_restart")
+            self._db_insert(_entry(RUN_KIND, SYSTEM, now, target_kind=None, target=self.node or None,
+                                   output=None, detail=None), [], [])
+            self._db_alive(now)
+            return views
         except BaseException:
             self._connection = None
             connection.close()
@@ -242,8 +278,28 @@ class AuditJournal:
             {"now": now, "reason": reason})
         return cursor.rowcount
 
+    def _db_end_open_lasting(self, at: float, reason: str) -> int:
+        """This node's runs and camera periods still open, ended at `at` (never before
+        their start)."""
+        cursor = self._db().execute(
+            "UPDATE journal SET end_time = MAX(time, :at), duration = MAX(0.0, :at - time), "
+            f"close_reason = :reason WHERE {LASTING_SQL} AND kind <> 'view' AND end_time IS NULL "
+            "AND origin IS NULL", {"at": at, "reason": reason})
+        return cursor.rowcount
+
+    def _db_end_lasting(self, entry_id: int, at: float, reason: str) -> None:
+        self._db().execute(
+            "UPDATE journal SET end_time = MAX(time, :at), duration = MAX(0.0, :at - time), "
+            f"close_reason = :reason WHERE id = :id AND {LASTING_SQL} AND kind <> 'view' "
+            "AND end_time IS NULL", {"at": at, "reason": reason, "id": entry_id})
+
+    def _db_alive(self, now: float) -> None:
+        self._db().execute("INSERT INTO node_alive (node, at) VALUES (?, ?) "
+                           "ON CONFLICT (node) DO UPDATE SET at = excluded.at", (self.node, now))
+
     def _db_shutdown(self, now: float) -> int:
         try:
+            self._db_end_open_lasting(now, "shutdown")
             return self._db_end_open_views(now, "shutdown")
         finally:
             self._db().close()

@@ -18,7 +18,7 @@ import re
 import sqlite3
 from typing import Any
 
-from server.audit.rows import _unique
+from server.audit.rows import LASTING_SQL, _unique
 
 # A row's fields as they travel, with what each may hold.
 _TEXT = {"kind": 40, "user_name": 200, "role": 40, "address": 64, "user_agent": 300,
@@ -121,19 +121,21 @@ def apply(connection: sqlite3.Connection, node: str, messages: list[dict[str, An
 
 
 def _close(connection: sqlite3.Connection, origin: str, end: float, reason: str, bytes_sent: int | None) -> None:
-    connection.execute(
-        "UPDATE journal SET end_time = :end, duration = MAX(0.0, :end - time), close_reason = :reason, "
-        "bytes_sent = :bytes WHERE origin = :origin AND kind = 'view' "
-        "AND (end_time IS NULL OR close_reason = 'node_lost')",
-        {"end": end, "reason": reason, "bytes": bytes_sent, "origin": origin})
+    values = {"end": end, "reason": reason, "bytes": bytes_sent, "origin": origin}
+    ending = ("UPDATE journal SET end_time = :end, duration = MAX(0.0, :end - time), close_reason = :reason{} "
+              "WHERE origin = :origin AND {} AND (end_time IS NULL OR close_reason = 'node_lost')")
+    # Only views count bytes (a trigger refuses them on any other row).
+    connection.execute(ending.format(", bytes_sent = :bytes", "kind = 'view'"), values)
+    connection.execute(ending.format("", f"{LASTING_SQL} AND kind <> 'view'"), values)
 
 
 def close_views_of_lost_nodes(connection: sqlite3.Connection, live: list[str], at: float) -> int:
-    """Views other nodes opened that are still open here, of nodes no longer live: closed
-    as 'node_lost' (the node died with them); their node tells their true end if it comes back."""
+    """Views (and runs, camera periods) other nodes opened that are still open here, of nodes
+    no longer live: closed as 'node_lost' (the node died with them); their node tells their
+    true end if it comes back."""
     marks = ", ".join("?" * len(live))
     cursor = connection.execute(
         "UPDATE journal SET end_time = ?, duration = MAX(0.0, ? - time), close_reason = 'node_lost' "
-        f"WHERE kind = 'view' AND end_time IS NULL AND origin IS NOT NULL AND node NOT IN ({marks})",
+        f"WHERE {LASTING_SQL} AND end_time IS NULL AND origin IS NOT NULL AND node NOT IN ({marks})",
         (at, at, *live))
     return cursor.rowcount

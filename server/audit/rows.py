@@ -17,6 +17,12 @@ from typing import Any, TypedDict
 logger = logging.getLogger(__name__)
 
 VIEW_KIND = "view"
+# Camera health (server/audit/camera_history.py): a stream outage or a picture condition of
+# one camera, and a stretch of time this node ran; like views, they last and end once.
+STREAM_KIND, PICTURE_KIND, RUN_KIND = "camera_stream", "camera_picture", "vigie_run"
+LASTING_KINDS = (VIEW_KIND, STREAM_KIND, PICTURE_KIND, RUN_KIND)
+LASTING_SQL = "kind IN ('view', 'camera_stream', 'camera_picture', 'vigie_run')"
+HEALTH_KINDS = (STREAM_KIND, PICTURE_KIND, RUN_KIND)
 USER_AGENT_MAX = 300
 # The journal never receives secrets; a detail key naming one is dropped, not stored.
 SECRET_WORDS = ("password", "passwd", "secret")

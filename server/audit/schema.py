@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Index i brings a database from user_version i to i + 1. Never edit a released step:
 # add one, and bump SCHEMA_VERSION.
@@ -100,5 +100,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER journal_change_close AFTER UPDATE OF end_time ON journal
     WHEN NEW.origin IS NULL AND NEW.end_time IS NOT NULL
     BEGIN INSERT INTO journal_changes (entry_id, op) VALUES (NEW.id, 'close'); END;
+    """,
+    # 4: camera health (server/audit/camera_history.py). A camera's stream outage or picture
+    # condition, and each run of this node, are rows that last like views: written once,
+    # ended once (a restart ends them at the node's last sign of life, kept in node_alive,
+    # so time Vigie did not run is unknown, never an outage).
+    """
+    DROP TRIGGER journal_view_closed_once;
+    CREATE TRIGGER journal_view_closed_once
+    BEFORE UPDATE OF end_time, duration, close_reason ON journal
+    WHEN OLD.kind NOT IN ('view', 'camera_stream', 'camera_picture', 'vigie_run')
+         OR (OLD.end_time IS NOT NULL AND OLD.close_reason IS NOT 'node_lost')
+    BEGIN SELECT RAISE(ABORT, 'a view is closed once'); END;
+    CREATE INDEX journal_open_lasting ON journal (kind) WHERE end_time IS NULL;
+    CREATE TABLE node_alive (
+        node TEXT PRIMARY KEY,
+        at   REAL NOT NULL                 -- epoch seconds of this node's last sign of life
+    ) WITHOUT ROWID;
     """,
 )

@@ -41,7 +41,7 @@ async def test_a_node_s_views_and_events_are_written_once_elsewhere(pair) -> Non
     view = await a.async_view_opened(OPERATOR, target_kind="camera", target_id="cam1", cameras=["cam1"],
                                      communes=["Vence"], output="mjpeg")
     await a.async_event("login", OPERATOR)
-    assert await tell(a, b, "a") == 2
+    assert await tell(a, b, "a") == 3  # a's run (since its start), the view, the login
     assert await tell(a, b, "a") == 0  # told once, then forgotten
     await a.async_view_closed(view, "closed", bytes_sent=1234)
     assert await tell(a, b, "a") == 1
@@ -50,8 +50,9 @@ async def test_a_node_s_views_and_events_are_written_once_elsewhere(pair) -> Non
     [seen] = [r for r in rows if r["kind"] == "view"]
     assert (seen["end"] is not None, seen["close_reason"], seen["bytes_sent"], seen["cameras"]) == (
         True, "closed", 1234, ["cam1"])
-    # b's own copy of a's rows is never told back.
-    assert await b.async_in_db(pending_changes, 100) == (0, [])
+    # b's own copy of a's rows is never told back: b has only its own run to tell.
+    _, told_back = await b.async_in_db(pending_changes, 100)
+    assert [(m["kind"], m["target"]) for m in told_back] == [("vigie_run", "b")]
     # A message heard twice (redelivered) is written once.
     _, again = await a.async_in_db(pending_changes, 100)
     await b.async_in_db(apply, "a", [check("a", {"op": "entry", "id": view, "time": 1.0, "kind": "view",
@@ -66,7 +67,9 @@ async def test_a_lost_node_s_open_views_close_then_take_their_true_end(pair) -> 
                                      communes=["Vence"], output="ws")
     await tell(a, b, "a")
     assert await b.async_in_db(close_views_of_lost_nodes, ["a", "b"], 1e10) == 0  # a is live
-    assert await b.async_in_db(close_views_of_lost_nodes, ["b"], 2e9) == 1
+    assert await b.async_in_db(close_views_of_lost_nodes, ["b"], 2e9) == 2  # the view and a's run
+    [run] = [r for r in await b.async_query(kinds=["vigie_run"]) if r["node"] == "a"]
+    assert (run["node"], run["close_reason"], run["end"]) == ("a", "node_lost", 2e9)
     [lost] = await b.async_query(kinds=["view"])
     assert (lost["close_reason"], lost["end"]) == ("node_lost", 2e9)
     await a.async_view_closed(view, "server_restart")

@@ -1,0 +1,146 @@
+"""The journal of camera health: each stream outage (offline, stalled) and each picture
+condition (ingest/camera/picture_health.py) of the cameras this node pulls, written with its
+start and, once over, its end. What availability is computed from (availability.py).
+
+Once a second, on the event loop, the cameras' statuses (plain `Observation`s made by the
+app from the workers: this package imports no ingest code) are compared with the periods
+open here; only a change writes. A period belongs to an incident (a random key): a stream
+outage that goes from offline to stalled stays one incident, and so does one cut by a
+restart of Vigie (the period ended at the last sign of life goes on under the same key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from server.audit.journal import AuditJournal
+from server.audit.rows import PICTURE_KIND, RUN_KIND, STREAM_KIND
+
+logger = logging.getLogger(__name__)
+
+OBSERVE_INTERVAL = 1.0  # seconds between looks at the cameras' statuses
+ALIVE_INTERVAL = 10.0   # seconds between signs of life: at most this much of a crash is counted as run
+CARRY_FOR = 120.0       # seconds after a start during which an incident cut by the restart goes on
+DOWN_STATES = frozenset({"offline", "stalled"})
+
+Key = tuple[str, str, str]  # (camera, kind, state)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a camera's status says now, in plain values."""
+
+    camera: str
+    commune: str
+    stream: str                                   # live | stalled | offline | connecting
+    stream_since: float                           # wall time the stream state began
+    conditions: tuple[tuple[str, float], ...]     # raised picture conditions, with their start
+    ended: tuple[tuple[str, float, float], ...]   # cleared ones: (condition, since, until)
+
+
+@dataclass
+class _Open:
+    entry_id: int
+    start: float
+    incident: str
+    commune: str
+
+
+def new_incident() -> str:
+    return secrets.token_hex(8)
+
+
+def carried_incidents(connection: sqlite3.Connection, node: str) -> dict[Key, str]:
+    """The incidents this node's last restart cut: periods it ended at the last sign of
+    life, by (camera, kind, state). A period of the same key opened now goes on with it."""
+    last = connection.execute(
+        "SELECT end_time FROM journal WHERE kind = ? AND origin IS NULL AND close_reason = 'server_restart' "
+        "ORDER BY id DESC LIMIT 1", (RUN_KIND,)).fetchone()
+    if last is None:
+        return {}
+    rows = connection.execute(
+        "SELECT kind, target, json_extract(detail, '$.state') AS state, "
+        "json_extract(detail, '$.incident') AS incident FROM journal "
+        "WHERE kind IN (?, ?) AND origin IS NULL AND close_reason = 'server_restart' AND end_time = ?",
+        (STREAM_KIND, PICTURE_KIND, last["end_time"])).fetchall()
+    return {(row["target"], row["kind"], row["state"]): row["incident"] for row in rows
+            if isinstance(row["incident"], str)}
+
+
+class CameraHistory:
+    def __init__(self, journal: AuditJournal, observe: Callable[[], Sequence[Observation]]) -> None:
+        """`observe`: the statuses of the cameras this node pulls (in a cluster, the ones it
+        holds the lease of), read on the event loop."""
+        self._journal = journal
+        self._observe = observe
+        self._open: dict[Key, _Open] = {}
+        self._carried: dict[Key, str] = {}
+        self._carry_until = 0.0  # monotonic
+
+    async def async_run(self) -> None:
+        """Forever: observe every OBSERVE_INTERVAL, a sign of life every ALIVE_INTERVAL."""
+        self._carried = await self._journal.async_in_db(carried_incidents, self._journal.node)
+        # Long enough for a camera that was down to fail its first connection, and for a
+        # picture condition to hold again.
+        self._carry_until = time.monotonic() + CARRY_FOR
+        alive_at = time.monotonic()
+        while True:
+            try:
+                await self.async_observe(time.time())
+                if time.monotonic() - alive_at >= ALIVE_INTERVAL:
+                    alive_at = time.monotonic()
+                    await self._journal.async_alive()
+            except (sqlite3.Error, OSError):  # a full disk, a locked file: tried again
+                logger.exception("camera history: could not write")
+            await asyncio.sleep(OBSERVE_INTERVAL)
+
+    async def async_observe(self, now: float) -> None:
+        """One look: periods that ended are ended, new ones begin."""
+        wanted: dict[Key, tuple[float, str]] = {}  # key -> (start, commune)
+        seen: dict[str, Observation] = {}
+        for observation in self._observe():
+            seen[observation.camera] = observation
+            if observation.stream in DOWN_STATES:
+                wanted[(observation.camera, STREAM_KIND, observation.stream)] = (
+                    observation.stream_since, observation.commune)
+            for condition, since in observation.conditions:
+                wanted[(observation.camera, PICTURE_KIND, condition)] = (since, observation.commune)
+        going_on: dict[str, str] = {}  # camera -> incident of a stream outage that changes state
+        for key in [key for key in self._open if key not in wanted]:
+            period = self._open.pop(key)
+            camera, kind, state = key
+            end, reason = _end_of(seen.get(camera), kind, state, period.start, now)
+            if kind == STREAM_KIND and reason == "closed" and any(
+                    k[0] == camera and k[1] == STREAM_KIND and k not in self._open for k in wanted):
+                going_on[camera] = period.incident
+            await self._journal.async_period_closed(period.entry_id, end, reason)
+        for key, (start, commune) in wanted.items():
+            if key in self._open:
+                continue
+            camera, kind, state = key
+            incident = (going_on.pop(camera, None) if kind == STREAM_KIND else None) \
+                or self._carried.pop(key, None) or new_incident()
+            entry_id = await self._journal.async_period_opened(kind, camera, commune, state=state,
+                                                               start=min(start, now), incident=incident)
+            self._open[key] = _Open(entry_id, start, incident, commune)
+        if self._carried and time.monotonic() > self._carry_until:
+            self._carried.clear()
+
+
+def _end_of(observation: Observation | None, kind: str, state: str, start: float,
+            now: float) -> tuple[float, str]:
+    """When a period that is no longer seen ended, and why."""
+    if observation is None:  # no longer pulled here: moved to another node, or removed
+        return now, "unobserved"
+    if kind == STREAM_KIND:
+        return min(max(observation.stream_since, start), now), "closed"
+    for condition, since, until in observation.ended:
+        if condition == state and abs(since - start) < 1e-3:
+            return min(until, now), "closed"
+    return now, "closed"
