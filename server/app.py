@@ -37,6 +37,7 @@ from server.access.views import ViewRegistry
 from server.api.walls import setup_walls_api
 from server.api.picture import setup_picture_api
 from server.api import demo as demo_api
+from server.api import maintenance
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ def create_app(config: VigieConfig, redactor: Redactor | None = None,
     app.add_routes(status.routes)
     app.add_routes(cameras.routes)
     app.add_routes(cluster.routes)
+    app.add_routes(maintenance.routes)
     app.add_routes(metrics.routes)
     app.add_routes(login.routes)
     app.add_routes(sessions_api.routes)

@@ -118,6 +118,34 @@ def document() -> dict[str, Any]:
                 {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
                 for name in ("user", "camera", "commune", "since", "until", "kind", "limit", "offset", "format")],
                 "responses": {"200": _answer("journal rows"), **_errors(400, 401, 403)}}},
+            "/api/availability": {"get": {"operationId": "availability", "parameters": [
+                {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                for name in ("commune", "camera", "since", "until", "format")],
+                "responses": {"200": _answer("stream-up, picture-usable and unknown %, incidents, mean time "
+                                             "to repair, open incidents, per camera and commune (json, csv)"),
+                              **_errors(400, 401, 403)}}},
+            "/api/incidents": {"get": {"operationId": "incidents", "responses": {
+                "200": _answer("incidents open now with their acknowledgement; planned works in force or to come"),
+                **_errors(401, 403)}}},
+            "/api/incidents/{incident}/acknowledge": {"post": {
+                "operationId": "acknowledge_incident", "parameters": [_path_id("incident")],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"comment": {"type": "string", "maxLength": 500}}}}}},
+                "responses": {"200": _answer("acknowledged (journaled)"), **_errors(400, 401, 403, 404)}}},
+            "/api/works": {"post": {
+                "operationId": "plan_works", "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"type": "object", "properties": {
+                        "cameras": {"type": "array", "items": {"type": "string"}},
+                        "communes": {"type": "array", "items": {"type": "string"}},
+                        "start": {"type": ["string", "number"]}, "end": {"type": ["string", "number"]},
+                        "reason": {"type": "string", "maxLength": 500}}}}}},
+                "responses": {"201": _answer("planned works (journaled)"), **_errors(400, 401, 403)}}},
+            "/api/works/{key}": {"delete": {"operationId": "cancel_works", "parameters": [_path_id("key")],
+                "responses": {"200": _answer("cancelled (journaled)"), **_errors(401, 403, 404)}}},
+            "/api/cameras/{camera_id}/picture/reference.jpg": {"get": {
+                "operationId": "picture_reference", "parameters": [_path_id("camera_id")],
+                "responses": {"200": _answer("the reference, grey, masked", {"type": "string", "format": "binary"},
+                                             "image/jpeg"), **_errors(401, 404)}}},
             "/api/sessions": {
                 "get": {"operationId": "sessions", "parameters": [
                     {"name": "user", "in": "query", "required": False, "schema": {"type": "string"}}],

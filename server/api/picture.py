@@ -1,13 +1,20 @@
-"""POST /api/cameras/{id}/picture/reference: an operator accepts a camera's current view as
-its picture-health reference (ingest/camera/picture_health.py): after a camera was moved on
-purpose, a new sign in the scene, or new lighting. Operators and admins, journaled; in a
-cluster every node takes the same view (each judges the pictures it decodes)."""
+"""A camera's picture-health reference (ingest/camera/picture_health.py).
+
+- POST /api/cameras/{id}/picture/reference: an operator accepts the current view as the
+  reference: after a camera was moved on purpose, a new sign in the scene, or new lighting.
+  Operators and admins, journaled; in a cluster every node takes the same view (each judges
+  the pictures it decodes).
+- GET /api/cameras/{id}/picture/reference.jpg: the newest reference as kept (small, grey,
+  privacy masks blacked out), shown beside the current picture on the maintenance page;
+  whoever may see the camera, journaled like a snapshot."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
+
+import cv2
 
 from aiohttp import web
 
@@ -58,6 +65,30 @@ async def accept_reference(request: web.Request) -> web.Response:
     if cluster is not None:
         await cluster.async_tell("picture_reference", {"camera": camera_id})
     return web.json_response({"camera": camera_id, "reference_at": taken})
+
+
+def _reference_jpeg(app: web.Application, camera_id: str) -> bytes | None:
+    """In a worker thread: the newest kept reference as a JPEG, or None."""
+    kept = app[RUNTIME].references.load(camera_id)
+    if not kept:
+        return None
+    newest = max(kept, key=lambda reference: reference.learned_at)
+    done, jpeg = cv2.imencode(".jpg", newest.grey, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return jpeg.tobytes() if done else None
+
+
+@routes.get("/api/cameras/{camera_id}/picture/reference.jpg")
+async def reference_picture(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    camera_id = request.match_info["camera_id"]
+    if camera_id not in visible_cameras(principal_of(request), runtime.camera_communes):
+        raise web.HTTPNotFound(text="unknown camera")
+    jpeg = await asyncio.get_running_loop().run_in_executor(None, _reference_jpeg, request.app, camera_id)
+    if jpeg is None:
+        raise web.HTTPNotFound(text="no reference learned yet for this camera")
+    await request.app[JOURNAL].async_event("snapshot", audit_client(request), target=f"reference:{camera_id}",
+                                           cameras=[camera_id], communes=[runtime.camera_communes[camera_id]])
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 async def _accepted_elsewhere(app: web.Application, payload: dict) -> None:

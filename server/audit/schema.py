@@ -112,7 +112,7 @@ MIGRATIONS: tuple[str, ...] = (
     WHEN OLD.kind NOT IN ('view', 'camera_stream', 'camera_picture', 'vigie_run')
          OR (OLD.end_time IS NOT NULL AND OLD.close_reason IS NOT 'node_lost')
     BEGIN SELECT RAISE(ABORT, 'a view is closed once'); END;
-    CREATE INDEX journal_open_lasting ON journal (kind) WHERE end_time IS NULL;
+    CREATE INDEX journal_kind ON journal (kind, time);  -- camera health is read by kind
     CREATE TABLE node_alive (
         node TEXT PRIMARY KEY,
         at   REAL NOT NULL                 -- epoch seconds of this node's last sign of life
