@@ -28,6 +28,13 @@ async def camera_page(request: web.Request) -> web.StreamResponse:
     return page("camera.html")
 
 
+@routes.get("/maintenance")
+async def maintenance_page(request: web.Request) -> web.StreamResponse:
+    """Camera health for technicians: problems now, availability per commune, planned works
+    (server/api/maintenance.py). Police see their communes, read only."""
+    return page("maintenance.html")
+
+
 @routes.get("/kiosk")
 async def kiosk(request: web.Request) -> web.StreamResponse:
     """A wall screen opens /kiosk?token=T once: the token becomes a session, and the screen

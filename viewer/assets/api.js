@@ -56,6 +56,9 @@ async function request(method, path, body) {
   return data;
 }
 
+/** Any JSON call: the answer, or an ApiError (a lost session goes to the login page). */
+export const call = request;
+
 export const api = {
   me: () => request("GET", "/api/me"),
   cameras: () => request("GET", "/api/cameras"),

@@ -103,7 +103,10 @@ export function renderHeader(header, me, middle = []) {
       },
     },
   });
-  clear(header).append(brand, h("div", { class: "header-middle" }, middle),
+  // Camera health for who may see it (server/api/maintenance.py); not on a wall screen.
+  const maintenance = ["admin", "operator", "police"].includes(me.role) && location.pathname !== "/maintenance"
+    ? h("a", { class: "nav-link", href: "/maintenance", text: t("nav.maintenance") }) : null;
+  clear(header).append(brand, ...(maintenance ? [maintenance] : []), h("div", { class: "header-middle" }, middle),
     h("div", { class: "header-user" }, user, langButton, logout));
 }
 
