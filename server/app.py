@@ -135,7 +135,9 @@ async def _camera_history_ctx(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(history.async_run())
     yield
     task.cancel()
-    # Periods still open are ended by the journal's close ("shutdown").
+    # A write under way finishes (the journal shields it) before the journal closes; the
+    # periods still open are then ended by the journal's close ("shutdown").
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _close_viewers(app: web.Application) -> None:

@@ -24,7 +24,7 @@ from aiohttp import web
 from server.access.auth import audit_client, principal_of
 from server.access.scope import Role, can_drive_walls, visible_cameras
 from server.api.journal import _time
-from server.audit.availability import availability, availability_csv
+from server.audit.availability import Works, availability, availability_csv
 from server.audit.incidents import (ACK_KIND, WORKS_CANCELLED_KIND, WORKS_KIND, history, incident_camera,
                                     open_incidents, planned_works)
 from server.keys import CONFIG, JOURNAL, RUNTIME
@@ -35,6 +35,7 @@ TEXT_MAX = 500               # characters of a comment or a reason
 WORKS_MAX_SECONDS = 366 * 86400
 DEFAULT_WINDOW = 30 * 86400  # availability over the last 30 days unless asked otherwise
 _KEY = re.compile(r"[0-9a-f]{16}")
+LATEST = 32503680000.0       # 3000-01-01: times beyond are typing errors (and overflow dates)
 READERS = (Role.ADMIN, Role.OPERATOR, Role.POLICE)
 
 
@@ -49,8 +50,8 @@ def _scope(request: web.Request) -> dict[str, str]:
 
 def _moment(value: str | None, name: str) -> float | None:
     moment = _time(value, name)
-    if moment is not None and not math.isfinite(moment):
-        raise web.HTTPBadRequest(text=f"{name}: a finite time expected")
+    if moment is not None and not (math.isfinite(moment) and 0 <= moment <= LATEST):
+        raise web.HTTPBadRequest(text=f"{name}: a time between 1970 and 3000 expected")
     return moment
 
 
@@ -84,7 +85,8 @@ async def get_availability(request: web.Request) -> web.Response:
     scope = _scope(request)
     query = request.rel_url.query
     now = time.time()
-    until = _moment(query.get("until"), "until") or now
+    until = _moment(query.get("until"), "until")
+    until = now if until is None else until
     since = _moment(query.get("since"), "since")
     since = until - DEFAULT_WINDOW if since is None else since
     if since >= until:
@@ -108,12 +110,15 @@ async def get_availability(request: web.Request) -> web.Response:
     return web.json_response(report, headers={"Cache-Control": "no-store"})
 
 
-def _works_json(works: Any) -> dict[str, Any]:
-    return {"key": works.key, "cameras": sorted(works.cameras), "communes": sorted(works.communes),
+def _works_json(works: Works, scope: dict[str, str]) -> dict[str, Any]:
+    """Works as this user may see them: only the cameras and communes of its scope (police
+    learn nothing of another commune's cameras from works that cover theirs too)."""
+    return {"key": works.key, "cameras": sorted(works.cameras & scope.keys()),
+            "communes": sorted(works.communes & set(scope.values())),
             "start": works.start, "end": works.end, "reason": works.reason}
 
 
-def _covers(works: Any, scope: dict[str, str]) -> bool:
+def _covers(works: Works, scope: dict[str, str]) -> bool:
     return bool(works.cameras & scope.keys()) or bool(works.communes & set(scope.values()))
 
 
@@ -122,17 +127,24 @@ async def get_incidents(request: web.Request) -> web.Response:
     scope = _scope(request)
     journal = request.app[JOURNAL]
     now = time.time()
-    works = [w for w in await journal.async_in_db(planned_works, now) if _covers(w, scope)]
+    every_works = [w for w in await journal.async_in_db(planned_works) if _covers(w, scope)]
     names = {camera.id: camera.name for camera in request.app[CONFIG].cameras}
+    workers = request.app[RUNTIME].workers
     incidents = []
     for incident in await journal.async_in_db(open_incidents):
-        if incident["camera"] not in scope:
+        camera = incident["camera"]
+        if camera not in scope:
             continue
-        incident["name"] = names.get(incident["camera"], incident["camera"])
-        incident["planned"] = any(w.start <= now < w.end and _covers(w, {incident["camera"]: incident["commune"]})
-                                  for w in works)
+        incident["name"] = names.get(camera, camera)
+        # As availability.py counts it: planned when it began during works covering it.
+        incident["planned"] = any(w.start <= incident["since"] < w.end and _covers(w, {camera: scope[camera]})
+                                  for w in every_works)
+        # Tells the page when to fetch the reference picture again.
+        picture = workers[camera].status().picture if camera in workers else None
+        incident["reference_at"] = picture.reference_at if picture else None
         incidents.append(incident)
-    return web.json_response({"incidents": incidents, "works": [_works_json(w) for w in works], "now": now},
+    works = [_works_json(w, scope) for w in every_works if w.end > now]
+    return web.json_response({"incidents": incidents, "works": works, "now": now},
                              headers={"Cache-Control": "no-store"})
 
 

@@ -21,13 +21,14 @@ Definitions, and why they are these:
   None when the denominator is 0. Percentages and seconds are rounded to 3 decimals.
 - An incident is the stream and tampering periods of one camera sharing an incident key (a
   Vigie restart splits one outage into several periods; it stays one failure). It starts at
-  the first start, ends at the last end, or is open if any period is. It counts when it
+  the first start (or its periods' incident_since, when earlier), ends at the last end, or is open if any period is. It counts when it
   overlaps a non-empty W; it is planned when it starts inside a works covering the camera,
   and then counts only in planned_incidents: never in MTTR nor open_incidents.
 - mttr_seconds: mean (end − start) of the closed, unplanned incidents counted in the window
   whose end lies in (since, W_end]: wall-clock, restarts included, because that is how long
   the camera was lost to the operators. None if there is none.
-- open_incidents: unplanned incidents open now, whatever the window (what needs fixing now).
+- open_incidents: the unplanned incidents of the window that are still open now (what needs
+  fixing now; for the current month, every open incident).
 - A commune adds up the seconds of its cameras and computes its percentages from the sums
   (time-weighted: a camera seen 10 minutes weighs less than one seen all month), and its
   MTTR over all its cameras' incidents (not a mean of means).
@@ -67,6 +68,9 @@ class Period:
     start: float        # epoch seconds
     end: float | None   # None: still open (lasts up to `now`)
     incident: str       # incident key; periods of one incident (split by a restart) share it
+    # When the incident began, if before this period (a restart cut it): its earlier
+    # periods may lie outside the range read.
+    incident_since: float | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +208,7 @@ def _camera(periods: list[Period], works: list[Works], known: list[Span], since:
     spans: dict[str, list[Any]] = {}
     for period in failing:
         span = spans.setdefault(period.incident, [period.start, period.end])
-        span[0] = min(span[0], period.start)
+        span[0] = min(span[0], period.start, period.incident_since or period.start)
         if span[1] is not None:
             span[1] = None if period.end is None else max(span[1], period.end)
     for start, end in spans.values():
@@ -213,9 +217,9 @@ def _camera(periods: list[Period], works: list[Works], known: list[Span], since:
             # A failure begun during declared works is expected: shown, never held against.
             tally.planned_incidents += int(in_window)
             continue
-        tally.open_incidents += int(end is None)
         if not in_window:
             continue
+        tally.open_incidents += int(end is None)
         tally.incidents += 1
         if end is not None and since < end <= w_end:
             tally.repair_total += end - start

@@ -44,33 +44,42 @@ class Observation:
     ended: tuple[tuple[str, float, float], ...]   # cleared ones: (condition, since, until)
 
 
+@dataclass(frozen=True)
+class Incident:
+    key: str      # random, the same on every period of the incident
+    since: float  # when its first period began
+
+
 @dataclass
 class _Open:
     entry_id: int
     start: float
-    incident: str
-    commune: str
+    incident: Incident
 
 
-def new_incident() -> str:
-    return secrets.token_hex(8)
+def new_incident(since: float) -> Incident:
+    return Incident(secrets.token_hex(8), since)
 
 
-def carried_incidents(connection: sqlite3.Connection, node: str) -> dict[Key, str]:
-    """The incidents this node's last restart cut: periods it ended at the last sign of
-    life, by (camera, kind, state). A period of the same key opened now goes on with it."""
-    last = connection.execute(
-        "SELECT end_time FROM journal WHERE kind = ? AND origin IS NULL AND close_reason = 'server_restart' "
-        "ORDER BY id DESC LIMIT 1", (RUN_KIND,)).fetchone()
-    if last is None:
+def carried_incidents(connection: sqlite3.Connection) -> dict[Key, Incident]:
+    """The incidents this node's previous run left open when it ended (a crash: at its last
+    sign of life; a stop: at the stop), by (camera, kind, state). A period of the same key
+    opened after this start goes on with it: an upgrade does not split an outage."""
+    previous = connection.execute(  # the newest run is this one (journal.py writes it at open)
+        "SELECT end_time FROM journal WHERE kind = ? AND kind <> 'view' AND origin IS NULL "
+        "ORDER BY id DESC LIMIT 1 OFFSET 1",
+        (RUN_KIND,)).fetchone()
+    if previous is None or previous["end_time"] is None:
         return {}
     rows = connection.execute(
-        "SELECT kind, target, json_extract(detail, '$.state') AS state, "
-        "json_extract(detail, '$.incident') AS incident FROM journal "
-        "WHERE kind IN (?, ?) AND origin IS NULL AND close_reason = 'server_restart' AND end_time = ?",
-        (STREAM_KIND, PICTURE_KIND, last["end_time"])).fetchall()
-    return {(row["target"], row["kind"], row["state"]): row["incident"] for row in rows
-            if isinstance(row["incident"], str)}
+        "SELECT kind, target, time, json_extract(detail, '$.state') AS state, "
+        "json_extract(detail, '$.incident') AS incident, json_extract(detail, '$.incident_since') AS since "
+        "FROM journal WHERE kind IN (?, ?) AND kind <> 'view' AND origin IS NULL "
+        "AND close_reason IN ('server_restart', 'shutdown') AND end_time = ?",
+        (STREAM_KIND, PICTURE_KIND, previous["end_time"])).fetchall()
+    return {(row["target"], row["kind"], row["state"]): Incident(
+        row["incident"], row["since"] if isinstance(row["since"], (int, float)) else row["time"])
+        for row in rows if isinstance(row["incident"], str)}
 
 
 class CameraHistory:
@@ -80,12 +89,12 @@ class CameraHistory:
         self._journal = journal
         self._observe = observe
         self._open: dict[Key, _Open] = {}
-        self._carried: dict[Key, str] = {}
+        self._carried: dict[Key, Incident] = {}
         self._carry_until = 0.0  # monotonic
 
     async def async_run(self) -> None:
         """Forever: observe every OBSERVE_INTERVAL, a sign of life every ALIVE_INTERVAL."""
-        self._carried = await self._journal.async_in_db(carried_incidents, self._journal.node)
+        self._carried = await self._journal.async_in_db(carried_incidents)
         # Long enough for a camera that was down to fail its first connection, and for a
         # picture condition to hold again.
         self._carry_until = time.monotonic() + CARRY_FOR
@@ -96,7 +105,7 @@ class CameraHistory:
                 if time.monotonic() - alive_at >= ALIVE_INTERVAL:
                     alive_at = time.monotonic()
                     await self._journal.async_alive()
-            except (sqlite3.Error, OSError):  # a full disk, a locked file: tried again
+            except Exception:  # noqa: BLE001 - a full disk, a locked file: logged, tried again next second
                 logger.exception("camera history: could not write")
             await asyncio.sleep(OBSERVE_INTERVAL)
 
@@ -111,24 +120,28 @@ class CameraHistory:
                     observation.stream_since, observation.commune)
             for condition, since in observation.conditions:
                 wanted[(observation.camera, PICTURE_KIND, condition)] = (since, observation.commune)
-        going_on: dict[str, str] = {}  # camera -> incident of a stream outage that changes state
+        going_on: dict[str, Incident] = {}  # camera -> incident of a stream outage that changes state
         for key in [key for key in self._open if key not in wanted]:
-            period = self._open.pop(key)
+            period = self._open[key]
             camera, kind, state = key
             end, reason = _end_of(seen.get(camera), kind, state, period.start, now)
+            # Forgotten only once written: a failed write is tried again at the next look.
+            await self._journal.async_period_closed(period.entry_id, end, reason)
+            del self._open[key]
             if kind == STREAM_KIND and reason == "closed" and any(
                     k[0] == camera and k[1] == STREAM_KIND and k not in self._open for k in wanted):
                 going_on[camera] = period.incident
-            await self._journal.async_period_closed(period.entry_id, end, reason)
         for key, (start, commune) in wanted.items():
             if key in self._open:
                 continue
             camera, kind, state = key
+            start = min(start, now)
             incident = (going_on.pop(camera, None) if kind == STREAM_KIND else None) \
-                or self._carried.pop(key, None) or new_incident()
-            entry_id = await self._journal.async_period_opened(kind, camera, commune, state=state,
-                                                               start=min(start, now), incident=incident)
-            self._open[key] = _Open(entry_id, start, incident, commune)
+                or self._carried.pop(key, None) or new_incident(start)
+            entry_id = await self._journal.async_period_opened(kind, camera, commune, state=state, start=start,
+                                                               incident=incident.key,
+                                                               incident_since=incident.since)
+            self._open[key] = _Open(entry_id, start, incident)
         if self._carried and time.monotonic() > self._carry_until:
             self._carried.clear()
 

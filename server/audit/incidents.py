@@ -21,7 +21,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from server.audit.availability import Period, Works
+from server.audit.availability import TAMPERING, Period, Works
 from server.audit.rows import PICTURE_KIND, RUN_KIND, STREAM_KIND
 
 ACK_KIND, WORKS_KIND, WORKS_CANCELLED_KIND = "incident_ack", "works_planned", "works_cancelled"
@@ -39,22 +39,24 @@ class History:
 
 def _period(row: sqlite3.Row) -> Period | None:
     detail = json.loads(row["detail"])
-    state, incident = detail.get("state"), detail.get("incident")
+    state, incident, since = detail.get("state"), detail.get("incident"), detail.get("incident_since")
     if not isinstance(state, str) or not isinstance(incident, str):
         return None  # another node's row of a shape this one does not know
-    return Period(row["target"] or "", _PERIOD_KINDS[row["kind"]], state, row["time"], row["end_time"], incident)
+    return Period(row["target"] or "", _PERIOD_KINDS[row["kind"]], state, row["time"], row["end_time"], incident,
+                  float(since) if isinstance(since, (int, float)) else None)
 
 
 def history(connection: sqlite3.Connection, since: float, until: float,
             cameras: Collection[str] | None = None) -> History:
     """Periods and runs overlapping [since, until], and the works in force (all, uncancelled)."""
     period_rows = connection.execute(
-        "SELECT kind, target, time, end_time, detail FROM journal WHERE kind IN (?, ?) "
+        "SELECT kind, target, time, end_time, detail FROM journal WHERE kind IN (?, ?) AND kind <> 'view' "
         "AND time <= ? AND (end_time IS NULL OR end_time >= ?)", (STREAM_KIND, PICTURE_KIND, until, since))
     periods = [p for row in period_rows
                if (cameras is None or row["target"] in cameras) and (p := _period(row)) is not None]
     runs = [(row["time"], row["end_time"]) for row in connection.execute(
-        "SELECT time, end_time FROM journal WHERE kind = ? AND time <= ? AND (end_time IS NULL OR end_time >= ?)",
+        "SELECT time, end_time FROM journal WHERE kind = ? AND kind <> 'view' AND time <= ? "
+        "AND (end_time IS NULL OR end_time >= ?)",
         (RUN_KIND, until, since))]
     return History(periods, planned_works(connection), runs)
 
@@ -63,10 +65,10 @@ def planned_works(connection: sqlite3.Connection, ending_after: float | None = N
     """Works declared and not cancelled, oldest first; only those ending after
     `ending_after` when given."""
     cancelled = {row[0] for row in connection.execute(
-        "SELECT target FROM journal WHERE kind = ?", (WORKS_CANCELLED_KIND,))}
+        "SELECT target FROM journal WHERE kind = ? AND kind <> 'view'", (WORKS_CANCELLED_KIND,))}
     works = []
     for row in connection.execute("SELECT target, cameras, communes, detail FROM journal "
-                                  "WHERE kind = ? ORDER BY time", (WORKS_KIND,)):
+                                  "WHERE kind = ? AND kind <> 'view' ORDER BY time", (WORKS_KIND,)):
         detail = json.loads(row["detail"])
         start, end, reason = detail.get("start"), detail.get("end"), detail.get("reason")
         if row["target"] in cancelled or not isinstance(start, (int, float)) \
@@ -84,32 +86,30 @@ def planned_works(connection: sqlite3.Connection, ending_after: float | None = N
 
 
 def open_incidents(connection: sqlite3.Connection) -> list[dict[str, Any]]:
-    """The incidents open now (their periods still open), oldest first, with when the
-    incident began (its first period, a restart included) and its newest acknowledgement."""
+    """The incidents open now (a period still open), oldest first, with when the incident
+    began (a restart included) and its newest acknowledgement. too_dark and too_bright are
+    not incidents (availability.py)."""
     rows = connection.execute(
         "SELECT kind, target, time, end_time, detail, communes FROM journal "
-        "WHERE kind IN (?, ?) AND end_time IS NULL ORDER BY time", (STREAM_KIND, PICTURE_KIND)).fetchall()
+        "WHERE kind IN (?, ?) AND end_time IS NULL AND kind <> 'view' ORDER BY time",
+        (STREAM_KIND, PICTURE_KIND)).fetchall()
     incidents: dict[str, dict[str, Any]] = {}
     for row in rows:
         period = _period(row)
-        if period is None or period.incident in incidents:
+        if period is None or period.incident in incidents or (
+                period.kind == "picture" and period.state not in TAMPERING):
             continue
         communes = json.loads(row["communes"])
-        incidents[period.incident] = {"incident": period.incident, "camera": period.camera,
-                                      "commune": communes[0] if communes else "", "kind": period.kind,
-                                      "state": period.state, "since": period.start, "acknowledged": None}
+        incidents[period.incident] = {
+            "incident": period.incident, "camera": period.camera, "commune": communes[0] if communes else "",
+            "kind": period.kind, "state": period.state, "acknowledged": None,
+            "since": min(period.start, period.incident_since or period.start)}
     if not incidents:
         return []
-    keys = list(incidents)
-    marks = ", ".join("?" * len(keys))
-    for first in connection.execute(
-            "SELECT json_extract(detail, '$.incident') AS incident, MIN(time) AS start FROM journal "
-            f"WHERE kind IN (?, ?) AND json_extract(detail, '$.incident') IN ({marks}) GROUP BY 1",
-            (STREAM_KIND, PICTURE_KIND, *keys)):
-        incidents[first["incident"]]["since"] = first["start"]
+    marks = ", ".join("?" * len(incidents))
     for ack in connection.execute(
-            f"SELECT target, time, user_name, detail FROM journal WHERE kind = ? AND target IN ({marks}) "
-            "ORDER BY time", (ACK_KIND, *keys)):
+            f"SELECT target, time, user_name, detail FROM journal WHERE kind = ? AND kind <> 'view' "
+            f"AND target IN ({marks}) ORDER BY time", (ACK_KIND, *incidents)):
         incidents[ack["target"]]["acknowledged"] = {
             "user": ack["user_name"], "at": ack["time"], "comment": json.loads(ack["detail"]).get("comment", "")}
     return list(incidents.values())
@@ -118,8 +118,8 @@ def open_incidents(connection: sqlite3.Connection) -> list[dict[str, Any]]:
 def incident_camera(connection: sqlite3.Connection, incident: str) -> tuple[str, str] | None:
     """The camera and commune of an incident, or None if the journal has no such incident."""
     row = connection.execute(
-        "SELECT target, communes FROM journal WHERE kind IN (?, ?) AND json_extract(detail, '$.incident') = ? "
-        "LIMIT 1", (STREAM_KIND, PICTURE_KIND, incident)).fetchone()
+        "SELECT target, communes FROM journal WHERE kind IN (?, ?) AND kind <> 'view' "
+        "AND json_extract(detail, '$.incident') = ? LIMIT 1", (STREAM_KIND, PICTURE_KIND, incident)).fetchone()
     if row is None:
         return None
     communes = json.loads(row["communes"])

@@ -132,14 +132,15 @@ class AuditJournal:
         await self._async_run(self._db_insert, row, _unique(cameras), _unique(communes))
 
     async def async_period_opened(self, kind: str, camera: str, commune: str, *, state: str,
-                                  start: float, incident: str) -> int:
+                                  start: float, incident: str, incident_since: float) -> int:
         """A camera's stream outage or picture condition that began at `start` (a wall time,
-        possibly past: conditions are raised after holding); returns its id."""
+        possibly past: conditions are raised after holding), of the incident `incident`
+        begun at `incident_since` (earlier when a restart cut it); returns its id."""
         self._check_open()
         if kind not in LASTING_KINDS or kind in (VIEW_KIND, RUN_KIND):
             raise ValueError(f"not a camera period kind: {kind!r}")
         row = _entry(kind, SYSTEM, start, target_kind="camera", target=camera, output=None,
-                     detail={"state": state, "incident": incident})
+                     detail={"state": state, "incident": incident, "incident_since": incident_since})
         return await self._async_run(self._db_insert, row, [camera], [commune])
 
     async def async_period_closed(self, entry_id: int, end: float, reason: str = "closed") -> None:

@@ -129,7 +129,7 @@ def _close(connection: sqlite3.Connection, origin: str, end: float, reason: str,
     connection.execute(ending.format("", f"{LASTING_SQL} AND kind <> 'view'"), values)
 
 
-def close_views_of_lost_nodes(connection: sqlite3.Connection, live: list[str], at: float) -> int:
+def close_rows_of_lost_nodes(connection: sqlite3.Connection, live: list[str], at: float) -> int:
     """Views (and runs, camera periods) other nodes opened that are still open here, of nodes
     no longer live: closed as 'node_lost' (the node died with them); their node tells their
     true end if it comes back."""

@@ -112,7 +112,10 @@ MIGRATIONS: tuple[str, ...] = (
     WHEN OLD.kind NOT IN ('view', 'camera_stream', 'camera_picture', 'vigie_run')
          OR (OLD.end_time IS NOT NULL AND OLD.close_reason IS NOT 'node_lost')
     BEGIN SELECT RAISE(ABORT, 'a view is closed once'); END;
-    CREATE INDEX journal_kind ON journal (kind, time);  -- camera health is read by kind
+    -- Camera health, acknowledgements and works are read by kind; queries repeat the
+    -- "kind <> 'view'" so SQLite may use these (views keep journal_open_views).
+    CREATE INDEX journal_kind ON journal (kind, time) WHERE kind <> 'view';
+    CREATE INDEX journal_open_lasting ON journal (kind) WHERE end_time IS NULL AND kind <> 'view';
     CREATE TABLE node_alive (
         node TEXT PRIMARY KEY,
         at   REAL NOT NULL                 -- epoch seconds of this node's last sign of life

@@ -22,7 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 from nats.js.errors import NotFoundError
 
 from server.audit import AuditJournal
-from server.audit.replica import apply, check, close_views_of_lost_nodes, forget_changes, pending_changes
+from server.audit.replica import apply, check, close_rows_of_lost_nodes, forget_changes, pending_changes
 from server.cluster.node import ClusterNode
 
 logger = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class JournalLink:
             if live == checked:
                 continue  # nobody vanished since
             try:
-                closed = await self._journal.async_in_db(close_views_of_lost_nodes, live, time.time())
+                closed = await self._journal.async_in_db(close_rows_of_lost_nodes, live, time.time())
             except Exception:  # noqa: BLE001 - tried again next period
                 logger.exception("cluster: views of lost nodes not closed")
                 continue

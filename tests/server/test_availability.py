@@ -142,22 +142,28 @@ CASES = [
                                           "incidents": 1, "open_incidents": 1,
                                           "mttr_seconds": None}},
                       periods=[down("A", 800, None, "o1")]), id="open-incident"),
-    # Window 0..500, now 1000, open since 800: outside the window, but open now → counted.
+    # Window 0..500, now 1000, open since 800: not an incident of that window, so not
+    # among its open ones (a past month lists what failed in it).
     pytest.param(Case({"A": "c1"}, {"A": {"down_seconds": 0.0, "incidents": 0,
-                                          "open_incidents": 1}},
+                                          "open_incidents": 0}},
                       periods=[down("A", 800, None, "o1")], until=500),
                  id="open-outside-window"),
+    # A restart cut an outage: its period read here began at 600, but the incident at 300
+    # (incident_since); closed at 700 → MTTR 400 (not 100); down in the window 100 s.
+    pytest.param(Case({"A": "c1"}, {"A": {"down_seconds": 100.0, "incidents": 1, "mttr_seconds": 400.0}},
+                      periods=[Period("A", "stream", "offline", 600, 700, "r1", incident_since=300)],
+                      since=500), id="incident-cut-before-window"),
     # until 5000 > now 1000 → window 0..1000; open from 900 → 100 of 1000 → 90 %.
     pytest.param(Case({"A": "c1"}, {"A": {"seconds": 1000.0, "stream_up_pct": 90.0}},
                       periods=[down("A", 900, None, "o1")], until=5000, until_reported=1000),
                  id="until-after-now"),
     # since 1000, until 2000, now 500 → no window: 0 s, every ratio None, no incident
-    # counted, but the open one still is.
+    # counted, open or not.
     pytest.param(Case({"A": "c1"}, {"A": {"seconds": 0.0, "known_seconds": 0.0,
                                           "counted_seconds": 0.0, "stream_up_pct": None,
                                           "picture_usable_pct": None, "unknown_pct": None,
                                           "planned_pct": None, "incidents": 0,
-                                          "open_incidents": 1, "mttr_seconds": None}},
+                                          "open_incidents": 0, "mttr_seconds": None}},
                       periods=[down("A", 0, None, "o1")], since=1000, until=2000, now=500,
                       communes={"c1": {"seconds": 0.0, "stream_up_pct": None}}),
                  id="empty-window"),

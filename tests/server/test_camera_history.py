@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from server.audit import AuditJournal
-from server.audit.camera_history import CameraHistory, Observation, carried_incidents
+from server.audit.camera_history import CameraHistory, Incident, Observation, carried_incidents
+from server.audit.incidents import open_incidents
 
 KINDS = ["camera_stream", "camera_picture"]
 
@@ -78,17 +79,31 @@ async def test_a_crash_is_unknown_time_and_the_incident_goes_on_after_it(tmp_pat
     assert (end, reason) == (alive, "server_restart")
     runs = sorted((r["time"], r["end"], r["close_reason"]) for r in await again.async_query(kinds=["vigie_run"]))
     assert len(runs) == 2 and runs[0][1:] == (alive, "server_restart") and runs[1][1] is None
-    assert await again.async_in_db(carried_incidents, "") == {("cam1", "camera_stream", "offline"): incident}
-    # Still offline after the restart: a new period of the same incident.
-    history = CameraHistory(again, lambda: [seen("cam1", "offline", time.time())])
-    history._carried = await again.async_in_db(carried_incidents, "")
+    assert await again.async_in_db(carried_incidents) == {
+        ("cam1", "camera_stream", "offline"): Incident(incident, start)}
+    # Still offline after the restart: a new period of the same incident, which began
+    # before the restart. A too_dark picture is journaled, but is no incident.
+    now = [seen("cam1", "offline", time.time(), [("too_dark", time.time() - 40)])]
+    history = CameraHistory(again, lambda: now)
+    history._carried = await again.async_in_db(carried_incidents)
     history._carry_until = time.monotonic() + 60
     await history.async_observe(time.time())
     rows = await periods(again)
-    assert len(rows) == 2 and rows[0][6] == rows[1][6] == incident and rows[1][4] is None
+    stream = [row for row in rows if row[1] == "camera_stream"]
+    assert len(rows) == 3 and stream[0][6] == stream[1][6] == incident and stream[1][4] is None
+    [listed] = await again.async_in_db(open_incidents)
+    assert (listed["incident"], listed["state"], listed["since"]) == (incident, "offline", start)
     await again.async_close()
-    # A clean stop ends what was open with the stop.
+    # A clean stop (an upgrade) ends what was open with the stop; the next start carries
+    # the same incident on again, never an older one.
     closed = AuditJournal(path)
     await closed.async_open()
     assert {row[5] for row in await periods(closed)} == {"server_restart", "shutdown"}
+    carried = await closed.async_in_db(carried_incidents)
+    assert carried[("cam1", "camera_stream", "offline")] == Incident(incident, start)
     await closed.async_close()
+    # One more start with nothing left open: nothing is carried (the crash's incident is old news).
+    last = AuditJournal(path)
+    await last.async_open()
+    assert await last.async_in_db(carried_incidents) == {}
+    await last.async_close()

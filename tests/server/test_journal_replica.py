@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.audit import AuditJournal, Client
-from server.audit.replica import apply, check, close_views_of_lost_nodes, forget_changes, pending_changes
+from server.audit.replica import apply, check, close_rows_of_lost_nodes, forget_changes, pending_changes
 
 OPERATOR = Client(user="agent.dupont", role="operator", address="10.0.0.7", user_agent="Firefox/128.0")
 
@@ -66,8 +66,8 @@ async def test_a_lost_node_s_open_views_close_then_take_their_true_end(pair) -> 
     view = await a.async_view_opened(OPERATOR, target_kind="wall", target_id="w", cameras=["c1", "c2"],
                                      communes=["Vence"], output="ws")
     await tell(a, b, "a")
-    assert await b.async_in_db(close_views_of_lost_nodes, ["a", "b"], 1e10) == 0  # a is live
-    assert await b.async_in_db(close_views_of_lost_nodes, ["b"], 2e9) == 2  # the view and a's run
+    assert await b.async_in_db(close_rows_of_lost_nodes, ["a", "b"], 1e10) == 0  # a is live
+    assert await b.async_in_db(close_rows_of_lost_nodes, ["b"], 2e9) == 2  # the view and a's run
     [run] = [r for r in await b.async_query(kinds=["vigie_run"]) if r["node"] == "a"]
     assert (run["node"], run["close_reason"], run["end"]) == ("a", "node_lost", 2e9)
     [lost] = await b.async_query(kinds=["view"])

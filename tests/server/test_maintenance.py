@@ -116,9 +116,18 @@ def test_the_maintenance_page_lists_a_frozen_camera_and_its_acknowledgement(simu
     incident = server.get_json("/api/incidents")["incidents"][0]["incident"]
     garde = login(server.base_url, "garde", "garde-Pw")
     assert fetch("POST", server.base_url + f"/api/incidents/{incident}/acknowledge", b"{}", garde)[0] == 403
+    # Works that cover a camera of theirs and one of another commune show them only theirs.
+    both = json.dumps({"cameras": ["gel", "val"], "start": time.time(), "end": time.time() + 600,
+                       "reason": "Élagage"}).encode()
+    assert fetch("POST", server.base_url + "/api/works", both, operator)[0] == 201
+    assert fetch("POST", server.base_url + "/api/works", both, garde)[0] == 403
+    shown = json.loads(fetch("GET", server.base_url + "/api/incidents", headers=garde)[2])["works"]
+    assert sorted((w["cameras"], w["communes"]) for w in shown) == [([], ["val"]), (["val"], [])], shown
+    assert fetch("GET", server.base_url + "/api/availability?since=1e20&format=csv", headers=garde)[0] == 400
     bourg = login(server.base_url, "garde-bourg", "garde-bourg-Pw")
     seen = json.loads(fetch("GET", server.base_url + "/api/incidents", headers=bourg)[2])
-    assert [i["camera"] for i in seen["incidents"]] == ["gel"] and seen["works"] == []
+    assert [i["camera"] for i in seen["incidents"]] == ["gel"]
+    assert [(w["cameras"], w["communes"]) for w in seen["works"]] == [(["gel"], [])]
     police.screenshot(path=str(tmp_path / "maintenance-police.png"), full_page=True)
     context.close()
     print(f"frozen camera listed {listed_after:.1f} s after start (freeze at {FREEZE_AFTER:.0f} s); "

@@ -9,6 +9,9 @@ import { clear, every, h, keepHeader } from "./ui.js";
 
 const POLL_MS = 5000;
 const PICTURE_SECONDS = 15;
+// A reference changes when learned or accepted: fetched again when its time changes (its
+// URL names it), else hourly. Every fetch is journaled like a snapshot.
+const REFERENCE_SECONDS = 3600;
 
 const notice = document.getElementById("notice");
 const incidentsList = document.getElementById("incidents");
@@ -49,11 +52,11 @@ function conditionText(incident) {
   return incident.kind === "stream" ? t(`maint.stream.${incident.state}`) : t(`picture.${incident.state}`);
 }
 
-function picture(url, label, missing) {
+function picture(url, period, label, missing) {
   const img = h("img", { alt: label, decoding: "async" });
   const box = h("figure", { class: "card-still" }, h("span", { class: "no-still", text: missing }), img,
     h("figcaption", { text: label }));
-  stills.attach(img, url, PICTURE_SECONDS, box);
+  if (url) stills.attach(img, url, period, box);
   return box;
 }
 
@@ -99,9 +102,10 @@ function incidentItem(incident, now) {
   return h("li", { class: `incident ${incident.acknowledged ? "acknowledged" : ""}`,
     dataset: { incident: incident.incident, camera: incident.camera, state: incident.state } },
   h("div", { class: "incident-pictures" },
-    picture(`${cameraPath(incident.camera)}/snapshot.jpg`, t("maint.now"), t("maint.noPicture")),
-    picture(`/api/cameras/${encode(incident.camera)}/picture/reference.jpg`, t("maint.reference"),
-      t("maint.noReference"))),
+    picture(`${cameraPath(incident.camera)}/snapshot.jpg`, PICTURE_SECONDS, t("maint.now"), t("maint.noPicture")),
+    picture(incident.reference_at
+      ? `/api/cameras/${encode(incident.camera)}/picture/reference.jpg?at=${incident.reference_at}` : null,
+    REFERENCE_SECONDS, t("maint.reference"), t("maint.noReference"))),
   h("div", { class: "incident-body" },
     h("a", { class: "card-title", href: cameraPath(incident.camera), text: name }),
     h("p", { class: "incident-what" },
@@ -118,7 +122,8 @@ function renderIncidents() {
   incidentsList.removeAttribute("aria-busy");
   const now = state.now || Date.now() / 1000;
   // Kept as they are while nothing changed: a comment being typed is not wiped by the poll.
-  const key = JSON.stringify(state.incidents.map((i) => [i.incident, i.acknowledged, i.planned]));
+  const key = JSON.stringify(state.incidents.map((i) => [i.incident, i.state, i.acknowledged, i.planned,
+    i.reference_at]));
   if (key === shownIncidents) {
     for (const item of incidentsList.querySelectorAll("li.incident")) {
       const incident = state.incidents.find((i) => i.incident === item.dataset.incident);
