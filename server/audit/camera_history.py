@@ -6,7 +6,9 @@ Once a second, on the event loop, the cameras' statuses (plain `Observation`s ma
 app from the workers: this package imports no ingest code) are compared with the periods
 open here; only a change writes. A period belongs to an incident (a random key): a stream
 outage that goes from offline to stalled stays one incident, and so does one cut by a
-restart of Vigie (the period ended at the last sign of life goes on under the same key).
+restart of Vigie (the period ended at the last sign of life goes on under the same key) or
+by the camera moving to another node of a cluster (the new node takes the incident the old
+one ended, or still has open, in the replicated journal).
 """
 
 from __future__ import annotations
@@ -82,6 +84,24 @@ def carried_incidents(connection: sqlite3.Connection) -> dict[Key, Incident]:
         for row in rows if isinstance(row["incident"], str)}
 
 
+def handed_over_incident(connection: sqlite3.Connection, key: Key, start: float) -> Incident | None:
+    """The incident of the same camera and state that another node (or this one, before
+    the camera moved away and back) had open when it stopped pulling the camera: ended as
+    'unobserved' or 'node_lost' at most CARRY_FOR seconds before `start`, or another node's
+    still open (its end not told yet). A failover does not split an outage."""
+    camera, kind, state = key
+    row = connection.execute(
+        "SELECT time, json_extract(detail, '$.incident') AS incident, "
+        "json_extract(detail, '$.incident_since') AS since FROM journal "
+        "WHERE id IN (SELECT entry_id FROM journal_camera WHERE camera = ?) AND kind = ? AND kind <> 'view' "
+        "AND json_extract(detail, '$.state') = ? AND ((close_reason IN ('unobserved', 'node_lost') "
+        "AND end_time >= ?) OR (end_time IS NULL AND origin IS NOT NULL)) ORDER BY time DESC LIMIT 1",
+        (camera, kind, state, start - CARRY_FOR)).fetchone()
+    if row is None or not isinstance(row["incident"], str):
+        return None
+    return Incident(row["incident"], row["since"] if isinstance(row["since"], (int, float)) else row["time"])
+
+
 class CameraHistory:
     def __init__(self, journal: AuditJournal, observe: Callable[[], Sequence[Observation]]) -> None:
         """`observe`: the statuses of the cameras this node pulls (in a cluster, the ones it
@@ -137,7 +157,8 @@ class CameraHistory:
             camera, kind, state = key
             start = min(start, now)
             incident = (going_on.pop(camera, None) if kind == STREAM_KIND else None) \
-                or self._carried.pop(key, None) or new_incident(start)
+                or self._carried.pop(key, None) \
+                or await self._journal.async_in_db(handed_over_incident, key, start) or new_incident(start)
             entry_id = await self._journal.async_period_opened(kind, camera, commune, state=state, start=start,
                                                                incident=incident.key,
                                                                incident_since=incident.since)

@@ -1,16 +1,20 @@
 """The journal of camera health on a real SQLite journal (server/audit/camera_history.py):
 what the cameras' statuses say becomes periods with their true start and end, one incident
-across a change of state and across a restart of Vigie; a crash is unknown time."""
+across a change of state, a restart of Vigie, and a camera moving between the nodes of a
+cluster (journals replicated as server/audit/replica.py does); a crash is unknown time."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
 from server.audit import AuditJournal
-from server.audit.camera_history import CameraHistory, Incident, Observation, carried_incidents
+from server.audit.camera_history import (CARRY_FOR, CameraHistory, Incident, Observation, carried_incidents,
+                                         handed_over_incident)
 from server.audit.incidents import open_incidents
+from server.audit.replica import apply, check, close_rows_of_lost_nodes, forget_changes, pending_changes
 
 KINDS = ["camera_stream", "camera_picture"]
 
@@ -21,8 +25,8 @@ def seen(camera: str, stream: str, since: float, conditions=(), ended=()) -> Obs
 
 async def periods(journal: AuditJournal) -> list[tuple]:
     rows = await journal.async_query(kinds=KINDS)
-    return sorted((r["target"], r["kind"], r["detail"]["state"], r["time"], r["end"], r["close_reason"],
-                   r["detail"]["incident"]) for r in rows)
+    return [(r["target"], r["kind"], r["detail"]["state"], r["time"], r["end"], r["close_reason"],
+             r["detail"]["incident"]) for r in sorted(rows, key=lambda r: (r["target"], r["kind"], r["time"], r["id"]))]
 
 
 async def test_outages_and_conditions_become_periods_with_their_true_times(tmp_path: Path) -> None:
@@ -107,3 +111,46 @@ async def test_a_crash_is_unknown_time_and_the_incident_goes_on_after_it(tmp_pat
     await last.async_open()
     assert await last.async_in_db(carried_incidents) == {}
     await last.async_close()
+
+
+async def tell(source: AuditJournal, target: AuditJournal, node: str) -> None:
+    """What `source` has to tell, written into `target`, as the cluster's stream would."""
+    upto, messages = await source.async_in_db(pending_changes, 1000)
+    await target.async_in_db(apply, node, [check(node, json.loads(json.dumps(m))) for m in messages])
+    await source.async_in_db(forget_changes, upto)
+
+
+async def test_a_camera_that_moves_to_another_node_keeps_its_incident(tmp_path: Path) -> None:
+    a, b, c = (AuditJournal(tmp_path / f"{name}.sqlite3", node=name) for name in "abc")
+    for journal in (a, b, c):
+        await journal.async_open()
+    began = time.time() - 30
+    on_a = [seen("cam1", "offline", began)]
+    history_a = CameraHistory(a, lambda: on_a)
+    await history_a.async_observe(time.time())
+    # Handed over: a stops pulling it (its period ends, "unobserved"); b pulls it, still offline.
+    on_a.clear()
+    await history_a.async_observe(time.time())
+    await tell(a, b, "a")
+    await CameraHistory(b, lambda: [seen("cam1", "offline", time.time())]).async_observe(time.time())
+    [(_, _, _, _, a_end, a_reason, incident)] = await periods(a)
+    assert a_reason == "unobserved" and a_end is not None
+    assert [row[6] for row in await periods(b)] == [incident, incident]
+    [listed] = await b.async_in_db(open_incidents)
+    assert (listed["incident"], listed["since"]) == (incident, began)
+    # b dies with it open: c, told of b's open period, takes the incident on; so it does
+    # once it has closed b's rows as node_lost.
+    await tell(a, c, "a")
+    await tell(b, c, "b")
+    key = ("cam1", "camera_stream", "offline")
+    assert await c.async_in_db(handed_over_incident, key, time.time()) == Incident(incident, began)
+    await c.async_in_db(close_rows_of_lost_nodes, ["a", "c"], time.time())
+    await CameraHistory(c, lambda: [seen("cam1", "offline", time.time())]).async_observe(time.time())
+    assert {row[6] for row in await periods(c)} == {incident}
+    # Not after CARRY_FOR: a camera back in the same state much later is a new incident.
+    assert await c.async_in_db(handed_over_incident, key, time.time() + CARRY_FOR + 5) is None
+    # A camera that was fine when it moved starts a new incident on its new node.
+    await CameraHistory(c, lambda: [seen("cam2", "offline", time.time())]).async_observe(time.time())
+    assert len({row[6] for row in await periods(c)}) == 2
+    for journal in (a, b, c):
+        await journal.async_close()
