@@ -198,6 +198,8 @@ async def cancel_works(request: web.Request) -> web.Response:
     found = [w for w in await journal.async_in_db(planned_works) if w.key == key and _covers(w, scope)]
     if not found:
         raise web.HTTPNotFound(text="unknown works")
+    # With the works' end: kept as long as the works are (the journal's purge).
     await journal.async_event(WORKS_CANCELLED_KIND, audit_client(request), target=key,
-                              cameras=sorted(found[0].cameras), communes=sorted(found[0].communes))
+                              cameras=sorted(found[0].cameras), communes=sorted(found[0].communes),
+                              detail={"end": found[0].end})
     return web.json_response({"key": key, "cancelled": True})

@@ -38,7 +38,11 @@ _T = TypeVar("_T")
 
 # What a purge may delete: views (and other lasting rows) that ended and events, both older
 # than the cutoff.
+# Planned works (and their cancellation) are kept until the works end, however long after
+# they were declared (server/audit/incidents.py).
 _PURGEABLE = (f"(CASE WHEN {LASTING_SQL} THEN end_time IS NOT NULL AND end_time < :cutoff "
+              "WHEN kind IN ('works_planned', 'works_cancelled') "
+              "THEN MAX(time, COALESCE(json_extract(detail, '$.end'), 0)) < :cutoff "
               "ELSE time < :cutoff END)")
 # Vigie itself, on the rows it writes of its own accord (runs, camera health).
 SYSTEM = Client("vigie", "system", "", "")

@@ -154,3 +154,24 @@ async def test_a_camera_that_moves_to_another_node_keeps_its_incident(tmp_path: 
     assert len({row[6] for row in await periods(c)}) == 2
     for journal in (a, b, c):
         await journal.async_close()
+
+
+async def test_planned_works_outlive_the_retention_until_they_end(tmp_path: Path) -> None:
+    """Works for a year, declared now, with 90 days of retention: kept (and so is their
+    cancellation) until they end, then purged like the rest."""
+    from server.audit import Client
+    from server.audit.incidents import planned_works
+
+    journal = AuditJournal(tmp_path / "journal.sqlite3", retention_days=90)
+    await journal.async_open()
+    operator = Client("operator", "operator", "10.0.0.1", "test")
+    now = time.time()
+    for key, end in (("aaaaaaaaaaaaaaaa", now + 365 * 86400), ("bbbbbbbbbbbbbbbb", now + 365 * 86400)):
+        await journal.async_event("works_planned", operator, target=key, cameras=["cam1"],
+                                  detail={"start": now, "end": end, "reason": "mât", "on_communes": ""})
+    await journal.async_event("works_cancelled", operator, target="bbbbbbbbbbbbbbbb", detail={"end": now + 365 * 86400})
+    await journal.async_event("login", operator)
+    assert await journal.async_purge(now + 200 * 86400) == 1  # the login only
+    assert [w.key for w in await journal.async_in_db(planned_works)] == ["aaaaaaaaaaaaaaaa"]
+    assert await journal.async_purge(now + 456 * 86400) == 3
+    await journal.async_close()
