@@ -63,41 +63,38 @@ def new_incident(since: float) -> Incident:
     return Incident(secrets.token_hex(8), since)
 
 
-def carried_incidents(connection: sqlite3.Connection) -> dict[Key, Incident]:
-    """The incidents this node's previous run left open when it ended (a crash: at its last
-    sign of life; a stop: at the stop), by (camera, kind, state). A period of the same key
-    opened after this start goes on with it: an upgrade does not split an outage."""
+def previous_run_end(connection: sqlite3.Connection) -> float | None:
+    """When this node's previous run ended (a crash: at its last sign of life; a stop: at
+    the stop); its open periods ended then too (journal.py)."""
     previous = connection.execute(  # the newest run is this one (journal.py writes it at open)
         "SELECT end_time FROM journal WHERE kind = ? AND kind <> 'view' AND origin IS NULL "
-        "ORDER BY id DESC LIMIT 1 OFFSET 1",
-        (RUN_KIND,)).fetchone()
-    if previous is None or previous["end_time"] is None:
-        return {}
-    rows = connection.execute(
-        "SELECT kind, target, time, json_extract(detail, '$.state') AS state, "
-        "json_extract(detail, '$.incident') AS incident, json_extract(detail, '$.incident_since') AS since "
-        "FROM journal WHERE kind IN (?, ?) AND kind <> 'view' AND origin IS NULL "
-        "AND close_reason IN ('server_restart', 'shutdown') AND end_time = ?",
-        (STREAM_KIND, PICTURE_KIND, previous["end_time"])).fetchall()
-    return {(row["target"], row["kind"], row["state"]): Incident(
-        row["incident"], row["since"] if isinstance(row["since"], (int, float)) else row["time"])
-        for row in rows if isinstance(row["incident"], str)}
+        "ORDER BY id DESC LIMIT 1 OFFSET 1", (RUN_KIND,)).fetchone()
+    return previous["end_time"] if previous is not None else None
 
 
-def handed_over_incident(connection: sqlite3.Connection, key: Key, start: float) -> Incident | None:
-    """The incident of the same camera and state that another node (or this one, before
-    the camera moved away and back) had open when it stopped pulling the camera: ended as
-    'unobserved' or 'node_lost' at most CARRY_FOR seconds before `start`, or another node's
-    still open (its end not told yet). A failover does not split an outage."""
+def continued_incident(connection: sqlite3.Connection, key: Key, start: float,
+                       previous_end: float | None) -> Incident | None:
+    """The incident a new period of `key` goes on with, if the last period of that camera
+    and state ended only because Vigie stopped seeing the camera:
+    - another node still has it open (its end not told yet), or ended it as 'unobserved'
+      or 'node_lost' at most CARRY_FOR seconds before `start` (the camera moved: a failover
+      does not split an outage);
+    - this node ended it when its previous run ended (`previous_end`, given only just after
+      a start: an upgrade or a crash does not split an outage either).
+    A later period of the same state that ended normally means the problem was over."""
     camera, kind, state = key
     row = connection.execute(
-        "SELECT time, json_extract(detail, '$.incident') AS incident, "
+        "SELECT time, end_time, close_reason, origin, json_extract(detail, '$.incident') AS incident, "
         "json_extract(detail, '$.incident_since') AS since FROM journal "
         "WHERE id IN (SELECT entry_id FROM journal_camera WHERE camera = ?) AND kind = ? AND kind <> 'view' "
-        "AND json_extract(detail, '$.state') = ? AND ((close_reason IN ('unobserved', 'node_lost') "
-        "AND end_time >= ?) OR (end_time IS NULL AND origin IS NOT NULL)) ORDER BY time DESC LIMIT 1",
-        (camera, kind, state, start - CARRY_FOR)).fetchone()
+        "AND json_extract(detail, '$.state') = ? ORDER BY time DESC LIMIT 1", (camera, kind, state)).fetchone()
     if row is None or not isinstance(row["incident"], str):
+        return None
+    end, reason, elsewhere = row["end_time"], row["close_reason"], row["origin"] is not None
+    goes_on = (end is None and elsewhere) \
+        or (reason in ("unobserved", "node_lost") and end >= start - CARRY_FOR) \
+        or (reason in ("server_restart", "shutdown") and not elsewhere and end == previous_end)
+    if not goes_on:
         return None
     return Incident(row["incident"], row["since"] if isinstance(row["since"], (int, float)) else row["time"])
 
@@ -109,15 +106,19 @@ class CameraHistory:
         self._journal = journal
         self._observe = observe
         self._open: dict[Key, _Open] = {}
-        self._carried: dict[Key, Incident] = {}
+        self._previous_end: float | None = None
         self._carry_until = 0.0  # monotonic
 
-    async def async_run(self) -> None:
-        """Forever: observe every OBSERVE_INTERVAL, a sign of life every ALIVE_INTERVAL."""
-        self._carried = await self._journal.async_in_db(carried_incidents)
+    async def async_start(self) -> None:
+        """After this node's start: incidents its previous run left open may go on."""
+        self._previous_end = await self._journal.async_in_db(previous_run_end)
         # Long enough for a camera that was down to fail its first connection, and for a
         # picture condition to hold again.
         self._carry_until = time.monotonic() + CARRY_FOR
+
+    async def async_run(self) -> None:
+        """Forever: observe every OBSERVE_INTERVAL, a sign of life every ALIVE_INTERVAL."""
+        await self.async_start()
         alive_at = time.monotonic()
         while True:
             try:
@@ -151,20 +152,19 @@ class CameraHistory:
             if kind == STREAM_KIND and reason == "closed" and any(
                     k[0] == camera and k[1] == STREAM_KIND and k not in self._open for k in wanted):
                 going_on[camera] = period.incident
+        previous_end = self._previous_end if time.monotonic() < self._carry_until else None
         for key, (start, commune) in wanted.items():
             if key in self._open:
                 continue
             camera, kind, state = key
             start = min(start, now)
             incident = (going_on.pop(camera, None) if kind == STREAM_KIND else None) \
-                or self._carried.pop(key, None) \
-                or await self._journal.async_in_db(handed_over_incident, key, start) or new_incident(start)
+                or await self._journal.async_in_db(continued_incident, key, start, previous_end) \
+                or new_incident(start)
             entry_id = await self._journal.async_period_opened(kind, camera, commune, state=state, start=start,
                                                                incident=incident.key,
                                                                incident_since=incident.since)
             self._open[key] = _Open(entry_id, start, incident)
-        if self._carried and time.monotonic() > self._carry_until:
-            self._carried.clear()
 
 
 def _end_of(observation: Observation | None, kind: str, state: str, start: float,

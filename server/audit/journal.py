@@ -150,7 +150,7 @@ class AuditJournal:
     async def async_period_closed(self, entry_id: int, end: float, reason: str = "closed") -> None:
         """The end of a camera period (or of a run); only the first end counts."""
         self._check_open()
-        await self._async_run(self._db_end_lasting, entry_id, end, reason)
+        await self._async_run(self._db_end_lasting, end, reason, entry_id)
 
     async def async_alive(self, now: float | None = None) -> None:
         """This node's sign of life: where a run cut short by a crash is ended at its next
@@ -254,7 +254,7 @@ class AuditJournal:
             views = self._db_end_open_views(now, "server_restart")
             # Runs and camera periods a crash left open end at the last sign of life.
             alive = connection.execute("SELECT at FROM node_alive WHERE node = ?", (self.node,)).fetchone()
-            self._db_end_open_lasting(alive[0] if alive else now, "server_restart")
+            self._db_end_lasting(alive[0] if alive else now, "server_restart")
             self._db_insert(_entry(RUN_KIND, SYSTEM, now, target_kind=None, target=self.node or None,
                                    output=None, detail=None), [], [])
             self._db_alive(now)
@@ -283,20 +283,14 @@ class AuditJournal:
             {"now": now, "reason": reason})
         return cursor.rowcount
 
-    def _db_end_open_lasting(self, at: float, reason: str) -> int:
-        """This node's runs and camera periods still open, ended at `at` (never before
-        their start)."""
-        cursor = self._db().execute(
-            "UPDATE journal SET end_time = MAX(time, :at), duration = MAX(0.0, :at - time), "
-            f"close_reason = :reason WHERE {LASTING_SQL} AND kind <> 'view' AND end_time IS NULL "
-            "AND origin IS NULL", {"at": at, "reason": reason})
-        return cursor.rowcount
-
-    def _db_end_lasting(self, entry_id: int, at: float, reason: str) -> None:
+    def _db_end_lasting(self, at: float, reason: str, entry_id: int | None = None) -> None:
+        """A run or camera period still open (`entry_id`), or all of this node's, ended at
+        `at` (never before their start)."""
+        which = "id = :id" if entry_id is not None else "origin IS NULL"
         self._db().execute(
             "UPDATE journal SET end_time = MAX(time, :at), duration = MAX(0.0, :at - time), "
-            f"close_reason = :reason WHERE id = :id AND {LASTING_SQL} AND kind <> 'view' "
-            "AND end_time IS NULL", {"at": at, "reason": reason, "id": entry_id})
+            f"close_reason = :reason WHERE {which} AND {LASTING_SQL} AND kind <> 'view' AND end_time IS NULL",
+            {"at": at, "reason": reason, "id": entry_id})
 
     def _db_alive(self, now: float) -> None:
         self._db().execute("INSERT INTO node_alive (node, at) VALUES (?, ?) "
@@ -304,7 +298,7 @@ class AuditJournal:
 
     def _db_shutdown(self, now: float) -> int:
         try:
-            self._db_end_open_lasting(now, "shutdown")
+            self._db_end_lasting(now, "shutdown")
             return self._db_end_open_views(now, "shutdown")
         finally:
             self._db().close()

@@ -21,7 +21,7 @@ VIEW_KIND = "view"
 # one camera, and a stretch of time this node ran; like views, they last and end once.
 STREAM_KIND, PICTURE_KIND, RUN_KIND = "camera_stream", "camera_picture", "vigie_run"
 LASTING_KINDS = (VIEW_KIND, STREAM_KIND, PICTURE_KIND, RUN_KIND)
-LASTING_SQL = "kind IN ('view', 'camera_stream', 'camera_picture', 'vigie_run')"
+LASTING_SQL = f"kind IN ({', '.join(repr(kind) for kind in LASTING_KINDS)})"
 HEALTH_KINDS = (STREAM_KIND, PICTURE_KIND, RUN_KIND)
 USER_AGENT_MAX = 300
 # The journal never receives secrets; a detail key naming one is dropped, not stored.

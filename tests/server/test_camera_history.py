@@ -11,12 +11,19 @@ import time
 from pathlib import Path
 
 from server.audit import AuditJournal
-from server.audit.camera_history import (CARRY_FOR, CameraHistory, Incident, Observation, carried_incidents,
-                                         handed_over_incident)
+from server.audit.camera_history import (CARRY_FOR, CameraHistory, Incident, Observation, continued_incident,
+                                         previous_run_end)
 from server.audit.incidents import open_incidents
 from server.audit.replica import apply, check, close_rows_of_lost_nodes, forget_changes, pending_changes
 
 KINDS = ["camera_stream", "camera_picture"]
+OFFLINE, DARK = ("cam1", "camera_stream", "offline"), ("cam1", "camera_picture", "too_dark")
+
+
+async def goes_on(journal: AuditJournal, key: tuple[str, str, str]) -> Incident | None:
+    """The incident a period of `key` opened just after this start would go on with."""
+    previous_end = await journal.async_in_db(previous_run_end)
+    return await journal.async_in_db(continued_incident, key, time.time(), previous_end)
 
 
 def seen(camera: str, stream: str, since: float, conditions=(), ended=()) -> Observation:
@@ -83,14 +90,13 @@ async def test_a_crash_is_unknown_time_and_the_incident_goes_on_after_it(tmp_pat
     assert (end, reason) == (alive, "server_restart")
     runs = sorted((r["time"], r["end"], r["close_reason"]) for r in await again.async_query(kinds=["vigie_run"]))
     assert len(runs) == 2 and runs[0][1:] == (alive, "server_restart") and runs[1][1] is None
-    assert await again.async_in_db(carried_incidents) == {
-        ("cam1", "camera_stream", "offline"): Incident(incident, start)}
+    assert await goes_on(again, OFFLINE) == Incident(incident, start)
+    assert await goes_on(again, DARK) is None
     # Still offline after the restart: a new period of the same incident, which began
     # before the restart. A too_dark picture is journaled, but is no incident.
     now = [seen("cam1", "offline", time.time(), [("too_dark", time.time() - 40)])]
     history = CameraHistory(again, lambda: now)
-    history._carried = await again.async_in_db(carried_incidents)
-    history._carry_until = time.monotonic() + 60
+    await history.async_start()
     await history.async_observe(time.time())
     rows = await periods(again)
     stream = [row for row in rows if row[1] == "camera_stream"]
@@ -103,13 +109,12 @@ async def test_a_crash_is_unknown_time_and_the_incident_goes_on_after_it(tmp_pat
     closed = AuditJournal(path)
     await closed.async_open()
     assert {row[5] for row in await periods(closed)} == {"server_restart", "shutdown"}
-    carried = await closed.async_in_db(carried_incidents)
-    assert carried[("cam1", "camera_stream", "offline")] == Incident(incident, start)
+    assert await goes_on(closed, OFFLINE) == Incident(incident, start)
     await closed.async_close()
     # One more start with nothing left open: nothing is carried (the crash's incident is old news).
     last = AuditJournal(path)
     await last.async_open()
-    assert await last.async_in_db(carried_incidents) == {}
+    assert await goes_on(last, OFFLINE) is None and await goes_on(last, DARK) is None
     await last.async_close()
 
 
@@ -143,12 +148,12 @@ async def test_a_camera_that_moves_to_another_node_keeps_its_incident(tmp_path: 
     await tell(a, c, "a")
     await tell(b, c, "b")
     key = ("cam1", "camera_stream", "offline")
-    assert await c.async_in_db(handed_over_incident, key, time.time()) == Incident(incident, began)
+    assert await c.async_in_db(continued_incident, key, time.time(), None) == Incident(incident, began)
     await c.async_in_db(close_rows_of_lost_nodes, ["a", "c"], time.time())
     await CameraHistory(c, lambda: [seen("cam1", "offline", time.time())]).async_observe(time.time())
     assert {row[6] for row in await periods(c)} == {incident}
     # Not after CARRY_FOR: a camera back in the same state much later is a new incident.
-    assert await c.async_in_db(handed_over_incident, key, time.time() + CARRY_FOR + 5) is None
+    assert await c.async_in_db(continued_incident, key, time.time() + CARRY_FOR + 5, None) is None
     # A camera that was fine when it moved starts a new incident on its new node.
     await CameraHistory(c, lambda: [seen("cam2", "offline", time.time())]).async_observe(time.time())
     assert len({row[6] for row in await periods(c)}) == 2
